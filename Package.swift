@@ -1,0 +1,51 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "warden",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "warden", targets: ["WardenCLI"]),
+        .library(name: "WardenCore", targets: ["WardenCore"]),
+        .library(name: "WardenSandbox", targets: ["WardenSandbox"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+    ],
+    targets: [
+        // Thin C shims for syscalls that have no glibc wrapper (Landlock, close_range) and for the
+        // fork-into-cgroup spawn, which must run only async-signal-safe code between fork and exec.
+        .target(name: "CWardenLinux"),
+        .target(name: "WardenCore"),
+        .target(
+            name: "WardenSandbox",
+            dependencies: [
+                "WardenCore",
+                "CWardenLinux",
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
+        ),
+        .executableTarget(
+            name: "WardenCLI",
+            dependencies: [
+                "WardenCore",
+                "WardenSandbox",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .target(name: "WardenTesting", dependencies: ["WardenCore"]),
+        .testTarget(name: "WardenCoreTests", dependencies: ["WardenCore"]),
+        .testTarget(
+            name: "WardenSandboxTests",
+            dependencies: ["WardenSandbox", "WardenCore", "WardenTesting", "WardenCLI"]
+        ),
+    ]
+)
+
+for target in package.targets where target.type != .system && target.name != "CWardenLinux" {
+    target.swiftSettings = (target.swiftSettings ?? []) + [
+        .enableUpcomingFeature("ExistentialAny"),
+        .enableUpcomingFeature("MemberImportVisibility"),
+    ]
+}

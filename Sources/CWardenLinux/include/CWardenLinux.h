@@ -1,0 +1,91 @@
+#ifndef C_WARDEN_LINUX_H
+#define C_WARDEN_LINUX_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+/// Result of warden_spawn. On failure pid is -1, err is the errno and stage names the step.
+typedef struct {
+    pid_t pid;
+    int pidfd;
+    int err;
+    int stage;
+} warden_spawn_result;
+
+enum {
+    WARDEN_STAGE_NONE = 0,
+    WARDEN_STAGE_FORK = 1,
+    WARDEN_STAGE_CGROUP = 2,
+    WARDEN_STAGE_SETPGID = 3,
+    WARDEN_STAGE_STDIO = 4,
+    WARDEN_STAGE_FDS = 5,
+    WARDEN_STAGE_EXEC = 6,
+    WARDEN_STAGE_PIDFD = 7,
+    WARDEN_STAGE_SETSID = 8,
+};
+
+/// Forks; the child joins every cgroup whose `cgroup.procs` descriptor is given (writing "0" moves
+/// the writer itself), optionally starts a new process group or session, wires stdio, marks every
+/// descriptor but 0-2 and `keep_fds` close-on-exec, resets signals, and execs `path`.
+/// Only async-signal-safe calls run between fork and exec.
+warden_spawn_result warden_spawn(const char *path, char *const argv[], char *const envp[],
+                                 const int *cgroup_fds, int n_cgroup_fds, const int *keep_fds, int n_keep_fds,
+                                 int stdin_fd, int stdout_fd, int stderr_fd, int new_pgrp, int new_session);
+
+int warden_pidfd_open(pid_t pid);
+int warden_pidfd_send_signal(int pidfd, int sig);
+int warden_close_range_cloexec(unsigned int first);
+int warden_memfd_create(const char *name);
+
+/* Landlock (uapi, defined here because Debian 12's headers predate ABI 4-7). */
+#define WARDEN_LANDLOCK_CREATE_RULESET_VERSION (1U << 0)
+
+#define WARDEN_LL_FS_EXECUTE (1ULL << 0)
+#define WARDEN_LL_FS_WRITE_FILE (1ULL << 1)
+#define WARDEN_LL_FS_READ_FILE (1ULL << 2)
+#define WARDEN_LL_FS_READ_DIR (1ULL << 3)
+#define WARDEN_LL_FS_REMOVE_DIR (1ULL << 4)
+#define WARDEN_LL_FS_REMOVE_FILE (1ULL << 5)
+#define WARDEN_LL_FS_MAKE_CHAR (1ULL << 6)
+#define WARDEN_LL_FS_MAKE_DIR (1ULL << 7)
+#define WARDEN_LL_FS_MAKE_REG (1ULL << 8)
+#define WARDEN_LL_FS_MAKE_SOCK (1ULL << 9)
+#define WARDEN_LL_FS_MAKE_FIFO (1ULL << 10)
+#define WARDEN_LL_FS_MAKE_BLOCK (1ULL << 11)
+#define WARDEN_LL_FS_MAKE_SYM (1ULL << 12)
+#define WARDEN_LL_FS_REFER (1ULL << 13)
+#define WARDEN_LL_FS_TRUNCATE (1ULL << 14)
+#define WARDEN_LL_FS_IOCTL_DEV (1ULL << 15)
+
+#define WARDEN_LL_NET_BIND_TCP (1ULL << 0)
+#define WARDEN_LL_NET_CONNECT_TCP (1ULL << 1)
+
+#define WARDEN_LL_SCOPE_ABSTRACT_UNIX_SOCKET (1ULL << 0)
+#define WARDEN_LL_SCOPE_SIGNAL (1ULL << 1)
+
+/// Returns the Landlock ABI version, or -1 with errno set (ENOSYS: not built; EOPNOTSUPP: disabled).
+int warden_landlock_abi(void);
+/// Creates a ruleset; fields the ABI does not know must be 0.
+int warden_landlock_create_ruleset(uint64_t handled_fs, uint64_t handled_net, uint64_t scoped);
+/// Adds a path-beneath rule for the already opened O_PATH descriptor.
+int warden_landlock_add_path_rule(int ruleset_fd, int parent_fd, uint64_t allowed);
+/// Restricts the calling thread (and its future children) to the ruleset.
+int warden_landlock_restrict_self(int ruleset_fd);
+int warden_set_no_new_privs(void);
+
+#endif
+
+/// Installs handlers for `signals` that write the signal number as one byte to a non-blocking pipe,
+/// and returns the pipe's read end (or -1). The self-pipe turns signals into poll()-able events.
+int warden_signal_pipe(const int *signals, int count);
+/// Restores the default disposition of `signals`.
+void warden_signal_default(const int *signals, int count);
+
+/// pipe2(O_CLOEXEC); glibc declares pipe2 only under _GNU_SOURCE, which Swift does not define.
+int warden_pipe_cloexec(int fds[2]);
+/// 1 if `path` is on a cgroup2 filesystem, 0 if not, -1 with errno on error.
+int warden_is_cgroup2(const char *path);
+/// open(path, O_PATH | O_CLOEXEC).
+int warden_open_path(const char *path);
+/// Whether the kernel supports seccomp filters (prctl(PR_GET_SECCOMP) works).
+int warden_seccomp_available(void);

@@ -1,0 +1,227 @@
+import ArgumentParser
+import CWardenLinux
+import Foundation
+import WardenCore
+import WardenSandbox
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+extension Warden {
+    struct Run: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Run a command as an agent under the supervisor and its off-switch.",
+            discussion: """
+                The agent runs in its own cgroup, PID/mount/network/IPC/UTS namespaces, a read-only root with \
+                a writable workspace, a seccomp deny-list and Landlock. If any layer cannot be applied the run \
+                is refused; --allow-degraded LAYER (limits, seccomp, landlock) runs anyway and records it.
+
+                Relative --protect, --hide and --tripwire paths are relative to the workspace. A --profile \
+                (TOML) may set every flag (keys: name, workspace, network, pids_max, memory_max, cpu_max, \
+                protect, hide, tripwire, on_tamper, grace, lease, allow_degraded, pass_env, command); flags \
+                win, and lists from both are combined.
+
+                Exit status: the agent's (128+N if killed by signal N); 125 if Warden refused or failed to start it.
+                Ctrl-C runs the stop protocol (notice, grace, kill); a second Ctrl-C kills at once.
+
+                Examples:
+                  warden run --workspace ./ws -- python3 agent.py
+                  warden run --workspace ./ws --protect config.yaml --tripwire shutdown.sh --on-tamper stop -- ./agent
+                  warden run --profile coder.toml --detach --json
+                """)
+
+        @Option(help: "A TOML run profile; flags override it.")
+        var profile: String?
+        @Option(help: "A name for the run, shown by `warden ps` and accepted wherever a run id is.")
+        var name: String?
+        @Option(help: "The directory the agent may write to (its working directory and HOME).")
+        var workspace: String?
+        @Option(help: "none (default: no network at all) or host (unsafe; warned and recorded).")
+        var network: String?
+        @Option(name: .customLong("pids-max"), help: "Most processes the run may have at once (default 4096).")
+        var pidsMax: Int?
+        @Option(name: .customLong("memory-max"), help: "Memory limit, e.g. 512M, 2G, or max (default max).")
+        var memoryMax: String?
+        @Option(name: .customLong("cpu-max"), help: "CPUs the run may use, e.g. 0.5 or 2 (default: no limit).")
+        var cpuMax: String?
+        @Option(help: "A path kept read-only even inside the workspace (repeatable).")
+        var protect: [String] = []
+        @Option(help: "A path replaced by an empty one inside the sandbox, e.g. weights or secrets (repeatable).")
+        var hide: [String] = []
+        @Option(help: "A file watched from outside; any change is recorded as an incident (repeatable).")
+        var tripwire: [String] = []
+        @Option(name: .customLong("on-tamper"), help: "record (default) or stop: what a tripwire incident does.")
+        var onTamper: String?
+        @Option(help: "How long the agent has to exit after a stop notice, e.g. 5s (default 5s).")
+        var grace: String?
+        @Option(help: "Dead-man switch: stop the run unless `warden renew` extends it within this time, e.g. 10m.")
+        var lease: String?
+        @Option(name: .customLong("allow-degraded"), help: "Run even if this layer is unavailable: limits, seccomp or landlock (repeatable).")
+        var allowDegraded: [String] = []
+        @Option(name: .customLong("pass-env"), help: "Pass this environment variable to the agent (repeatable).")
+        var passEnv: [String] = []
+        @Flag(help: "Return once the agent is running and print the run id; the supervisor keeps running.")
+        var detach = false
+        @Flag(help: "Print the result (or, with --detach, the id) as JSON.")
+        var json = false
+        @Option(name: .customLong("ready-fd"), help: .hidden)
+        var readyFD: Int32?
+        @OptionGroup var state: StateOptions
+        @Argument(parsing: .postTerminator, help: "The agent's command and arguments, after --.")
+        var command: [String] = []
+
+        func overrides() throws -> RunProfileOverrides {
+            var flags = RunProfileOverrides()
+            flags.name = name
+            flags.workspace = workspace
+            if let network {
+                guard let mode = NetworkMode(rawValue: network) else {
+                    throw WardenError.invalidInput("--network: '\(network)' is not a network mode; use none or host")
+                }
+                flags.network = mode
+            }
+            if let pidsMax { flags.pidsMax = try RunProfileOverrides.parsePidsMax(pidsMax, field: "--pids-max") }
+            if let memoryMax { flags.memoryMax = try ByteSize(parsing: memoryMax, field: "--memory-max") }
+            if let cpuMax { flags.cpuMax = try RunProfileOverrides.parseCPU(cpuMax, field: "--cpu-max") }
+            flags.protect = protect
+            flags.hide = hide
+            flags.tripwires = tripwire
+            if let onTamper {
+                guard let action = TamperAction(rawValue: onTamper) else {
+                    throw WardenError.invalidInput("--on-tamper: '\(onTamper)' is not an action; use record or stop")
+                }
+                flags.onTamper = action
+            }
+            if let grace { flags.grace = try DurationSpec.parse(grace, field: "--grace") }
+            if let lease {
+                let duration = try DurationSpec.parse(lease, field: "--lease")
+                guard duration >= .milliseconds(100) else {
+                    throw WardenError.invalidInput("--lease: '\(lease)' is too short; give at least 100ms")
+                }
+                flags.lease = duration
+            }
+            flags.allowDegraded = Set(try allowDegraded.map { try Layer(degradable: $0, field: "--allow-degraded") })
+            flags.passEnvironment = passEnv
+            flags.command = command
+            return flags
+        }
+
+        func loadProfile() throws -> (RunProfile, String?) {
+            let flags = try overrides()
+            var profileOverrides = RunProfileOverrides()
+            var profilePath: String?
+            if let profile {
+                let path = URL(fileURLWithPath: profile).standardizedFileURL.path
+                let text: String
+                do {
+                    text = try String(contentsOfFile: path, encoding: .utf8)
+                } catch {
+                    let reason = FileManager.default.fileExists(atPath: path) ? "it is unreadable or not UTF-8" : "it does not exist"
+                    throw WardenError.invalidInput("--profile: cannot read \(profile): \(reason)")
+                }
+                profileOverrides = try RunProfileOverrides(
+                    toml: text, file: profile, baseDirectory: (path as NSString).deletingLastPathComponent)
+                profilePath = path
+            }
+            return (RunProfile().merged(with: profileOverrides).merged(with: flags), profilePath)
+        }
+
+        func run() throws {
+            let (profile, profilePath) = try loadProfile()
+            var host = state.host
+            if let profilePath { host.hiddenPaths.append(profilePath) }
+            let plan = try RunPlan.make(
+                profile: profile, host: host, callerEnvironment: state.environment,
+                workingDirectory: FileManager.default.currentDirectoryPath)
+            if detach { return try detachSupervisor() }
+            let supervisor = Supervisor(plan: plan, registry: state.registry)
+            let id: RunID
+            do {
+                id = try supervisor.start(detached: readyFD != nil)
+            } catch {
+                report(error: error)
+                throw error
+            }
+            for warning in supervisor.warnings { Output.error("warning: \(warning)") }
+            if let readyFD { reportReady(["id": id.rawValue]) ; close(readyFD) }
+            let code = supervisor.superviseUntilExit()
+            let record = try? state.registry.load(id)
+            if json {
+                print(try Output.json(RunSummary(id: id, record: record, exitCode: code)))
+            } else if readyFD == nil, let stop = record?.stop {
+                Output.error(
+                    "run \(id) stopped (\(stop.reason)) in \(String(format: "%.1f", stop.latencyMilliseconds)) ms; exit status \(code)")
+            }
+            if code != 0 { throw ExitCode(code) }
+        }
+
+        private func report(error: any Error) {
+            guard readyFD != nil else { return }
+            reportReady(["error": "\(error)"])
+        }
+
+        private func reportReady(_ object: [String: String]) {
+            guard let readyFD, let data = try? JSONSerialization.data(withJSONObject: object) else { return }
+            let line = data + Data([0x0A])
+            _ = line.withUnsafeBytes { write(readyFD, $0.baseAddress, $0.count) }
+        }
+
+        /// Re-executes `warden run` without `--detach` as a session leader with a readiness pipe, and
+        /// returns once that supervisor reports the agent running (or why it refused).
+        private func detachSupervisor() throws {
+            var fds: [Int32] = [0, 0]
+            guard warden_pipe_cloexec(&fds) == 0 else { throw WardenError(code: .systemCall, message: "pipe2 failed") }
+            var arguments = Array(CommandLine.arguments.dropFirst())
+            let terminator = arguments.firstIndex(of: "--") ?? arguments.count
+            if let index = arguments[..<terminator].firstIndex(of: "--detach") { arguments.remove(at: index) }
+            arguments.insert(contentsOf: ["--ready-fd", String(fds[1])], at: 1)
+            let null = open("/dev/null", O_RDWR | O_CLOEXEC)
+            defer { close(null) }
+            let executable = state.host.wardenExecutable
+            let result = WardenProcess.spawn(
+                argv: [executable] + arguments, keepFDs: [fds[1]], stdio: (null, null, null), newSession: true)
+            close(fds[1])
+            defer { close(fds[0]) }
+            guard result.pid > 0 else {
+                throw WardenError(code: .systemCall, message: "cannot start the detached supervisor: \(String(cString: strerror(result.err)))")
+            }
+            close(result.pidfd)
+            var bytes: [UInt8] = []
+            var byte: UInt8 = 0
+            while read(fds[0], &byte, 1) == 1, byte != 0x0A { bytes.append(byte) }
+            guard let object = try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: String] else {
+                throw WardenError(code: .systemCall, message: "the detached supervisor exited before the run started")
+            }
+            if let error = object["error"] {
+                throw WardenError(code: .layerUnavailable, message: error)
+            }
+            guard let id = object["id"] else { throw WardenError(code: .systemCall, message: "no run id from the supervisor") }
+            print(json ? try Output.json(["id": id]) : id)
+        }
+    }
+}
+
+/// What a foreground `warden run --json` prints at the end.
+struct RunSummary: Encodable {
+    var id: RunID
+    var state: String
+    var exitCode: Int32
+    var stopReason: String?
+    var stopLatencyMilliseconds: Double?
+
+    init(id: RunID, record: RunRecord?, exitCode: Int32) {
+        self.id = id
+        self.state = record?.state.rawValue ?? "unknown"
+        self.exitCode = exitCode
+        self.stopReason = record?.stop?.reason
+        self.stopLatencyMilliseconds = record?.stop?.latencyMilliseconds
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case id, state
+        case exitCode = "exit_code"
+        case stopReason = "stop_reason"
+        case stopLatencyMilliseconds = "stop_latency_ms"
+    }
+}

@@ -1,0 +1,77 @@
+import ArgumentParser
+import Foundation
+import WardenCore
+import WardenSandbox
+
+/// The `warden` command line: parses, calls a module, prints.
+@main
+struct Warden: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "warden",
+        abstract: "Run AI agents under a kernel-enforced off-switch.",
+        discussion: """
+            Start an agent with `warden run`, end it with `warden stop` from any terminal. The off-switch is the \
+            run's cgroup, written from outside the sandbox; the agent cannot see, signal or outlive it.
+
+            Examples:
+              warden run --workspace ./ws --tripwire shutdown.sh -- python3 agent.py
+              warden run --detach --lease 5m --workspace ./ws -- ./agent
+              warden stop --all
+            Environment: WARDEN_STATE_DIR (state and run registry), WARDEN_BWRAP (bubblewrap binary),
+            WARDEN_CGROUP_ROOT (cgroup v2 mount point).
+            """,
+        subcommands: [Run.self, Stop.self, Kill.self, Renew.self, Ps.self, Inspect.self, Events.self, Bench.self]
+    )
+
+    /// Dispatches the hidden inner-shim mode before argument parsing, then runs the command and turns
+    /// any error into one line on stderr.
+    static func main() {
+        let arguments = Array(CommandLine.arguments.dropFirst())
+        if arguments.first == "__shim" { InnerShim.main(arguments: Array(arguments.dropFirst())) }
+        do {
+            var command = try parseAsRoot(arguments)
+            try command.run()
+        } catch let error as WardenError {
+            FileHandle.standardError.write(Data("warden: \(error.message)\n".utf8))
+            Foundation.exit(error.code == .invalidInput ? 2 : 125)
+        } catch {
+            let code = exitCode(for: error)
+            if code == .success || error is CleanExit {
+                exit(withError: error)
+            }
+            if error is ExitCode { Foundation.exit(code.rawValue) }
+            let message = self.message(for: error).split(separator: "\n").first.map(String.init) ?? "\(error)"
+            let subcommand = arguments.first.flatMap { name in
+                configuration.subcommands.first { $0._commandName == name }.map { _ in name }
+            }
+            let hint = subcommand.map { " (see 'warden \($0) --help')" } ?? " (see 'warden --help')"
+            FileHandle.standardError.write(Data("warden: \(message)\(hint)\n".utf8))
+            Foundation.exit(code.rawValue == 0 ? 2 : code.rawValue)
+        }
+    }
+}
+
+/// Options every command that touches the registry shares.
+struct StateOptions: ParsableArguments {
+    @Option(name: .customLong("state-dir"), help: "Warden's state directory (default: $WARDEN_STATE_DIR or /var/lib/warden).")
+    var stateDirectory: String?
+
+    var environment: [String: String] { ProcessInfo.processInfo.environment }
+
+    var host: HostConfiguration { HostConfiguration.fromEnvironment(environment, stateDirectory: stateDirectory) }
+
+    var registry: RunRegistry { RunRegistry(stateDirectory: host.stateDirectory) }
+}
+
+/// JSON output in one style for every command.
+enum Output {
+    static func json<T: Encodable>(_ value: T) throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        return String(decoding: try encoder.encode(value), as: UTF8.self)
+    }
+
+    static func error(_ line: String) {
+        FileHandle.standardError.write(Data("warden: \(line)\n".utf8))
+    }
+}

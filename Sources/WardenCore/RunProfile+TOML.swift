@@ -1,0 +1,82 @@
+extension RunProfileOverrides {
+    /// Every key a profile may set, for the "did you mean" list in errors.
+    public static let profileKeys = [
+        "name", "workspace", "network", "pids_max", "memory_max", "cpu_max", "protect", "hide", "tripwire",
+        "on_tamper", "grace", "lease", "allow_degraded", "pass_env", "command",
+    ]
+
+    /// Reads a run profile; relative `workspace` paths are resolved against `baseDirectory`.
+    ///
+    /// - Throws: ``WardenError`` naming the file, line and key, and what would be accepted.
+    public init(toml text: String, file: String, baseDirectory: String) throws {
+        self.init()
+        let document = try TOMLDocument(parsing: text, file: file)
+        for key in document.keys {
+            guard let entry = document.entries[key] else { continue }
+            let field = "\(file):\(entry.line): \(key)"
+            func string() throws -> String {
+                guard case .string(let s) = entry.value else {
+                    throw WardenError.invalidInput("\(field): expected a string, found \(entry.value.typeName)")
+                }
+                return s
+            }
+            func strings() throws -> [String] {
+                guard case .array(let items) = entry.value else {
+                    throw WardenError.invalidInput("\(field): expected an array of strings, e.g. [\"a\", \"b\"]")
+                }
+                return try items.map {
+                    guard case .string(let s) = $0 else {
+                        throw WardenError.invalidInput("\(field): expected strings in the array, found \($0.typeName)")
+                    }
+                    return s
+                }
+            }
+            switch key {
+            case "name": name = try string()
+            case "workspace":
+                let path = try string()
+                workspace = path.hasPrefix("/") ? path : baseDirectory + "/" + path
+            case "network":
+                let text = try string()
+                guard let mode = NetworkMode(rawValue: text) else {
+                    throw WardenError.invalidInput("\(field): '\(text)' is not a network mode; use \"none\" or \"host\"")
+                }
+                network = mode
+            case "pids_max":
+                guard case .integer(let n) = entry.value else {
+                    throw WardenError.invalidInput("\(field): expected an integer number of processes")
+                }
+                pidsMax = try Self.parsePidsMax(n, field: field)
+            case "memory_max":
+                switch entry.value {
+                case .integer(let n): memoryMax = try ByteSize(parsing: String(n), field: field)
+                default: memoryMax = try ByteSize(parsing: try string(), field: field)
+                }
+            case "cpu_max":
+                switch entry.value {
+                case .integer(let n): cpuMax = try Self.parseCPU(String(n), field: field)
+                case .float(let d): cpuMax = try Self.parseCPU(String(d), field: field)
+                default: cpuMax = try Self.parseCPU(try string(), field: field)
+                }
+            case "protect": protect = try strings()
+            case "hide": hide = try strings()
+            case "tripwire": tripwires = try strings()
+            case "on_tamper":
+                let text = try string()
+                guard let action = TamperAction(rawValue: text) else {
+                    throw WardenError.invalidInput("\(field): '\(text)' is not an action; use \"record\" or \"stop\"")
+                }
+                onTamper = action
+            case "grace": grace = try DurationSpec.parse(try string(), field: field)
+            case "lease": lease = try DurationSpec.parse(try string(), field: field)
+            case "allow_degraded": allowDegraded = Set(try strings().map { try Layer(degradable: $0, field: field) })
+            case "pass_env": passEnvironment = try strings()
+            case "command": command = try strings()
+            default:
+                throw WardenError.invalidInput(
+                    "\(file):\(entry.line): unknown key '\(key)'; a profile may set: \(Self.profileKeys.joined(separator: ", "))"
+                )
+            }
+        }
+    }
+}

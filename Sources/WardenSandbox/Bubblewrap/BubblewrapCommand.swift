@@ -1,0 +1,71 @@
+import WardenCore
+
+/// The bubblewrap invocation for a run: namespaces, the mount layout, and the inner shim as the command.
+///
+/// Mount order matters: bubblewrap applies mounts in argument order, so the private `/tmp` and `/run`
+/// come before the workspace (which may live beneath them), and the hidden and protected paths come
+/// last so nothing can re-expose them.
+public struct BubblewrapCommand: Sendable {
+    public var plan: RunPlan
+    public var seccompFD: Int32?
+    public var infoFD: Int32
+    public var statusFD: Int32
+    public var applyLandlock: Bool
+
+    public init(plan: RunPlan, seccompFD: Int32?, infoFD: Int32, statusFD: Int32, applyLandlock: Bool) {
+        self.plan = plan
+        self.seccompFD = seccompFD
+        self.infoFD = infoFD
+        self.statusFD = statusFD
+        self.applyLandlock = applyLandlock
+    }
+
+    /// Paths that are writable inside the sandbox, for the Landlock rules that mirror the mounts.
+    var writablePaths: [String] { [plan.workspace, "/tmp", "/dev", "/dev/shm"] }
+
+    /// The full argv, starting with the bubblewrap binary.
+    public var arguments: [String] {
+        var args = [plan.host.bubblewrap, "--die-with-parent", "--new-session"]
+        args += ["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
+        if plan.network == .none { args.append("--unshare-net") }
+        args += ["--hostname", "warden"]
+        args += ["--ro-bind", "/", "/"]
+        args += ["--proc", "/proc", "--dev", "/dev"]
+        args += ["--tmpfs", "/tmp", "--tmpfs", "/run"]
+        // cgroupfs must not be visible inside: an empty read-only tmpfs replaces it.
+        args += ["--tmpfs", "/sys/fs/cgroup", "--remount-ro", "/sys/fs/cgroup"]
+        args += ["--bind", plan.workspace, plan.workspace]
+        for path in plan.protect { args += ["--ro-bind", path, path] }
+        for path in hiddenPaths() {
+            if FileIO.isDirectory(path) {
+                args += ["--tmpfs", path, "--remount-ro", path]
+            } else {
+                args += ["--ro-bind", "/dev/null", path]
+            }
+        }
+        args += ["--chdir", plan.workspace, "--clearenv"]
+        for (name, value) in plan.environment { args += ["--setenv", name, value] }
+        args += ["--cap-drop", "ALL"]
+        if let seccompFD { args += ["--seccomp", String(seccompFD)] }
+        args += ["--info-fd", String(infoFD)]
+        args += ["--", plan.host.wardenExecutable, "__shim", "--status-fd", String(statusFD)]
+        if applyLandlock {
+            for path in writablePaths { args += ["--rw", path] }
+            args += ["--ro", "/"]
+            if plan.network == .none { args.append("--deny-tcp") }
+        } else {
+            args.append("--no-landlock")
+        }
+        args.append("--")
+        args += plan.command
+        return args
+    }
+
+    /// Warden's own files and the operator's hidden paths that exist (a missing path needs no hiding).
+    func hiddenPaths() -> [String] {
+        var seen = Set<String>()
+        return ([plan.host.stateDirectory] + plan.host.hiddenPaths + plan.hide).filter {
+            FileIO.exists($0) && seen.insert($0).inserted
+        }
+    }
+}

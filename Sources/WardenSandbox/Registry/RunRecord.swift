@@ -1,0 +1,78 @@
+import WardenCore
+
+/// What the registry knows about one run; `warden inspect` prints it.
+public struct RunRecord: Codable, Sendable {
+    public enum State: String, Codable, Sendable {
+        case starting, running, stopping, stopped, exited, failed
+
+        /// Whether the run can still have processes.
+        public var isActive: Bool { self == .starting || self == .running || self == .stopping }
+    }
+
+    public struct LayerStatus: Codable, Sendable, Equatable {
+        public enum Status: String, Codable, Sendable { case applied, degraded }
+        public var layer: Layer
+        public var status: Status
+        public var detail: String
+    }
+
+    public struct Lease: Codable, Sendable {
+        public var durationNanoseconds: Int64
+        public var expiresAtNanoseconds: Int64
+    }
+
+    public struct StopResult: Codable, Sendable {
+        public var reason: String
+        public var actor: String
+        public var latencyMilliseconds: Double
+        public var killedProcesses: Int
+        public var remainingProcesses: Int
+        public var compliedWithNotice: Bool
+    }
+
+    public var id: RunID
+    public var name: String
+    public var state: State
+    public var command: [String]
+    public var workspace: String
+    public var network: NetworkMode
+    public var createdAtNanoseconds: Int64
+    public var endedAtNanoseconds: Int64?
+    public var supervisorPID: Int32?
+    /// The outer bubblewrap process (the supervisor's child).
+    public var bubblewrapPID: Int32?
+    /// The sandbox's PID-namespace init, as the host sees it.
+    public var initPID: Int32?
+    /// The agent's top process, as the host sees it.
+    public var agentPID: Int32?
+    public var cgroup: RunCgroup?
+    public var layers: [LayerStatus]
+    public var lease: Lease?
+    public var graceNanoseconds: Int64
+    public var onTamper: TamperAction
+    public var tripwires: [TripwireBaseline]
+    public var noticeFile: String
+    public var stop: StopResult?
+    public var exitCode: Int32?
+    public var warnings: [String]
+
+    public init(id: RunID, plan: RunPlan) {
+        self.id = id
+        self.name = plan.name
+        self.state = .starting
+        self.command = plan.command
+        self.workspace = plan.workspace
+        self.network = plan.network
+        self.createdAtNanoseconds = RunEvent.now()
+        self.layers = []
+        self.graceNanoseconds = plan.grace.nanoseconds
+        self.onTamper = plan.onTamper
+        self.tripwires = []
+        self.noticeFile = plan.workspace + "/" + StopProtocol.noticeFileName
+        self.warnings = []
+        if let lease = plan.lease {
+            self.lease = Lease(
+                durationNanoseconds: lease.nanoseconds, expiresAtNanoseconds: createdAtNanoseconds + lease.nanoseconds)
+        }
+    }
+}

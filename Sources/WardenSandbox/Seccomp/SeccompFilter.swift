@@ -1,0 +1,117 @@
+import WardenCore
+
+/// A classic-BPF seccomp program: a deny-list of syscalls an agent has no business making.
+///
+/// The program checks the architecture first and kills the process on any other (a 32-bit or x32
+/// syscall table would otherwise bypass the numbers below). Denied calls fail with `EPERM`, so
+/// well-behaved programs see an ordinary error; `clone3` fails with `ENOSYS` so libc falls back to
+/// `clone`, whose namespace flags the filter can inspect.
+public struct SeccompFilter: Sendable {
+    /// One `struct sock_filter`.
+    public struct Instruction: Equatable, Sendable {
+        public var code: UInt16
+        public var jt: UInt8
+        public var jf: UInt8
+        public var k: UInt32
+    }
+
+    /// Syscalls denied outright, by name, with their x86_64 numbers.
+    public static let deniedX86_64: [(name: String, number: UInt32)] = [
+        ("ptrace", 101), ("process_vm_readv", 310), ("process_vm_writev", 311), ("kcmp", 312),
+        ("pidfd_getfd", 438), ("io_uring_setup", 425), ("io_uring_enter", 426), ("io_uring_register", 427),
+        ("mount", 165), ("umount2", 166), ("pivot_root", 155), ("chroot", 161), ("open_tree", 428),
+        ("move_mount", 429), ("fsopen", 430), ("fsconfig", 431), ("fsmount", 432), ("fspick", 433),
+        ("mount_setattr", 442), ("open_tree_attr", 467), ("unshare", 272), ("setns", 308), ("bpf", 321),
+        ("perf_event_open", 298), ("kexec_load", 246), ("kexec_file_load", 320), ("init_module", 175),
+        ("finit_module", 313), ("delete_module", 176), ("keyctl", 250), ("add_key", 248), ("request_key", 249),
+        ("userfaultfd", 323), ("acct", 163), ("swapon", 167), ("swapoff", 168), ("reboot", 169), ("syslog", 103),
+        ("open_by_handle_at", 304), ("name_to_handle_at", 303), ("quotactl", 179), ("settimeofday", 164),
+        ("clock_settime", 227), ("adjtimex", 159), ("clock_adjtime", 305), ("iopl", 172), ("ioperm", 173),
+        ("vhangup", 153), ("fanotify_init", 300), ("lookup_dcookie", 212),
+    ]
+
+    static let auditArchX86_64: UInt32 = 0xC000_003E
+    static let cloneNumber: UInt32 = 56
+    static let clone3Number: UInt32 = 435
+    static let ioctlNumber: UInt32 = 16
+    /// CLONE_NEWNS | NEWCGROUP | NEWUTS | NEWIPC | NEWUSER | NEWPID | NEWNET | NEWTIME.
+    static let namespaceCloneFlags: UInt32 = 0x0002_0000 | 0x0200_0000 | 0x0400_0000 | 0x0800_0000 | 0x1000_0000
+        | 0x2000_0000 | 0x4000_0000 | 0x0000_0080
+    /// TIOCSTI (push input into a terminal) and TIOCLINUX (its console cousin).
+    static let deniedIoctls: [UInt32] = [0x5412, 0x541C]
+
+    static let retKillProcess: UInt32 = 0x8000_0000
+    static let retAllow: UInt32 = 0x7fff_0000
+    static func retErrno(_ code: UInt32) -> UInt32 { 0x0005_0000 | (code & 0xffff) }
+    static let eperm: UInt32 = 1
+    static let enosys: UInt32 = 38
+
+    public let instructions: [Instruction]
+
+    /// Builds the filter for the machine's architecture.
+    ///
+    /// - Throws: ``WardenError`` (`layerUnavailable`) on an architecture without a syscall table here.
+    public static func makeDefault() throws -> SeccompFilter {
+        #if arch(x86_64)
+            return SeccompFilter(instructions: buildX86_64())
+        #else
+            throw WardenError(
+                code: .layerUnavailable,
+                message: "seccomp: Warden has no syscall table for this architecture yet; pass --allow-degraded seccomp to run without it"
+            )
+        #endif
+    }
+
+    init(instructions: [Instruction]) { self.instructions = instructions }
+
+    static func buildX86_64() -> [Instruction] {
+        let ldW: UInt16 = 0x20  // BPF_LD | BPF_W | BPF_ABS
+        let jeq: UInt16 = 0x15  // BPF_JMP | BPF_JEQ | BPF_K
+        let jge: UInt16 = 0x35  // BPF_JMP | BPF_JGE | BPF_K
+        let jset: UInt16 = 0x45  // BPF_JMP | BPF_JSET | BPF_K
+        let ret: UInt16 = 0x06  // BPF_RET | BPF_K
+        func op(_ code: UInt16, _ k: UInt32, _ jt: UInt8 = 0, _ jf: UInt8 = 0) -> Instruction {
+            Instruction(code: code, jt: jt, jf: jf, k: k)
+        }
+        var program: [Instruction] = [
+            op(ldW, 4),  // seccomp_data.arch
+            op(jeq, auditArchX86_64, 1, 0),
+            op(ret, retKillProcess),
+            op(ldW, 0),  // seccomp_data.nr
+            op(jge, 0x4000_0000, 0, 1),  // x32 ABI
+            op(ret, retKillProcess),
+        ]
+        for entry in deniedX86_64 {
+            program += [op(jeq, entry.number, 0, 1), op(ret, retErrno(eperm))]
+        }
+        program += [op(jeq, clone3Number, 0, 1), op(ret, retErrno(enosys))]
+        // clone: deny namespace flags in args[0] (low word; every CLONE_NEW* bit is below 2^32).
+        program += [
+            op(jeq, cloneNumber, 0, 4),
+            op(ldW, 16),
+            op(jset, namespaceCloneFlags, 0, 1),
+            op(ret, retErrno(eperm)),
+            op(ret, retAllow),
+        ]
+        // ioctl: deny terminal injection in args[1] (low word).
+        var ioctlBody: [Instruction] = [op(ldW, 24)]
+        for request in deniedIoctls { ioctlBody += [op(jeq, request, 0, 1), op(ret, retErrno(eperm))] }
+        ioctlBody.append(op(ret, retAllow))
+        program.append(op(jeq, ioctlNumber, 0, UInt8(ioctlBody.count)))
+        program += ioctlBody
+        program.append(op(ret, retAllow))
+        return program
+    }
+
+    /// The program as the bytes of a `struct sock_filter` array, which is what bubblewrap reads from `--seccomp FD`.
+    public var bytes: [UInt8] {
+        var result: [UInt8] = []
+        result.reserveCapacity(instructions.count * 8)
+        for instruction in instructions {
+            withUnsafeBytes(of: instruction.code.littleEndian) { result += $0 }
+            result += [instruction.jt, instruction.jf]
+            withUnsafeBytes(of: instruction.k.littleEndian) { result += $0 }
+        }
+        return result
+    }
+}

@@ -1,0 +1,183 @@
+import CWardenLinux
+import Foundation
+import WardenCore
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The stop protocol: record the request → notice (SIGTERM to the agent's top process and a notice
+/// file) → grace period → `cgroup.kill` → wait for `populated 0` → record the result.
+///
+/// It needs only the registry and the kernel, so `warden stop` in another terminal can run it while
+/// the supervisor is hung or dead. Running it twice, or concurrently, is harmless.
+public struct StopProtocol: Sendable {
+    /// The notice file written into the workspace root when a stop begins.
+    public static let noticeFileName = "WARDEN_STOP_NOTICE"
+
+    public let registry: RunRegistry
+    public let id: RunID
+    /// Who asked: `operator`, `supervisor`, `lease`, `tripwire`.
+    public let actor: String
+
+    public init(registry: RunRegistry, id: RunID, actor: String) {
+        self.registry = registry
+        self.id = id
+        self.actor = actor
+    }
+
+    /// What a stop achieved; `warden stop --json` prints it.
+    public struct Outcome: Codable, Sendable {
+        public var id: RunID
+        public var stopped: Bool
+        public var latencyMilliseconds: Double
+        public var remainingProcesses: Int
+        public var killedProcesses: Int
+        public var compliedWithNotice: Bool
+        public var alreadyEnded: Bool
+        public var warnings: [String]
+
+        enum CodingKeys: String, CodingKey {
+            case id, stopped
+            case latencyMilliseconds = "latency_ms"
+            case remainingProcesses = "remaining_processes"
+            case killedProcesses = "killed_processes"
+            case compliedWithNotice = "complied_with_notice"
+            case alreadyEnded = "already_ended"
+            case warnings
+        }
+    }
+
+    /// Runs the protocol.
+    ///
+    /// - Parameters:
+    ///   - grace: how long the agent has to exit after the notice; zero kills at once.
+    ///   - reason: recorded with the request and in the notice file.
+    /// - Returns: the outcome; `stopped` is true only when no process of the run remains.
+    public func run(grace: Duration, reason: String) throws -> Outcome {
+        let record = try registry.load(id)
+        let sink = registry.eventSink(for: id)
+        var warnings: [String] = []
+        func log(_ kind: EventKind, _ details: [String: String]) {
+            do {
+                try sink.record(RunEvent(run: id, kind: kind, actor: actor, details: details))
+            } catch {
+                // Stopping is the safe direction: a full disk must not keep an agent alive. Say so loudly.
+                warnings.append("could not record \(kind.rawValue): \(error)")
+            }
+        }
+        guard let cgroup = record.cgroup else {
+            return Outcome(
+                id: id, stopped: true, latencyMilliseconds: 0, remainingProcesses: 0, killedProcesses: 0,
+                compliedWithNotice: false, alreadyEnded: true, warnings: [])
+        }
+        if !record.state.isActive && !cgroup.isPopulated() {
+            return Outcome(
+                id: id, stopped: true, latencyMilliseconds: 0, remainingProcesses: 0, killedProcesses: 0,
+                compliedWithNotice: false, alreadyEnded: true, warnings: [])
+        }
+        let start = monotonicNanoseconds()
+        log(.stopRequested, ["reason": reason, "grace_ms": String(grace.nanoseconds / 1_000_000)])
+        _ = try? registry.update(id) { if $0.state.isActive { $0.state = .stopping } }
+
+        var complied = false
+        if grace > .zero {
+            writeNotice(record: record, reason: reason, grace: grace, warnings: &warnings)
+            let signalled = signalAgent(record: record, cgroup: cgroup, signal: SIGTERM)
+            log(.noticeSent, ["signal": "SIGTERM", "pid": signalled.map(String.init) ?? "none", "file": record.noticeFile])
+            complied = cgroup.waitUntilEmpty(timeout: grace)
+            if !complied {
+                log(.noticeIgnored, ["remaining_processes": String(cgroup.processIDs().count)])
+            }
+        }
+        var killed = 0
+        if !complied {
+            killed = cgroup.processIDs().count
+            do {
+                try cgroup.kill()
+            } catch where !cgroup.isPopulated() {
+                // Emptied between the check and the write.
+            }
+            _ = cgroup.waitUntilEmpty(timeout: .seconds(10))
+        }
+        let latency = Double(monotonicNanoseconds() - start) / 1e6
+        let remaining = cgroup.isPopulated() ? max(1, cgroup.processIDs().count) : 0
+        if !complied { log(.killed, ["processes": String(killed), "remaining_processes": String(remaining)]) }
+
+        recordTripwires(record: record, sink: sink, log: log)
+        let limits = cgroup.limitEvents()
+        if !limits.isEmpty { log(.limitHit, limits) }
+        let latencyText = String(format: "%.3f", latency)
+        log(
+            .stopped,
+            [
+                "reason": reason, "latency_ms": latencyText, "killed_processes": String(killed),
+                "remaining_processes": String(remaining), "complied": String(complied),
+            ])
+        let result = RunRecord.StopResult(
+            reason: reason, actor: actor, latencyMilliseconds: latency, killedProcesses: killed,
+            remainingProcesses: remaining, compliedWithNotice: complied)
+        _ = try? registry.update(id) {
+            $0.stop = result
+            if remaining == 0 {
+                $0.state = .stopped
+                $0.endedAtNanoseconds = $0.endedAtNanoseconds ?? RunEvent.now()
+            }
+        }
+        if remaining == 0 { cgroup.remove() }
+        return Outcome(
+            id: id, stopped: remaining == 0, latencyMilliseconds: latency, remainingProcesses: remaining,
+            killedProcesses: killed, compliedWithNotice: complied, alreadyEnded: false, warnings: warnings)
+    }
+
+    /// Records tripwire changes that the supervisor has not recorded already (it may be hung or dead).
+    private func recordTripwires(
+        record: RunRecord, sink: JSONLinesEventSink, log: (EventKind, [String: String]) -> Void
+    ) {
+        guard !record.tripwires.isEmpty else { return }
+        let seen = Set(
+            ((try? sink.events()) ?? []).filter { $0.kind == .tripwire }.map {
+                ($0.details["path"] ?? "") + "\u{0}" + ($0.details["change"] ?? "")
+            })
+        for incident in TripwireWatcher.compare(baselines: record.tripwires)
+        where !seen.contains(incident.path + "\u{0}" + incident.change) {
+            log(.tripwire, ["path": incident.path, "change": incident.change, "detail": incident.detail])
+        }
+    }
+
+    /// Writes the notice file into the workspace without following anything the agent put there.
+    private func writeNotice(record: RunRecord, reason: String, grace: Duration, warnings: inout [String]) {
+        let directory = open(record.workspace, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard directory >= 0 else {
+            warnings.append("notice file: cannot open workspace \(record.workspace)")
+            return
+        }
+        defer { close(directory) }
+        unlinkat(directory, Self.noticeFileName, 0)
+        let fd = openat(directory, Self.noticeFileName, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o644)
+        guard fd >= 0 else {
+            warnings.append("notice file: \(String(cString: strerror(errno)))")
+            return
+        }
+        defer { close(fd) }
+        let text = "warden: this run is being stopped (\(reason)); exit within \(DurationSpec.format(grace)).\n"
+        _ = text.withCString { write(fd, $0, strlen($0)) }
+    }
+
+    /// Signals the agent's top process, but only if that pid still belongs to the run's cgroup (a pidfd
+    /// pins the process, so a recycled pid cannot be hit).
+    private func signalAgent(record: RunRecord, cgroup: RunCgroup, signal: Int32) -> Int32? {
+        for pid in [record.agentPID, record.initPID].compactMap({ $0 }) {
+            let pidfd = warden_pidfd_open(pid)
+            guard pidfd >= 0 else { continue }
+            defer { close(pidfd) }
+            guard let membership = try? FileIO.readString("/proc/\(pid)/cgroup"),
+                membership.split(separator: "\n").contains(where: {
+                    $0.hasPrefix("0::") && $0.hasSuffix("/warden/" + id.rawValue)
+                })
+            else { continue }
+            if warden_pidfd_send_signal(pidfd, signal) == 0 { return pid }
+        }
+        return nil
+    }
+}

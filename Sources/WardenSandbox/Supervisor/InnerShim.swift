@@ -1,0 +1,94 @@
+import CWardenLinux
+import Foundation
+import WardenCore
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The last step inside the sandbox: the `warden` binary re-executed by bubblewrap as `warden __shim`.
+///
+/// It applies Landlock (and `no_new_privs`), reports to the supervisor on the status descriptor, waits
+/// for the supervisor's go (sent only once the start is recorded), marks every inherited descriptor
+/// close-on-exec and execs the agent. Any failure ends here: the agent never runs unconfined.
+public enum InnerShim {
+    struct Options {
+        var statusFD: Int32 = -1
+        var goFD: Int32 = -1
+        var readOnly: [String] = []
+        var readWrite: [String] = []
+        var denyTCP = false
+        var landlock = true
+        var command: [String] = []
+    }
+
+    static func parse(_ arguments: [String]) -> Options? {
+        var options = Options()
+        var index = 0
+        func next() -> String? {
+            index += 1
+            return index < arguments.count ? arguments[index] : nil
+        }
+        while index < arguments.count {
+            switch arguments[index] {
+            case "--status-fd": options.statusFD = Int32(next() ?? "") ?? -1
+            case "--go-fd": options.goFD = Int32(next() ?? "") ?? -1
+            case "--ro": options.readOnly.append(next() ?? "/")
+            case "--rw": if let path = next() { options.readWrite.append(path) }
+            case "--deny-tcp": options.denyTCP = true
+            case "--no-landlock": options.landlock = false
+            case "--":
+                options.command = Array(arguments[(index + 1)...])
+                return options.command.isEmpty ? nil : options
+            default: return nil
+            }
+            index += 1
+        }
+        return nil
+    }
+
+    /// Runs the shim with the arguments after `__shim`; never returns.
+    public static func main(arguments: [String]) -> Never {
+        guard let options = parse(arguments) else {
+            FileHandle.standardError.write(Data("warden: the inner shim is started by `warden run`, not by hand\n".utf8))
+            exit(126)
+        }
+        var report: [String: String] = [:]
+        do {
+            if options.landlock {
+                let rules = LandlockRules(
+                    readOnly: options.readOnly, readWrite: options.readWrite, denyTCP: options.denyTCP)
+                let applied = try rules.restrictSelf()
+                report["landlock"] = "applied abi=\(applied.abi) \(applied.features.joined(separator: ","))"
+            } else {
+                guard warden_set_no_new_privs() == 0 else { throw FileIO.systemError("no_new_privs") }
+                report["landlock"] = "skipped"
+            }
+        } catch {
+            send(["error": "\(error)"], to: options.statusFD)
+            exit(126)
+        }
+        send(report, to: options.statusFD)
+        if options.goFD >= 0 {
+            var byte: UInt8 = 0
+            var n: Int
+            repeat { n = read(options.goFD, &byte, 1) } while n < 0 && errno == EINTR
+            guard n == 1 else { exit(126) }
+        }
+        _ = warden_close_range_cloexec(3)
+        var argv = options.command.map { strdup($0) } + [nil]
+        execvp(options.command[0], &argv)
+        let reason = String(cString: strerror(errno))
+        FileHandle.standardError.write(Data("warden: cannot run '\(options.command[0])': \(reason)\n".utf8))
+        exit(errno == ENOENT ? 127 : 126)
+    }
+
+    private static func send(_ object: [String: String], to fd: Int32) {
+        guard fd >= 0, let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) else {
+            return
+        }
+        let line = data + Data([0x0A])
+        _ = line.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        close(fd)
+    }
+}

@@ -1,0 +1,486 @@
+import CWardenLinux
+import Foundation
+import WardenCore
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The supervisor of one run: applies the outer layers, starts bubblewrap inside the run's cgroup,
+/// then watches the run (exit, tripwires, lease, operator signals) until it ends.
+///
+/// State machine: `starting` (layers being applied; any failure refuses the run and removes what was
+/// made) → `running` → `stopping` → `stopped`, or `running` → `exited` when the agent ends by itself.
+public final class Supervisor {
+    public let plan: RunPlan
+    public let registry: RunRegistry
+    public private(set) var id: RunID?
+    private var cgroup: RunCgroup?
+    private var bubblewrapPID: pid_t = -1
+    private var bubblewrapPIDFD: Int32 = -1
+    private var watcher: TripwireWatcher?
+    private var sink: JSONLinesEventSink?
+    private var signalFD: Int32 = -1
+    /// Messages for the operator's terminal (warnings about degraded layers, `--network host`).
+    public private(set) var warnings: [String] = []
+
+    static let handledSignals: [Int32] = [SIGINT, SIGTERM, SIGHUP]
+
+    public init(plan: RunPlan, registry: RunRegistry) {
+        self.plan = plan
+        self.registry = registry
+    }
+
+    /// The layers that will be applied and those the operator allowed to degrade, checked before
+    /// anything is created.
+    struct LayerPlan {
+        var layout: CgroupLayout
+        var seccomp: SeccompFilter?
+        var landlock: Bool
+        var degraded: [(Layer, String)]
+    }
+
+    func checkLayers() throws -> LayerPlan {
+        guard FileIO.isExecutable(plan.host.bubblewrap) else {
+            throw WardenError(
+                code: .layerUnavailable,
+                message: "bubblewrap: \(plan.host.bubblewrap) is missing or not executable; install it "
+                    + "(apt-get install bubblewrap) or point WARDEN_BWRAP at it")
+        }
+        let layout = try CgroupLayout.current(rootOverride: plan.host.cgroupRoot)
+        var degraded: [(Layer, String)] = []
+        var seccomp: SeccompFilter?
+        do {
+            guard warden_seccomp_available() != 0 else {
+                throw WardenError(
+                    code: .layerUnavailable,
+                    message: "seccomp: this kernel has no seccomp (CONFIG_SECCOMP_FILTER); pass --allow-degraded seccomp to run without it")
+            }
+            seccomp = try SeccompFilter.makeDefault()
+        } catch let error as WardenError {
+            guard plan.allowDegraded.contains(.seccomp) else { throw error }
+            degraded.append((.seccomp, error.message))
+        }
+        var landlock = true
+        do {
+            let abi = try LandlockRules.probeABI()
+            if abi < LandlockRules.fullABI {
+                throw WardenError(
+                    code: .layerUnavailable,
+                    message: "landlock: this kernel's Landlock ABI is \(abi); signal and socket scoping need ABI \(LandlockRules.fullABI) (Linux 6.12+); pass --allow-degraded landlock to run with what it has"
+                )
+            }
+        } catch let error as WardenError {
+            guard plan.allowDegraded.contains(.landlock) else { throw error }
+            degraded.append((.landlock, error.message))
+            landlock = (try? LandlockRules.probeABI()) != nil
+        }
+        return LayerPlan(layout: layout, seccomp: seccomp, landlock: landlock, degraded: degraded)
+    }
+
+    /// Applies every layer and starts the agent; returns once the agent is running.
+    ///
+    /// - Parameters:
+    ///   - detached: the agent's output goes to `output.log` in the run's directory, its input is empty;
+    ///     otherwise it shares the supervisor's standard descriptors.
+    /// - Throws: ``WardenError``; on any error nothing of the run is left behind except its failed record.
+    public func start(detached: Bool) throws -> RunID {
+        let layers = try checkLayers()
+        try registry.prepare()
+        let id = RunID.random()
+        var record = RunRecord(id: id, plan: plan)
+        record.supervisorPID = getpid()
+        try registry.create(record)
+        self.id = id
+        let sink = registry.eventSink(for: id)
+        self.sink = sink
+        do {
+            var stdio: (Int32, Int32, Int32) = (0, 1, 2)
+            if detached {
+                let null = open("/dev/null", O_RDONLY | O_CLOEXEC)
+                let log = open(
+                    registry.directory(for: id) + "/output.log", O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0o600)
+                guard null >= 0, log >= 0 else { throw FileIO.systemError("open the run's output log") }
+                stdio = (null, log, log)
+            }
+            defer { if detached { close(stdio.0); close(stdio.1) } }
+            try launch(id: id, layers: layers, record: &record, sink: sink, stdio: stdio)
+        } catch {
+            cleanUpFailedStart(id: id, error: error)
+            throw error
+        }
+        return id
+    }
+
+    private func event(_ kind: EventKind, _ details: [String: String], actor: String = "supervisor") throws {
+        guard let id, let sink else { return }
+        try sink.record(RunEvent(run: id, kind: kind, actor: actor, details: details))
+    }
+
+    private func launch(
+        id: RunID, layers: LayerPlan, record: inout RunRecord, sink: JSONLinesEventSink,
+        stdio: (Int32, Int32, Int32)
+    ) throws {
+        // 1. cgroup and limits.
+        let (cgroup, missingLimits) = try RunCgroup.create(id: id, layout: layers.layout, limits: plan.limits)
+        self.cgroup = cgroup
+        try registry.update(id) { $0.cgroup = cgroup }
+        var statuses: [RunRecord.LayerStatus] = [
+            .init(layer: .cgroup, status: .applied, detail: "\(layers.layout.mode.rawValue): \(cgroup.unified)")
+        ]
+        if !missingLimits.isEmpty {
+            let message = missingLimits.joined(separator: "; ")
+            guard plan.allowDegraded.contains(.limits) else {
+                throw WardenError(
+                    code: .layerUnavailable, message: "limits: \(message); pass --allow-degraded limits to run without them")
+            }
+            statuses.append(.init(layer: .limits, status: .degraded, detail: message))
+        } else {
+            let limits = plan.limits
+            statuses.append(
+                .init(
+                    layer: .limits, status: .applied,
+                    detail: "pids.max=\(limits.pidsMax.map(String.init) ?? "max") memory.max=\(ByteSize(bytes: limits.memoryMax)) cpu.max=\(limits.cpuMax.map { String($0) } ?? "max")"
+                ))
+        }
+        statuses.append(
+            .init(
+                layer: .bubblewrap, status: .applied,
+                detail: "pid, mount, ipc, uts, cgroup\(plan.network == .none ? ", net" : "") namespaces; read-only root; cap-drop ALL"))
+        for (layer, reason) in layers.degraded where layer == .seccomp {
+            statuses.append(.init(layer: layer, status: .degraded, detail: reason))
+        }
+        if let seccomp = layers.seccomp {
+            statuses.append(
+                .init(
+                    layer: .seccomp, status: .applied,
+                    detail: "\(SeccompFilter.deniedX86_64.count) syscalls denied, namespace clone flags, TIOCSTI; arch checked"))
+            _ = seccomp
+        }
+        for status in statuses {
+            try event(status.status == .applied ? .layerApplied : .layerDegraded, ["layer": status.layer.rawValue, "detail": status.detail])
+        }
+        if plan.network == .host {
+            let warning = "--network host: the agent shares the host's network; nothing stops it sending data out"
+            warnings.append(warning)
+            try event(.warning, ["warning": warning, "network": "host"])
+        }
+
+        // 2. Tripwire baselines, taken before the agent can touch anything.
+        let baselines = plan.tripwires.map { TripwireBaseline.capture($0) }
+        watcher = try TripwireWatcher(baselines: baselines)
+
+        // 3. Descriptors for bubblewrap and the shim.
+        var toClose: [Int32] = []
+        defer { for fd in toClose { close(fd) } }
+        var seccompFD: Int32?
+        if let seccomp = layers.seccomp {
+            let fd = warden_memfd_create("warden-seccomp")
+            guard fd >= 0 else { throw FileIO.systemError("memfd_create") }
+            toClose.append(fd)
+            let bytes = seccomp.bytes
+            guard bytes.withUnsafeBytes({ write(fd, $0.baseAddress, $0.count) }) == bytes.count, lseek(fd, 0, SEEK_SET) == 0
+            else { throw FileIO.systemError("write seccomp program") }
+            seccompFD = fd
+        }
+        let info = try makePipe()
+        let status = try makePipe()
+        let go = try makePipe()
+        toClose += [info.write, status.write, go.read]
+        defer {
+            close(info.read)
+            close(status.read)
+        }
+        let procsFDs = try cgroup.procsFiles.map { path in
+            let fd = open(path, O_WRONLY | O_CLOEXEC)
+            guard fd >= 0 else { throw FileIO.systemError("open \(path)") }
+            toClose.append(fd)
+            return fd
+        }
+        let command = BubblewrapCommand(
+            plan: plan, seccompFD: seccompFD, infoFD: info.write, statusFD: status.write, applyLandlock: layers.landlock)
+        var argv = command.arguments
+        if let index = argv.firstIndex(of: "--status-fd") {
+            argv.insert(contentsOf: ["--go-fd", String(go.read)], at: index)
+        }
+        let keep = [seccompFD, info.write, status.write, go.read].compactMap { $0 }
+
+        // 4. Spawn: the child joins the run's cgroups before it execs bubblewrap.
+        let result = WardenProcess.spawn(argv: argv, cgroupFDs: procsFDs, keepFDs: keep, stdio: stdio, newProcessGroup: true)
+        guard result.pid > 0 else {
+            throw WardenError(
+                code: .systemCall,
+                message: "starting bubblewrap failed at \(Self.stageName(result.stage)): \(String(cString: strerror(result.err)))")
+        }
+        bubblewrapPID = result.pid
+        bubblewrapPIDFD = result.pidfd
+        for fd in toClose { close(fd) }
+        toClose = [go.write]
+
+        // 5. Learn the namespace init's pid, then the shim's report on Landlock.
+        guard let object = readJSONObject(info.read), let childPID = object["child-pid"] as? Int
+        else {
+            throw WardenError(
+                code: .layerUnavailable,
+                message: "bubblewrap: the sandbox did not start (\(reapBubblewrapFailure())); check that user namespaces and bubblewrap work: bwrap --ro-bind / / true"
+            )
+        }
+        let statusLine = readLine(status.read)
+        guard let statusData = statusLine.data(using: .utf8),
+            let report = try? JSONSerialization.jsonObject(with: statusData) as? [String: Any],
+            report["error"] == nil
+        else {
+            let reason =
+                (statusLine.data(using: .utf8).flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] }?[
+                    "error"] as? String) ?? "the inner shim did not report (\(reapBubblewrapFailure()))"
+            throw WardenError(code: .layerUnavailable, message: "\(reason)")
+        }
+        let landlockDetail = report["landlock"] as? String ?? "not applied"
+        if layers.landlock, landlockDetail.hasPrefix("applied") {
+            statuses.append(.init(layer: .landlock, status: .applied, detail: landlockDetail))
+            try event(.layerApplied, ["layer": "landlock", "detail": landlockDetail])
+        } else {
+            let reason = layers.degraded.first { $0.0 == .landlock }?.1 ?? landlockDetail
+            statuses.append(.init(layer: .landlock, status: .degraded, detail: reason))
+            try event(.layerDegraded, ["layer": "landlock", "detail": reason])
+        }
+        let agentPID = findChild(of: pid_t(childPID)) ?? pid_t(childPID)
+
+        // 6. Record, then let the agent run: nothing it does happens before this is durable.
+        let updated = try registry.update(id) {
+            $0.state = .running
+            $0.bubblewrapPID = result.pid
+            $0.initPID = pid_t(childPID)
+            $0.agentPID = agentPID
+            $0.layers = statuses
+            $0.tripwires = baselines
+            $0.warnings = warnings
+        }
+        record = updated
+        try event(
+            .started,
+            [
+                "command": plan.command.joined(separator: " "), "agent_pid": String(agentPID),
+                "init_pid": String(childPID), "workspace": plan.workspace, "network": plan.network.rawValue,
+            ])
+        var byte: UInt8 = 1
+        guard write(go.write, &byte, 1) == 1 else { throw FileIO.systemError("release the agent") }
+    }
+
+    private func cleanUpFailedStart(id: RunID, error: any Error) {
+        if bubblewrapPIDFD >= 0 {
+            try? cgroup?.kill()
+            _ = cgroup?.waitUntilEmpty(timeout: .seconds(5))
+            var status: Int32 = 0
+            waitpid(bubblewrapPID, &status, 0)
+            close(bubblewrapPIDFD)
+            bubblewrapPIDFD = -1
+        }
+        cgroup?.remove()
+        try? event(.exited, ["error": "\(error)", "started": "false"])
+        _ = try? registry.update(id) {
+            $0.state = .failed
+            $0.endedAtNanoseconds = RunEvent.now()
+            $0.warnings.append("refused to start: \(error)")
+        }
+    }
+
+    private func reapBubblewrapFailure() -> String {
+        guard bubblewrapPID > 0 else { return "not started" }
+        var status: Int32 = 0
+        let reaped = waitpid(bubblewrapPID, &status, 0) == bubblewrapPID
+        close(bubblewrapPIDFD)
+        bubblewrapPIDFD = -1
+        bubblewrapPID = -1
+        return reaped ? "bubblewrap exited with status \(Self.exitCode(status))" : "bubblewrap vanished"
+    }
+
+    /// Watches the run until it ends; returns the agent's exit code (128+N when killed by signal N).
+    public func superviseUntilExit() -> Int32 {
+        guard let id, let cgroup else { return 125 }
+        signalFD = Self.handledSignals.withUnsafeBufferPointer {
+            warden_signal_pipe($0.baseAddress, Int32($0.count))
+        }
+        defer {
+            Self.handledSignals.withUnsafeBufferPointer { warden_signal_default($0.baseAddress, Int32($0.count)) }
+        }
+        var exitStatus: Int32 = 0
+        var stopping = false
+        loop: while true {
+            var fds = [
+                pollfd(fd: bubblewrapPIDFD, events: Int16(POLLIN), revents: 0),
+                pollfd(fd: watcher?.fileDescriptor ?? -1, events: Int16(POLLIN), revents: 0),
+                pollfd(fd: signalFD, events: Int16(POLLIN), revents: 0),
+            ]
+            _ = poll(&fds, nfds_t(fds.count), 200)
+            if fds[0].revents != 0 {
+                var status: Int32 = 0
+                if waitpid(bubblewrapPID, &status, WNOHANG) == bubblewrapPID {
+                    exitStatus = status
+                    break loop
+                }
+            }
+            if let watcher {
+                let incidents = fds[1].revents != 0 ? watcher.drainNotifications() : watcher.compareWithLastSeen()
+                recordIncidents(incidents)
+                if !incidents.isEmpty && plan.onTamper == .stop && !stopping {
+                    stopping = true
+                    let what = incidents.map { "\($0.change) \($0.path)" }.joined(separator: ", ")
+                    runStop(actor: "tripwire", reason: "tamper: \(what)", grace: .zero)
+                }
+            }
+            if fds[2].revents != 0 {
+                var byte: UInt8 = 0
+                var received: [String] = []
+                while read(signalFD, &byte, 1) == 1 { received.append(Self.signalName(Int32(byte))) }
+                if !stopping {
+                    stopping = true
+                    runStop(actor: "operator", reason: "operator interrupt (\(received.first ?? "signal"))", grace: plan.grace)
+                } else {
+                    // A second interrupt skips what is left of the grace period.
+                    try? cgroup.kill()
+                }
+            }
+            if !stopping, let lease = (try? registry.load(id))?.lease, RunEvent.now() >= lease.expiresAtNanoseconds {
+                stopping = true
+                try? event(.leaseExpired, ["expired_at_ns": String(lease.expiresAtNanoseconds)], actor: "lease")
+                runStop(actor: "lease", reason: "lease-expired", grace: plan.grace)
+            }
+        }
+        return finish(id: id, cgroup: cgroup, status: exitStatus)
+    }
+
+    private func runStop(actor: String, reason: String, grace: Duration) {
+        guard let id else { return }
+        let outcome = try? StopProtocol(registry: registry, id: id, actor: actor).run(grace: grace, reason: reason)
+        if outcome?.stopped != true { try? cgroup?.kill() }
+    }
+
+    private func recordIncidents(_ incidents: [TripwireIncident]) {
+        for incident in incidents {
+            try? event(.tripwire, ["path": incident.path, "change": incident.change, "detail": incident.detail], actor: "tripwire")
+        }
+    }
+
+    private func finish(id: RunID, cgroup: RunCgroup, status: Int32) -> Int32 {
+        close(bubblewrapPIDFD)
+        bubblewrapPIDFD = -1
+        // The namespace init is gone, so the kernel has killed the namespace; make sure of it anyway.
+        if cgroup.isPopulated() {
+            try? cgroup.kill()
+            _ = cgroup.waitUntilEmpty(timeout: .seconds(5))
+        }
+        if let watcher { recordIncidents(watcher.finalCheck()) }
+        let code = Self.exitCode(status)
+        let record = try? registry.load(id)
+        let wasStopped = record?.stop != nil || record?.state == .stopping || record?.state == .stopped
+        if !wasStopped {
+            let limits = cgroup.limitEvents()
+            if !limits.isEmpty { try? event(.limitHit, limits, actor: "kernel") }
+        }
+        try? event(.exited, ["exit_code": String(code), "stopped": String(wasStopped)])
+        _ = try? registry.update(id) {
+            $0.exitCode = code
+            $0.endedAtNanoseconds = $0.endedAtNanoseconds ?? RunEvent.now()
+            if $0.state == .running || $0.state == .starting { $0.state = .exited }
+        }
+        cgroup.remove()
+        return code
+    }
+
+    // MARK: - helpers
+
+    static func exitCode(_ status: Int32) -> Int32 {
+        let signal = status & 0x7f
+        return signal == 0 ? (status >> 8) & 0xff : 128 + signal
+    }
+
+    static func signalName(_ signal: Int32) -> String {
+        switch signal {
+        case SIGINT: "SIGINT"
+        case SIGTERM: "SIGTERM"
+        case SIGHUP: "SIGHUP"
+        default: "signal \(signal)"
+        }
+    }
+
+    static func stageName(_ stage: Int32) -> String {
+        switch stage {
+        case Int32(WARDEN_STAGE_FORK): "fork"
+        case Int32(WARDEN_STAGE_CGROUP): "joining the run's cgroup"
+        case Int32(WARDEN_STAGE_STDIO), Int32(WARDEN_STAGE_FDS): "setting up descriptors"
+        case Int32(WARDEN_STAGE_EXEC): "exec of bubblewrap"
+        default: "start"
+        }
+    }
+
+    private func makePipe() throws -> (read: Int32, write: Int32) {
+        var fds: [Int32] = [0, 0]
+        guard warden_pipe_cloexec(&fds) == 0 else { throw FileIO.systemError("pipe2") }
+        return (fds[0], fds[1])
+    }
+
+    /// Reads until the bytes so far parse as one JSON object, or EOF.
+    private func readJSONObject(_ fd: Int32) -> [String: Any]? {
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while bytes.count < 1 << 20 {
+            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { break }
+            bytes += chunk[0..<n]
+            if bytes.contains(UInt8(ascii: "}")),
+                let object = try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any]
+            {
+                return object
+            }
+        }
+        return nil
+    }
+
+    private func readLine(_ fd: Int32) -> String {
+        var bytes: [UInt8] = []
+        var byte: UInt8 = 0
+        while bytes.count < 65536 {
+            let n = read(fd, &byte, 1)
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 || byte == 0x0A { break }
+            bytes.append(byte)
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    private func findChild(of pid: pid_t) -> pid_t? {
+        guard let text = try? FileIO.readString("/proc/\(pid)/task/\(pid)/children") else { return nil }
+        return text.split(separator: " ").first.flatMap { pid_t($0) }
+    }
+}
+
+/// Process creation through the C helper (fork, join cgroups, exec), for the supervisor and the CLI.
+public enum WardenProcess {
+    /// Spawns `argv[0]`; see `warden_spawn` for the guarantees between fork and exec.
+    public static func spawn(
+    argv: [String], environment: [String]? = nil, cgroupFDs: [Int32] = [], keepFDs: [Int32], stdio: (Int32, Int32, Int32),
+    newProcessGroup: Bool = false, newSession: Bool = false
+) -> warden_spawn_result {
+    let env = environment ?? ProcessInfo.processInfo.environment.map { "\($0.key)=\($0.value)" }
+    var cArgv = argv.map { strdup($0) } + [nil]
+    var cEnv = env.map { strdup($0) } + [nil]
+    defer {
+        for pointer in cArgv { free(pointer) }
+        for pointer in cEnv { free(pointer) }
+    }
+    return cArgv.withUnsafeMutableBufferPointer { argvBuffer in
+        cEnv.withUnsafeMutableBufferPointer { envBuffer in
+            cgroupFDs.withUnsafeBufferPointer { cgroups in
+                keepFDs.withUnsafeBufferPointer { keep in
+                    warden_spawn(
+                        argv[0], argvBuffer.baseAddress, envBuffer.baseAddress, cgroups.baseAddress,
+                        Int32(cgroups.count), keep.baseAddress, Int32(keep.count), stdio.0, stdio.1, stdio.2,
+                        newProcessGroup ? 1 : 0, newSession ? 1 : 0)
+                }
+            }
+        }
+    }
+}
+}
