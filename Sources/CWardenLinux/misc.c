@@ -22,3 +22,5 @@ int warden_is_cgroup2(const char *path) {
 int warden_open_path(const char *path) { return open(path, O_PATH | O_CLOEXEC); }
 
 int warden_seccomp_available(void) { return prctl(PR_GET_SECCOMP, 0, 0, 0, 0) >= 0; }
+
+int warden_set_child_subreaper(void) { return prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); }

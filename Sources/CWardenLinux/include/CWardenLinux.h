@@ -89,3 +89,5 @@ int warden_is_cgroup2(const char *path);
 int warden_open_path(const char *path);
 /// Whether the kernel supports seccomp filters (prctl(PR_GET_SECCOMP) works).
 int warden_seccomp_available(void);
+/// prctl(PR_SET_CHILD_SUBREAPER, 1): orphaned descendants are reparented to (and reaped by) the caller.
+int warden_set_child_subreaper(void);

@@ -131,7 +131,7 @@ public struct HostConfiguration: Sendable {
         let state = stateDirectory ?? defaultStateDirectory(environment: environment)
         let bwrap = environment["WARDEN_BWRAP"] ?? findExecutable("bwrap", path: environment["PATH"]) ?? "/usr/bin/bwrap"
         let executable = FileIO.realPath("/proc/self/exe") ?? CommandLine.arguments[0]
-        var hidden = ["/etc/warden"]
+        var hidden = ["/etc/warden", "/var/lib/warden", "/run/warden"]
         if let home = environment["HOME"], home != "/" { hidden.append(home + "/.config/warden") }
         return HostConfiguration(
             stateDirectory: URL(fileURLWithPath: state).standardizedFileURL.path, hiddenPaths: hidden,

@@ -87,6 +87,9 @@ public final class Supervisor {
     public func start(detached: Bool) throws -> RunID {
         let layers = try checkLayers()
         try registry.prepare()
+        // The sandbox's init is orphaned when bubblewrap's outer process dies first; as a subreaper the
+        // supervisor inherits and reaps it, rather than leaving a zombie to a host init that may not.
+        _ = warden_set_child_subreaper()
         let id = RunID.random()
         var record = RunRecord(id: id, plan: plan)
         record.supervisorPID = getpid()
@@ -365,6 +368,7 @@ public final class Supervisor {
     private func finish(id: RunID, cgroup: RunCgroup, status: Int32) -> Int32 {
         close(bubblewrapPIDFD)
         bubblewrapPIDFD = -1
+        reapOrphans()
         // The namespace init is gone, so the kernel has killed the namespace; make sure of it anyway.
         if cgroup.isPopulated() {
             try? cgroup.kill()
@@ -384,8 +388,15 @@ public final class Supervisor {
             $0.endedAtNanoseconds = $0.endedAtNanoseconds ?? RunEvent.now()
             if $0.state == .running || $0.state == .starting { $0.state = .exited }
         }
+        reapOrphans()
         cgroup.remove()
         return code
+    }
+
+    /// Reaps descendants reparented to the supervisor (it is a child subreaper).
+    private func reapOrphans() {
+        var status: Int32 = 0
+        while waitpid(-1, &status, WNOHANG) > 0 {}
     }
 
     // MARK: - helpers
