@@ -2,6 +2,7 @@
 #include "CWardenLinux.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <string.h>
@@ -26,9 +27,14 @@ int warden_signal_pipe(const int *signals, int count) {
     action.sa_handler = warden_signal_handler;
     action.sa_flags = SA_RESTART;
     sigemptyset(&action.sa_mask);
+    sigset_t unblock;
+    sigemptyset(&unblock);
     for (int i = 0; i < count; i++) {
         if (sigaction(signals[i], &action, NULL) != 0) return -1;
+        sigaddset(&unblock, signals[i]);
     }
+    // A parent may have started us with these blocked (posix_spawn inherits the mask); we must hear them.
+    pthread_sigmask(SIG_UNBLOCK, &unblock, NULL);
     return fds[0];
 }
 

@@ -52,7 +52,7 @@ extension Warden {
 
         func run() throws {
             let registry = state.registry
-            let record = try registry.load(try registry.resolve(runID))
+            let record = try registry.current(try registry.resolve(runID))
             if json { return print(try Output.json(record)) }
             var lines = [
                 "id:          \(record.id)", "name:        \(record.name)", "state:       \(record.state.rawValue)",
@@ -110,7 +110,7 @@ extension Warden {
                 for event in events.dropFirst(printed) { try printEvent(event) }
                 printed = max(printed, events.count)
                 guard follow else { return }
-                let active = (try? registry.load(id))?.state.isActive ?? false
+                let active = (try? registry.current(id))?.state.isActive ?? false
                 if !active {
                     let final = try sink.events()
                     for event in final.dropFirst(printed) { try printEvent(event) }

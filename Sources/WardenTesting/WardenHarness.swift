@@ -189,7 +189,7 @@ public enum KernelProbe {
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
         return entries.compactMap { Int32($0) }.filter { pid in
             guard let text = try? String(contentsOfFile: "/proc/\(pid)/cgroup", encoding: .utf8) else { return false }
-            return text.contains("/warden/\(id)\n")
+            return text.contains("/warden/\(id)\n") && !isZombie(pid)
         }
     }
 

@@ -143,6 +143,13 @@ struct AdversaryTests {
         #expect((outcome["killed_processes"] as? Int ?? 0) >= 6)
     }
 
+    @Test func runEndsWithItsTopProcess() throws {
+        let run = try launch("06-daemonize.sh", arguments: ["exit"])
+        let ended = run.harness.waitUntil(timeout: 10) { (try? run.harness.inspect(run.id)["state"] as? String) == "exited" }
+        #expect(ended, "when the agent's top process exits, the PID namespace and every daemon in it go too")
+        run.verifyNothingRemains()
+    }
+
     @Test func forkBombOnNoticeIsContainedAndKilled() throws {
         let run = try launch("07-forkbomb.sh", flags: ["--pids-max", "256"])
         try run.stopAndVerify()

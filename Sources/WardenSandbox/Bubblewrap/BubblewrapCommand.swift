@@ -31,7 +31,8 @@ public struct BubblewrapCommand: Sendable {
         args += ["--hostname", "warden"]
         args += ["--ro-bind", "/", "/"]
         args += ["--proc", "/proc", "--dev", "/dev"]
-        args += ["--tmpfs", "/tmp", "--tmpfs", "/run"]
+        // The private /tmp is memory: bound it so filling it cannot take the host's RAM.
+        args += ["--size", String(temporarySize), "--tmpfs", "/tmp", "--tmpfs", "/run"]
         // cgroupfs must not be visible inside: an empty read-only tmpfs replaces it.
         args += ["--tmpfs", "/sys/fs/cgroup", "--remount-ro", "/sys/fs/cgroup"]
         args += ["--bind", plan.workspace, plan.workspace]
@@ -59,6 +60,11 @@ public struct BubblewrapCommand: Sendable {
         args.append("--")
         args += plan.command
         return args
+    }
+
+    /// Bytes the private `/tmp` may hold: half the memory limit, or 1 GiB without one.
+    var temporarySize: UInt64 {
+        plan.limits.memoryMax.map { max($0 / 2, 1 << 20) } ?? (1 << 30)
     }
 
     /// Warden's own files and the operator's hidden paths that exist (a missing path needs no hiding).

@@ -39,6 +39,8 @@ public struct RunRecord: Codable, Sendable {
     public var createdAtNanoseconds: Int64
     public var endedAtNanoseconds: Int64?
     public var supervisorPID: Int32?
+    /// The supervisor's start time (clock ticks since boot), so a recycled pid is not mistaken for it.
+    public var supervisorStartTime: UInt64?
     /// The outer bubblewrap process (the supervisor's child).
     public var bubblewrapPID: Int32?
     /// The sandbox's PID-namespace init, as the host sees it.

@@ -83,15 +83,39 @@ public struct RunRegistry: Sendable {
         return record
     }
 
-    /// Every registered run, newest first.
+    /// Every registered run, newest first, reconciled with what is alive.
     public func list() -> [RunRecord] {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: runsDirectory)) ?? []
-        return names.compactMap { RunID($0) }.compactMap { try? load($0) }
+        return names.compactMap { RunID($0) }.compactMap { try? load($0) }.map(reconcile)
             .sorted { $0.createdAtNanoseconds > $1.createdAtNanoseconds }
+    }
+
+    /// Loads a run and reconciles it (see ``reconcile(_:)``).
+    public func current(_ id: RunID) throws -> RunRecord { reconcile(try load(id)) }
+
+    /// A record that says "running" while its supervisor is dead and its cgroup empty describes a run
+    /// that ended with its supervisor (the kernel killed the sandbox). Record that, once, and tidy up.
+    public func reconcile(_ record: RunRecord) -> RunRecord {
+        guard record.state.isActive, let pid = record.supervisorPID,
+            !ProcessIdentity.isAlive(pid: pid, startTime: record.supervisorStartTime),
+            record.cgroup?.isPopulated() != true
+        else { return record }
+        let note = "the supervisor (pid \(pid)) died; the sandbox ended with it"
+        let updated = try? update(record.id) { current in
+            guard current.state.isActive else { return }
+            current.state = current.state == .stopping ? .stopped : .exited
+            current.endedAtNanoseconds = current.endedAtNanoseconds ?? RunEvent.now()
+            current.warnings.append(note)
+        }
+        try? eventSink(for: record.id).record(
+            RunEvent(run: record.id, kind: .exited, actor: "warden", details: ["supervisor_died": "true", "note": note]))
+        record.cgroup?.remove()
+        return updated ?? record
     }
 
     /// Finds a run by id, unique id prefix, or name (the newest run of that name).
     public func resolve(_ text: String) throws -> RunID {
+        let text = text.trimmingCharacters(in: .whitespaces)
         if let id = RunID(text), FileIO.exists(directory(for: id)) { return id }
         let runs = list()
         let byPrefix = runs.filter { $0.id.rawValue.hasPrefix(text) }

@@ -55,7 +55,7 @@ public struct StopProtocol: Sendable {
     ///   - reason: recorded with the request and in the notice file.
     /// - Returns: the outcome; `stopped` is true only when no process of the run remains.
     public func run(grace: Duration, reason: String) throws -> Outcome {
-        let record = try registry.load(id)
+        let record = try registry.current(id)
         let sink = registry.eventSink(for: id)
         var warnings: [String] = []
         func log(_ kind: EventKind, _ details: [String: String]) {
@@ -101,11 +101,12 @@ public struct StopProtocol: Sendable {
             _ = cgroup.waitUntilEmpty(timeout: .seconds(10))
         }
         let latency = Double(monotonicNanoseconds() - start) / 1e6
+        // Read the counters before anyone (the supervisor, seeing bubblewrap exit) removes the cgroup.
+        let limits = cgroup.limitEvents()
         let remaining = cgroup.isPopulated() ? max(1, cgroup.processIDs().count) : 0
         if !complied { log(.killed, ["processes": String(killed), "remaining_processes": String(remaining)]) }
 
         recordTripwires(record: record, sink: sink, log: log)
-        let limits = cgroup.limitEvents()
         if !limits.isEmpty { log(.limitHit, limits) }
         let latencyText = String(format: "%.3f", latency)
         log(

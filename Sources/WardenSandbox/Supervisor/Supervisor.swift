@@ -93,6 +93,7 @@ public final class Supervisor {
         let id = RunID.random()
         var record = RunRecord(id: id, plan: plan)
         record.supervisorPID = getpid()
+        record.supervisorStartTime = ProcessIdentity.startTime(of: getpid())
         try registry.create(record)
         self.id = id
         let sink = registry.eventSink(for: id)
@@ -389,7 +390,8 @@ public final class Supervisor {
             if $0.state == .running || $0.state == .starting { $0.state = .exited }
         }
         reapOrphans()
-        cgroup.remove()
+        // A stop in progress elsewhere still reads the cgroup's counters; it removes the cgroup itself.
+        if (try? registry.load(id))?.state != .stopping { cgroup.remove() }
         return code
     }
 
