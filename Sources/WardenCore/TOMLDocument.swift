@@ -177,10 +177,10 @@ private struct Scanner {
         advance()
         var result = ""
         while let c = peek() {
+            if c == "\n" { throw error("a string must end on the line it starts; add the closing quote") }
             advance()
             switch c {
             case "\"": return result
-            case "\n": throw error("a string must end on the line it starts")
             case "\\":
                 guard let e = peek() else { break }
                 advance()
@@ -201,9 +201,9 @@ private struct Scanner {
         advance()
         var result = ""
         while let c = peek() {
+            if c == "\n" { throw error("a string must end on the line it starts; add the closing quote") }
             advance()
             if c == "'" { return result }
-            if c == "\n" { throw error("a string must end on the line it starts") }
             result.unicodeScalars.append(c)
         }
         throw error("unterminated string")

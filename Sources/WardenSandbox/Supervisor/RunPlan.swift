@@ -78,7 +78,19 @@ public struct RunPlan: Sendable {
         if callerEnvironment["PATH"] == nil { environment.append(("PATH", defaultPath)) }
         environment.append(("HOME", workspace))
         let resolvedPath = environment.first { $0.0 == "PATH" }?.1
-        guard findExecutable(program, path: resolvedPath) != nil || program.hasPrefix("/") || program.contains("/") else {
+        if program.contains("/") {
+            let absolute = URL(fileURLWithPath: program.hasPrefix("/") ? program : workspace + "/" + program)
+                .standardizedFileURL.path
+            guard FileIO.isExecutable(absolute) else {
+                throw WardenError(
+                    code: .notFound, message: "command \(program) does not exist or is not executable (looked at \(absolute))")
+            }
+            let isInWorkspace = absolute.hasPrefix(workspace + "/")
+            for privateRoot in ["/tmp", "/run"] where absolute.hasPrefix(privateRoot + "/") && !isInWorkspace {
+                throw WardenError.invalidInput(
+                    "command \(program) is under \(privateRoot), which the sandbox replaces with an empty private one; move it into the workspace")
+            }
+        } else if findExecutable(program, path: resolvedPath) == nil {
             throw WardenError(code: .notFound, message: "command '\(program)' was not found on PATH; give its full path")
         }
         let name = profile.name ?? (program as NSString).lastPathComponent
