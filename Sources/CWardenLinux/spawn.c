@@ -2,6 +2,7 @@
 #include "CWardenLinux.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <string.h>
@@ -35,6 +36,42 @@ int warden_close_range_cloexec(unsigned int first) {
 
 int warden_memfd_create(const char *name) { return memfd_create(name, MFD_CLOEXEC); }
 
+#ifndef SYS_clone3
+#define SYS_clone3 435
+#endif
+#ifndef CLONE_PIDFD
+#define CLONE_PIDFD 0x00001000
+#endif
+#ifndef CLONE_INTO_CGROUP
+#define CLONE_INTO_CGROUP 0x200000000ULL
+#endif
+
+struct warden_clone_args {
+    uint64_t flags;
+    uint64_t pidfd;
+    uint64_t child_tid;
+    uint64_t parent_tid;
+    uint64_t exit_signal;
+    uint64_t stack;
+    uint64_t stack_size;
+    uint64_t tls;
+    uint64_t set_tid;
+    uint64_t set_tid_size;
+    uint64_t cgroup;
+};
+
+/// clone3 into a v2 cgroup: the child starts life in the cgroup, with no migration (which costs an RCU
+/// grace period). Returns -1 with errno when the kernel cannot (the caller falls back to fork).
+static pid_t clone_into_cgroup(int cgroup_dir_fd, int *pidfd) {
+    struct warden_clone_args args;
+    memset(&args, 0, sizeof(args));
+    args.flags = CLONE_PIDFD | CLONE_INTO_CGROUP;
+    args.pidfd = (uint64_t)(uintptr_t)pidfd;
+    args.exit_signal = SIGCHLD;
+    args.cgroup = (uint64_t)cgroup_dir_fd;
+    return (pid_t)syscall(SYS_clone3, &args, sizeof(args));
+}
+
 static void child_fail(int report_fd, int stage) {
     int payload[2] = {stage, errno};
     ssize_t ignored = write(report_fd, payload, sizeof(payload));
@@ -42,7 +79,7 @@ static void child_fail(int report_fd, int stage) {
     _exit(127);
 }
 
-warden_spawn_result warden_spawn(const char *path, char *const argv[], char *const envp[],
+warden_spawn_result warden_spawn(const char *path, char *const argv[], char *const envp[], int cgroup_dir_fd,
                                  const int *cgroup_fds, int n_cgroup_fds, const int *keep_fds, int n_keep_fds,
                                  int stdin_fd, int stdout_fd, int stderr_fd, int new_pgrp, int new_session) {
     warden_spawn_result result = {-1, -1, 0, WARDEN_STAGE_NONE};
@@ -55,10 +92,21 @@ warden_spawn_result warden_spawn(const char *path, char *const argv[], char *con
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
-    pid_t pid = fork();
+    int clone_pidfd = -1;
+    pid_t pid = -1;
+    int placed_by_clone = 0;
+    if (cgroup_dir_fd >= 0) {
+        placed_by_clone = 1;
+        pid = clone_into_cgroup(cgroup_dir_fd, &clone_pidfd);
+    }
+    if (cgroup_dir_fd < 0 || (pid < 0 && (errno == ENOSYS || errno == EINVAL || errno == E2BIG))) {
+        placed_by_clone = 0;
+        pid = fork();
+    }
     if (pid == 0) {
         close(report[0]);
-        for (int i = 0; i < n_cgroup_fds; i++) {
+        // cgroup_fds[0] is the v2 cgroup.procs: already joined when clone3 placed us there.
+        for (int i = placed_by_clone ? 1 : 0; i < n_cgroup_fds; i++) {
             if (write(cgroup_fds[i], "0", 1) != 1) child_fail(report[1], WARDEN_STAGE_CGROUP);
         }
         if (new_session) {
@@ -96,6 +144,7 @@ warden_spawn_result warden_spawn(const char *path, char *const argv[], char *con
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     close(report[1]);
     if (pid < 0) {
+        if (clone_pidfd >= 0) close(clone_pidfd);
         close(report[0]);
         result.err = fork_errno;
         result.stage = WARDEN_STAGE_FORK;
@@ -116,7 +165,7 @@ warden_spawn_result warden_spawn(const char *path, char *const argv[], char *con
         return result;
     }
     result.pid = pid;
-    result.pidfd = warden_pidfd_open(pid);
+    result.pidfd = clone_pidfd >= 0 ? clone_pidfd : warden_pidfd_open(pid);
     if (result.pidfd < 0) {
         result.err = errno;
         result.stage = WARDEN_STAGE_PIDFD;

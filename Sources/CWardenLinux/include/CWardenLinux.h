@@ -24,11 +24,13 @@ enum {
     WARDEN_STAGE_SETSID = 8,
 };
 
-/// Forks; the child joins every cgroup whose `cgroup.procs` descriptor is given (writing "0" moves
-/// the writer itself), optionally starts a new process group or session, wires stdio, marks every
-/// descriptor but 0-2 and `keep_fds` close-on-exec, resets signals, and execs `path`.
-/// Only async-signal-safe calls run between fork and exec.
-warden_spawn_result warden_spawn(const char *path, char *const argv[], char *const envp[],
+/// Forks; the child starts in the v2 cgroup `cgroup_dir_fd` (clone3 CLONE_INTO_CGROUP; -1 for none),
+/// joins every cgroup whose `cgroup.procs` descriptor is given (writing "0" moves the writer itself;
+/// with a `cgroup_dir_fd`, `cgroup_fds[0]` must be that cgroup's `cgroup.procs`, written only when
+/// clone3 is unavailable), optionally starts a new process group or session,
+/// wires stdio, marks every descriptor but 0-2 and `keep_fds` close-on-exec, resets signals, and execs
+/// `path`. Only async-signal-safe calls run between fork and exec.
+warden_spawn_result warden_spawn(const char *path, char *const argv[], char *const envp[], int cgroup_dir_fd,
                                  const int *cgroup_fds, int n_cgroup_fds, const int *keep_fds, int n_keep_fds,
                                  int stdin_fd, int stdout_fd, int stderr_fd, int new_pgrp, int new_session);
 

@@ -201,6 +201,10 @@ public final class Supervisor {
             toClose.append(fd)
             return fd
         }
+        // The agent's first ancestor is created inside the v2 cgroup (clone3); see warden_spawn.
+        let cgroupDirectory = open(cgroup.unified, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard cgroupDirectory >= 0 else { throw FileIO.systemError("open \(cgroup.unified)") }
+        toClose.append(cgroupDirectory)
         let command = BubblewrapCommand(
             plan: plan, seccompFD: seccompFD, infoFD: info.write, statusFD: status.write, applyLandlock: layers.landlock)
         var argv = command.arguments
@@ -210,7 +214,8 @@ public final class Supervisor {
         let keep = [seccompFD, info.write, status.write, go.read].compactMap { $0 }
 
         // 4. Spawn: the child joins the run's cgroups before it execs bubblewrap.
-        let result = WardenProcess.spawn(argv: argv, cgroupFDs: procsFDs, keepFDs: keep, stdio: stdio, newProcessGroup: true)
+        let result = WardenProcess.spawn(
+            argv: argv, cgroupDirectoryFD: cgroupDirectory, cgroupFDs: procsFDs, keepFDs: keep, stdio: stdio, newProcessGroup: true)
         guard result.pid > 0 else {
             throw WardenError(
                 code: .systemCall,
@@ -473,7 +478,7 @@ public final class Supervisor {
 public enum WardenProcess {
     /// Spawns `argv[0]`; see `warden_spawn` for the guarantees between fork and exec.
     public static func spawn(
-    argv: [String], environment: [String]? = nil, cgroupFDs: [Int32] = [], keepFDs: [Int32], stdio: (Int32, Int32, Int32),
+    argv: [String], environment: [String]? = nil, cgroupDirectoryFD: Int32 = -1, cgroupFDs: [Int32] = [], keepFDs: [Int32], stdio: (Int32, Int32, Int32),
     newProcessGroup: Bool = false, newSession: Bool = false
 ) -> warden_spawn_result {
     let env = environment ?? ProcessInfo.processInfo.environment.map { "\($0.key)=\($0.value)" }
@@ -488,7 +493,7 @@ public enum WardenProcess {
             cgroupFDs.withUnsafeBufferPointer { cgroups in
                 keepFDs.withUnsafeBufferPointer { keep in
                     warden_spawn(
-                        argv[0], argvBuffer.baseAddress, envBuffer.baseAddress, cgroups.baseAddress,
+                        argv[0], argvBuffer.baseAddress, envBuffer.baseAddress, cgroupDirectoryFD, cgroups.baseAddress,
                         Int32(cgroups.count), keep.baseAddress, Int32(keep.count), stdio.0, stdio.1, stdio.2,
                         newProcessGroup ? 1 : 0, newSession ? 1 : 0)
                 }

@@ -1,0 +1,263 @@
+import CWardenLinux
+import Foundation
+import WardenCore
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// `warden bench stop`: stop latency (request until the cgroup is empty) on the same process trees,
+/// by three methods — Warden's stop protocol, killing the process group (what `timeout` and most agent
+/// CLIs do), and SIGKILL of the PID-namespace init — with how many processes each left alive.
+public struct StopBenchmark {
+    public enum Method: String, CaseIterable, Sendable, Codable {
+        case warden = "warden stop (cgroup.kill)"
+        case processGroup = "kill process group"
+        case namespaceInit = "SIGKILL pid-ns init"
+    }
+
+    public struct Scenario: Sendable {
+        public var name: String
+        /// Arguments to the tree script: `single`, `daemons N`, `procs N`, `forkbomb`.
+        public var tree: [String]
+        /// Processes that must exist before the stop is timed.
+        public var readyAt: Int
+        public var pidsMax: Int
+
+        public static let standard: [Scenario] = [
+            Scenario(name: "1 process", tree: ["single"], readyAt: 1, pidsMax: 4096),
+            Scenario(name: "200 setsid daemons", tree: ["daemons", "200"], readyAt: 201, pidsMax: 4096),
+            Scenario(name: "1000 processes", tree: ["procs", "1000"], readyAt: 1001, pidsMax: 4096),
+            Scenario(name: "fork bomb, pids.max=4096", tree: ["forkbomb"], readyAt: 3500, pidsMax: 4096),
+        ]
+    }
+
+    public struct Row: Codable, Sendable {
+        public var scenario: String
+        public var method: Method
+        public var repetitions: Int
+        public var medianMilliseconds: Double
+        public var p99Milliseconds: Double
+        /// Most processes left alive after the method in any repetition.
+        public var maxLeftAlive: Int
+        public var failures: Int
+    }
+
+    public struct Startup: Codable, Sendable {
+        public var repetitions: Int
+        public var wardenMedianMilliseconds: Double
+        public var wardenP99Milliseconds: Double
+        public var bareMedianMilliseconds: Double
+        public var bareP99Milliseconds: Double
+        public var addedMedianMilliseconds: Double { wardenMedianMilliseconds - bareMedianMilliseconds }
+    }
+
+    static let treeScript = """
+        #!/bin/bash
+        # Builds a process tree for the stop benchmark; every leaf sleeps.
+        case "$1" in
+        single) exec sleep 100000 ;;
+        daemons) for i in $(seq "$2"); do setsid sh -c 'sleep 100000 & exit 0' </dev/null >/dev/null 2>&1 & done ;;
+        procs) for i in $(seq "$2"); do sleep 100000 & done ;;
+        forkbomb) bomb() { bomb | bomb & }; bomb 2>/dev/null ;;
+        esac
+        exec sleep 100000
+        """
+
+    public let wardenExecutable: String
+    public let repetitions: Int
+    let directory: String
+    let registry: RunRegistry
+    let layout: CgroupLayout
+
+    /// Prepares a scratch directory (workspace and state) for the benchmark's runs.
+    public init(wardenExecutable: String, repetitions: Int, cgroupRoot: String?) throws {
+        self.wardenExecutable = wardenExecutable
+        self.repetitions = repetitions
+        directory = "/var/tmp/warden-bench-\(getpid())"
+        try FileManager.default.createDirectory(atPath: directory + "/workspace", withIntermediateDirectories: true)
+        try Self.treeScript.write(toFile: directory + "/workspace/tree.sh", atomically: true, encoding: .utf8)
+        chmod(directory + "/workspace/tree.sh", 0o755)
+        registry = RunRegistry(stateDirectory: directory + "/state")
+        layout = try CgroupLayout.current(rootOverride: cgroupRoot)
+    }
+
+    /// Removes the scratch directory.
+    public func cleanUp() {
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    /// Measures one scenario with every method; `progress` is told after each repetition.
+    public func measure(_ scenario: Scenario, progress: (String) -> Void) -> [Row] {
+        Method.allCases.map { method in
+            var latencies: [Double] = []
+            var leftAlive = 0
+            var failures = 0
+            for repetition in 1...repetitions {
+                progress("\(scenario.name): \(method.rawValue) \(repetition)/\(repetitions)")
+                do {
+                    let (latency, alive) = try measureOnce(scenario, method: method)
+                    latencies.append(latency)
+                    leftAlive = max(leftAlive, alive)
+                } catch {
+                    failures += 1
+                    progress("\(scenario.name): \(method.rawValue): \(error)")
+                }
+            }
+            return Row(
+                scenario: scenario.name, method: method, repetitions: latencies.count,
+                medianMilliseconds: Self.percentile(latencies, 0.5), p99Milliseconds: Self.percentile(latencies, 0.99),
+                maxLeftAlive: leftAlive, failures: failures)
+        }
+    }
+
+    func measureOnce(_ scenario: Scenario, method: Method) throws -> (Double, Int) {
+        switch method {
+        case .warden: return try measureWarden(scenario)
+        case .processGroup, .namespaceInit: return try measureBaseline(scenario, method: method)
+        }
+    }
+
+    /// Starts the tree as a real detached run, waits for it, then times the stop protocol with no grace.
+    func measureWarden(_ scenario: Scenario) throws -> (Double, Int) {
+        let null = open("/dev/null", O_RDWR | O_CLOEXEC)
+        defer { close(null) }
+        let argv = [
+            wardenExecutable, "run", "--detach", "--state-dir", registry.stateDirectory, "--pids-max",
+            String(scenario.pidsMax), "--workspace", directory + "/workspace", "--", "/bin/bash", "tree.sh",
+        ] + scenario.tree
+        let spawned = WardenProcess.spawn(argv: argv, keepFDs: [], stdio: (null, null, null))
+        guard spawned.pid > 0 else { throw FileIO.systemError("spawn warden run", errno: spawned.err) }
+        var status: Int32 = 0
+        waitpid(spawned.pid, &status, 0)
+        close(spawned.pidfd)
+        guard let record = registry.list().first(where: { $0.state == .running }), let cgroup = record.cgroup else {
+            throw WardenError(code: .systemCall, message: "the benchmark run did not start")
+        }
+        try waitForTree(cgroup, count: scenario.readyAt + 2)
+        let outcome = try StopProtocol(registry: registry, id: record.id, actor: "bench").run(grace: .zero, reason: "bench")
+        _ = waitForExit(record)
+        return (outcome.latencyMilliseconds, outcome.remainingProcesses)
+    }
+
+    private func waitForExit(_ record: RunRecord) -> Bool {
+        for _ in 0..<200 {
+            if let current = try? registry.load(record.id), !current.state.isActive { return true }
+            usleep(10_000)
+        }
+        return false
+    }
+
+    /// Builds the tree outside any sandbox (so the baselines face what they would in practice), in a
+    /// cgroup used only to count survivors and to clean up.
+    func measureBaseline(_ scenario: Scenario, method: Method) throws -> (Double, Int) {
+        let id = RunID.random()
+        let (cgroup, _) = try RunCgroup.create(
+            id: id, layout: layout, limits: .init(pidsMax: scenario.pidsMax, memoryMax: nil, cpuMax: nil))
+        defer {
+            try? cgroup.kill()
+            _ = cgroup.waitUntilEmpty(timeout: .seconds(10))
+            cgroup.remove()
+        }
+        let procs = try cgroup.procsFiles.map { path -> Int32 in
+            let fd = open(path, O_WRONLY | O_CLOEXEC)
+            guard fd >= 0 else { throw FileIO.systemError("open \(path)") }
+            return fd
+        }
+        defer { for fd in procs { close(fd) } }
+        let null = open("/dev/null", O_RDWR | O_CLOEXEC)
+        defer { close(null) }
+        let script = directory + "/workspace/tree.sh"
+        let argv: [String] =
+            method == .namespaceInit
+            ? ["/usr/bin/unshare", "--pid", "--fork", "--kill-child", "/bin/bash", script] + scenario.tree
+            : ["/bin/bash", script] + scenario.tree
+        let spawned = WardenProcess.spawn(
+            argv: argv, cgroupFDs: procs, keepFDs: [], stdio: (null, null, null), newProcessGroup: true)
+        guard spawned.pid > 0 else { throw FileIO.systemError("spawn tree", errno: spawned.err) }
+        defer {
+            close(spawned.pidfd)
+            var status: Int32 = 0
+            waitpid(spawned.pid, &status, 0)
+        }
+        try waitForTree(cgroup, count: scenario.readyAt + (method == .namespaceInit ? 1 : 0))
+        let start = monotonicNanoseconds()
+        switch method {
+        case .processGroup:
+            kill(-spawned.pid, SIGKILL)
+            // Done when the group is gone (its leader, our child, reaped); what lives on outside it is
+            // what the method missed.
+            var status: Int32 = 0
+            var reaped = false
+            while monotonicNanoseconds() - start < 5_000_000_000 {
+                if !reaped { reaped = waitpid(spawned.pid, &status, WNOHANG) == spawned.pid }
+                if reaped && kill(-spawned.pid, 0) != 0 { break }
+                usleep(100)
+            }
+        case .namespaceInit:
+            guard let text = try? FileIO.readString("/proc/\(spawned.pid)/task/\(spawned.pid)/children"),
+                let initPID = text.split(separator: " ").first.flatMap({ Int32($0) })
+            else { throw WardenError(code: .systemCall, message: "no namespace init found") }
+            kill(initPID, SIGKILL)
+            _ = cgroup.waitUntilEmpty(timeout: .seconds(5))
+        case .warden:
+            break
+        }
+        let latency = Double(monotonicNanoseconds() - start) / 1e6
+        usleep(50_000)
+        let alive = cgroup.processIDs().filter { ProcessIdentity.startTime(of: $0) != nil }.count
+        return (latency, alive)
+    }
+
+    private func waitForTree(_ cgroup: RunCgroup, count: Int) throws {
+        let deadline = monotonicNanoseconds() + 60_000_000_000
+        // A fork bomb is "ready" once it has run into pids.max: from then on it only churns.
+        while cgroup.processIDs().count < count && cgroup.limitEvents()["pids_max_hits"] == nil {
+            guard monotonicNanoseconds() < deadline else {
+                throw WardenError(code: .systemCall, message: "the tree never reached \(count) processes")
+            }
+            usleep(5_000)
+        }
+        usleep(20_000)
+    }
+
+    /// `warden run -- true` against bare `true`.
+    public func measureStartup(progress: (String) -> Void) throws -> Startup {
+        let null = open("/dev/null", O_RDWR | O_CLOEXEC)
+        defer { close(null) }
+        func time(_ argv: [String]) throws -> Double {
+            let start = monotonicNanoseconds()
+            let spawned = WardenProcess.spawn(argv: argv, keepFDs: [], stdio: (null, null, null))
+            guard spawned.pid > 0 else { throw FileIO.systemError("spawn \(argv[0])", errno: spawned.err) }
+            var status: Int32 = 0
+            waitpid(spawned.pid, &status, 0)
+            close(spawned.pidfd)
+            guard status == 0 else { throw WardenError(code: .systemCall, message: "\(argv.joined(separator: " ")) failed") }
+            return Double(monotonicNanoseconds() - start) / 1e6
+        }
+        let truePath = findExecutable("true", path: nil) ?? "/bin/true"
+        var withWarden: [Double] = []
+        var bare: [Double] = []
+        for repetition in 1...repetitions {
+            progress("warden run -- true \(repetition)/\(repetitions)")
+            bare.append(try time([truePath]))
+            withWarden.append(
+                try time([
+                    wardenExecutable, "run", "--state-dir", registry.stateDirectory, "--workspace",
+                    directory + "/workspace", "--", truePath,
+                ]))
+        }
+        return Startup(
+            repetitions: repetitions, wardenMedianMilliseconds: Self.percentile(withWarden, 0.5),
+            wardenP99Milliseconds: Self.percentile(withWarden, 0.99), bareMedianMilliseconds: Self.percentile(bare, 0.5),
+            bareP99Milliseconds: Self.percentile(bare, 0.99))
+    }
+
+    /// Nearest-rank percentile.
+    static func percentile(_ values: [Double], _ p: Double) -> Double {
+        guard !values.isEmpty else { return .nan }
+        let sorted = values.sorted()
+        let rank = Int((p * Double(sorted.count)).rounded(.up))
+        return sorted[min(max(rank, 1), sorted.count) - 1]
+    }
+}
