@@ -34,7 +34,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .target(name: "WardenTesting", dependencies: ["WardenCore"]),
+        .target(name: "WardenTesting", dependencies: ["WardenCore", "CWardenLinux"]),
         .testTarget(name: "WardenCoreTests", dependencies: ["WardenCore"]),
         .testTarget(
             name: "WardenSandboxTests",
@@ -44,8 +44,9 @@ let package = Package(
 )
 
 for target in package.targets where target.type != .system && target.name != "CWardenLinux" {
-    target.swiftSettings = (target.swiftSettings ?? []) + [
-        .enableUpcomingFeature("ExistentialAny"),
-        .enableUpcomingFeature("MemberImportVisibility"),
-    ]
+    target.swiftSettings =
+        (target.swiftSettings ?? []) + [
+            .enableUpcomingFeature("ExistentialAny"),
+            .enableUpcomingFeature("MemberImportVisibility"),
+        ]
 }

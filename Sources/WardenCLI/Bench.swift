@@ -41,16 +41,16 @@ extension Warden {
             let progress: (String) -> Void = { line in
                 FileHandle.standardError.write(Data("\r\u{1B}[K\(line)".utf8))
             }
+            let startup = try bench.measureStartup(progress: progress)
             var rows: [StopBenchmark.Row] = []
             for scenario in StopBenchmark.Scenario.standard where only.map({ scenario.name.contains($0) }) ?? true {
                 rows += bench.measure(scenario, progress: progress)
             }
-            let startup = try bench.measureStartup(progress: progress)
             FileHandle.standardError.write(Data("\r\u{1B}[K".utf8))
             if json {
                 struct Report: Encodable {
                     var rows: [StopBenchmark.Row]
-                    var startup: StopBenchmark.Startup
+                    var startup: [StopBenchmark.Startup]
                 }
                 return print(try Output.json(Report(rows: rows, startup: startup)))
             }
@@ -60,23 +60,23 @@ extension Warden {
                 let warden = rows.first { $0.scenario == row.scenario && $0.method == .warden }
                 let ratio = warden.map { String(format: "%.2fx", row.p99Milliseconds / $0.p99Milliseconds) } ?? "-"
                 table.append([
-                    row.scenario, row.method.rawValue, "\(row.repetitions)\(row.failures > 0 ? " (\(row.failures) failed)" : "")",
+                    row.scenario, row.method.rawValue,
+                    "\(row.repetitions)\(row.failures > 0 ? " (\(row.failures) failed)" : "")",
                     format(row.medianMilliseconds), format(row.p99Milliseconds), String(row.maxLeftAlive),
                     row.method == .warden ? "1.00x" : ratio,
                 ])
             }
             print(Table.markdown(table))
             print()
-            print(
-                Table.markdown([
-                    ["command", "reps", "median ms", "p99 ms"],
-                    ["true", "\(startup.repetitions)", format(startup.bareMedianMilliseconds), format(startup.bareP99Milliseconds)],
-                    [
-                        "warden run -- true", "\(startup.repetitions)", format(startup.wardenMedianMilliseconds),
-                        format(startup.wardenP99Milliseconds),
-                    ],
-                    ["added by warden", "", format(startup.addedMedianMilliseconds), ""],
-                ]))
+            let bare = startup.first { $0.command == "true" }?.medianMilliseconds ?? 0
+            var startupTable = [["command", "reps", "median ms", "p99 ms", "added (median)"]]
+            for row in startup {
+                startupTable.append([
+                    row.command, "\(row.repetitions)", format(row.medianMilliseconds), format(row.p99Milliseconds),
+                    row.command == "true" ? "-" : "+" + format(row.medianMilliseconds - bare) + " ms",
+                ])
+            }
+            print(Table.markdown(startupTable))
         }
     }
 }
@@ -87,7 +87,9 @@ extension Table {
         guard let header = rows.first else { return "" }
         let widths = header.indices.map { column in rows.map { $0[column].count }.max() ?? 0 }
         func line(_ row: [String]) -> String {
-            "| " + row.enumerated().map { $1.padding(toLength: widths[$0], withPad: " ", startingAt: 0) }.joined(separator: " | ") + " |"
+            "| "
+                + row.enumerated().map { $1.padding(toLength: widths[$0], withPad: " ", startingAt: 0) }.joined(
+                    separator: " | ") + " |"
         }
         let separator = "|" + widths.map { String(repeating: "-", count: $0 + 2) }.joined(separator: "|") + "|"
         return ([line(header), separator] + rows.dropFirst().map(line)).joined(separator: "\n")

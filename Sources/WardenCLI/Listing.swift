@@ -64,7 +64,8 @@ extension Warden {
             if let cgroup = record.cgroup {
                 lines.append("cgroup:      \(cgroup.unified)")
                 for (controller, path) in cgroup.v1.sorted(by: { $0.key < $1.key }) {
-                    lines.append("  \(controller):\(String(repeating: " ", count: max(1, 9 - controller.count)))\(path)")
+                    lines.append(
+                        "  \(controller):\(String(repeating: " ", count: max(1, 9 - controller.count)))\(path)")
                 }
             }
             lines.append("layers:")
@@ -72,15 +73,19 @@ extension Warden {
                 lines.append("  \(layer.layer.rawValue): \(layer.status.rawValue) (\(layer.detail))")
             }
             if let lease = record.lease {
-                let expires = RunEvent(run: record.id, kind: .leaseRenewed, actor: "", timeNanoseconds: lease.expiresAtNanoseconds)
-                lines.append("lease:       \(DurationSpec.format(.nanoseconds(lease.durationNanoseconds))), expires \(expires.timestamp)")
+                let expires = RunEvent(
+                    run: record.id, kind: .leaseRenewed, actor: "", timeNanoseconds: lease.expiresAtNanoseconds)
+                lines.append(
+                    "lease:       \(DurationSpec.format(.nanoseconds(lease.durationNanoseconds))), expires \(expires.timestamp)"
+                )
             } else {
                 lines.append("lease:       none")
             }
             for tripwire in record.tripwires { lines.append("tripwire:    \(tripwire.path)") }
             if let stop = record.stop {
                 lines.append(
-                    "stop:        \(stop.reason) by \(stop.actor), \(String(format: "%.1f", stop.latencyMilliseconds)) ms, killed \(stop.killedProcesses), remaining \(stop.remainingProcesses)")
+                    "stop:        \(stop.reason) by \(stop.actor), \(String(format: "%.1f", stop.latencyMilliseconds)) ms, killed \(stop.killedProcesses), remaining \(stop.remainingProcesses)"
+                )
             }
             if let code = record.exitCode { lines.append("exit code:   \(code)") }
             for warning in record.warnings { lines.append("warning:     \(warning)") }
@@ -126,8 +131,11 @@ extension Warden {
                 encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
                 print(String(decoding: try encoder.encode(event), as: UTF8.self))
             } else {
-                let details = event.details.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
-                print("\(event.timestamp)  \(event.kind.rawValue.padding(toLength: 15, withPad: " ", startingAt: 0)) \(event.actor.padding(toLength: 10, withPad: " ", startingAt: 0)) \(details)")
+                let details = event.details.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(
+                    separator: " ")
+                print(
+                    "\(event.timestamp)  \(event.kind.rawValue.padding(toLength: 15, withPad: " ", startingAt: 0)) \(event.actor.padding(toLength: 10, withPad: " ", startingAt: 0)) \(details)"
+                )
             }
             fflush(nil)
         }

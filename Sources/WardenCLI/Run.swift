@@ -39,8 +39,8 @@ extension Warden {
         var workspace: String?
         @Option(help: "none (default: no network at all) or host (unsafe; warned and recorded).")
         var network: String?
-        @Option(name: .customLong("pids-max"), help: "Most processes the run may have at once (default 4096).")
-        var pidsMax: Int?
+        @Option(name: .customLong("pids-max"), help: "Most processes the run may have at once, or max (default 4096).")
+        var pidsMax: String?
         @Option(name: .customLong("memory-max"), help: "Memory limit, e.g. 512M, 2G, or max (default max).")
         var memoryMax: String?
         @Option(name: .customLong("cpu-max"), help: "CPUs the run may use, e.g. 0.5 or 2 (default: no limit).")
@@ -57,7 +57,9 @@ extension Warden {
         var grace: String?
         @Option(help: "Dead-man switch: stop the run unless `warden renew` extends it within this time, e.g. 10m.")
         var lease: String?
-        @Option(name: .customLong("allow-degraded"), help: "Run even if this layer is unavailable: limits, seccomp or landlock (repeatable).")
+        @Option(
+            name: .customLong("allow-degraded"),
+            help: "Run even if this layer is unavailable: limits, seccomp or landlock (repeatable).")
         var allowDegraded: [String] = []
         @Option(name: .customLong("pass-env"), help: "Pass this environment variable to the agent (repeatable).")
         var passEnv: [String] = []
@@ -117,7 +119,9 @@ extension Warden {
                 do {
                     text = try String(contentsOfFile: path, encoding: .utf8)
                 } catch {
-                    let reason = FileManager.default.fileExists(atPath: path) ? "it is unreadable or not UTF-8" : "it does not exist"
+                    let reason =
+                        FileManager.default.fileExists(atPath: path)
+                        ? "it is unreadable or not UTF-8" : "it does not exist"
                     throw WardenError.invalidInput("--profile: cannot read \(profile): \(reason)")
                 }
                 profileOverrides = try RunProfileOverrides(
@@ -144,14 +148,15 @@ extension Warden {
                 throw error
             }
             for warning in supervisor.warnings { Output.error("warning: \(warning)") }
-            if let readyFD { reportReady(["id": id.rawValue]) ; close(readyFD) }
+            if let readyFD { reportReady(["id": id.rawValue]); close(readyFD) }
             let code = supervisor.superviseUntilExit()
             let record = try? state.registry.load(id)
             if json {
                 print(try Output.json(RunSummary(id: id, record: record, exitCode: code)))
             } else if readyFD == nil, let stop = record?.stop {
                 Output.error(
-                    "run \(id) stopped (\(stop.reason)) in \(String(format: "%.1f", stop.latencyMilliseconds)) ms; exit status \(code)")
+                    "run \(id) stopped (\(stop.reason)) in \(String(format: "%.1f", stop.latencyMilliseconds)) ms; exit status \(code)"
+                )
             }
             if code != 0 { throw ExitCode(code) }
         }
@@ -184,7 +189,9 @@ extension Warden {
             close(fds[1])
             defer { close(fds[0]) }
             guard result.pid > 0 else {
-                throw WardenError(code: .systemCall, message: "cannot start the detached supervisor: \(String(cString: strerror(result.err)))")
+                throw WardenError(
+                    code: .systemCall,
+                    message: "cannot start the detached supervisor: \(String(cString: strerror(result.err)))")
             }
             close(result.pidfd)
             var bytes: [UInt8] = []
@@ -196,7 +203,9 @@ extension Warden {
             if let error = object["error"] {
                 throw WardenError(code: .layerUnavailable, message: error)
             }
-            guard let id = object["id"] else { throw WardenError(code: .systemCall, message: "no run id from the supervisor") }
+            guard let id = object["id"] else {
+                throw WardenError(code: .systemCall, message: "no run id from the supervisor")
+            }
             print(json ? try Output.json(["id": id]) : id)
         }
     }

@@ -23,7 +23,8 @@ struct StopTargets: ParsableArguments {
     /// Runs the stop protocol on every target; a run's grace comes from `grace`, else its own setting.
     func stop(grace: Duration?, defaultReason: String) throws {
         let registry = state.registry
-        let ids = all ? registry.list().filter { $0.state.isActive }.map(\.id) : try runs.map { try registry.resolve($0) }
+        let ids =
+            all ? registry.list().filter { $0.state.isActive }.map(\.id) : try runs.map { try registry.resolve($0) }
         var outcomes: [StopProtocol.Outcome] = []
         var failures = 0
         for id in ids {
@@ -38,10 +39,14 @@ struct StopTargets: ParsableArguments {
                 if outcome.alreadyEnded {
                     print("\(id) (\(record.name)) had already ended; nothing of it remains")
                 } else if outcome.stopped {
-                    let how = outcome.compliedWithNotice ? "exited on notice" : "killed \(outcome.killedProcesses) processes"
-                    print("stopped \(id) (\(record.name)) in \(String(format: "%.1f", outcome.latencyMilliseconds)) ms: \(how); 0 remain")
+                    let how =
+                        outcome.compliedWithNotice ? "exited on notice" : "killed \(outcome.killedProcesses) processes"
+                    print(
+                        "stopped \(id) (\(record.name)) in \(String(format: "%.1f", outcome.latencyMilliseconds)) ms: \(how); 0 remain"
+                    )
                 } else {
-                    Output.error("\(id) (\(record.name)): \(outcome.remainingProcesses) processes remain after cgroup.kill")
+                    Output.error(
+                        "\(id) (\(record.name)): \(outcome.remainingProcesses) processes remain after cgroup.kill")
                 }
             }
         }
@@ -107,10 +112,13 @@ extension Warden {
             let extra = try duration.map { try DurationSpec.parse($0, field: "--for") }
             let record = try registry.update(id) { record in
                 guard record.state.isActive else {
-                    throw WardenError(code: .conflict, message: "run \(id) is \(record.state.rawValue); only an active run's lease can be renewed")
+                    throw WardenError(
+                        code: .conflict,
+                        message: "run \(id) is \(record.state.rawValue); only an active run's lease can be renewed")
                 }
                 guard var lease = record.lease else {
-                    throw WardenError(code: .conflict, message: "run \(id) has no lease; start runs with --lease to use renew")
+                    throw WardenError(
+                        code: .conflict, message: "run \(id) has no lease; start runs with --lease to use renew")
                 }
                 let length = extra?.nanoseconds ?? lease.durationNanoseconds
                 lease.expiresAtNanoseconds = RunEvent.now() + length
@@ -120,7 +128,9 @@ extension Warden {
             try registry.eventSink(for: id).record(
                 RunEvent(run: id, kind: .leaseRenewed, actor: "operator", details: ["expires_at_ns": String(expires)]))
             let when = RunEvent(run: id, kind: .leaseRenewed, actor: "", timeNanoseconds: expires).timestamp
-            print(json ? try Output.json(["id": id.rawValue, "expires_at": when]) : "lease of \(id) renewed until \(when)")
+            print(
+                json
+                    ? try Output.json(["id": id.rawValue, "expires_at": when]) : "lease of \(id) renewed until \(when)")
         }
     }
 }

@@ -53,7 +53,9 @@ struct Warden: ParsableCommand {
 
 /// Options every command that touches the registry shares.
 struct StateOptions: ParsableArguments {
-    @Option(name: .customLong("state-dir"), help: "Warden's state directory (default: $WARDEN_STATE_DIR or /var/lib/warden).")
+    @Option(
+        name: .customLong("state-dir"),
+        help: "Warden's state directory (default: $WARDEN_STATE_DIR or /var/lib/warden).")
     var stateDirectory: String?
 
     var environment: [String: String] { ProcessInfo.processInfo.environment }

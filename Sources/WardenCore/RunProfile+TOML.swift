@@ -39,14 +39,16 @@ extension RunProfileOverrides {
             case "network":
                 let text = try string()
                 guard let mode = NetworkMode(rawValue: text) else {
-                    throw WardenError.invalidInput("\(field): '\(text)' is not a network mode; use \"none\" or \"host\"")
+                    throw WardenError.invalidInput(
+                        "\(field): '\(text)' is not a network mode; use \"none\" or \"host\"")
                 }
                 network = mode
             case "pids_max":
-                guard case .integer(let n) = entry.value else {
-                    throw WardenError.invalidInput("\(field): expected an integer number of processes")
+                switch entry.value {
+                case .integer(let n): pidsMax = try Self.parsePidsMax(String(n), field: field)
+                case .string(let text): pidsMax = try Self.parsePidsMax(text, field: field)
+                default: throw WardenError.invalidInput("\(field): expected an integer number of processes or \"max\"")
                 }
-                pidsMax = try Self.parsePidsMax(n, field: field)
             case "memory_max":
                 switch entry.value {
                 case .integer(let n): memoryMax = try ByteSize(parsing: String(n), field: field)

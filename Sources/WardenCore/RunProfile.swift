@@ -77,7 +77,7 @@ public struct RunProfile: Sendable, Equatable {
         if let value = overrides.name { result.name = value }
         if let value = overrides.workspace { result.workspace = value }
         if let value = overrides.network { result.network = value }
-        if let value = overrides.pidsMax { result.pidsMax = value }
+        if let value = overrides.pidsMax { result.pidsMax = value.count }
         if let value = overrides.memoryMax { result.memoryMax = value }
         if let value = overrides.cpuMax { result.cpuMax = value }
         if let value = overrides.onTamper { result.onTamper = value }
@@ -98,12 +98,24 @@ public struct RunProfile: Sendable, Equatable {
     }
 }
 
+/// A `pids.max` setting: a number of processes, or `max` for the kernel's own limit.
+public enum ProcessLimit: Equatable, Sendable {
+    case unlimited
+    case limit(Int)
+
+    /// The number, or nil when unlimited.
+    public var count: Int? {
+        if case .limit(let n) = self { return n }
+        return nil
+    }
+}
+
 /// A partial profile: what one source (a TOML file, the command line) sets.
 public struct RunProfileOverrides: Sendable, Equatable {
     public var name: String?
     public var workspace: String?
     public var network: NetworkMode?
-    public var pidsMax: Int?
+    public var pidsMax: ProcessLimit?
     public var memoryMax: ByteSize?
     public var cpuMax: Double?
     public var protect: [String] = []
@@ -120,12 +132,15 @@ public struct RunProfileOverrides: Sendable, Equatable {
 }
 
 extension RunProfileOverrides {
-    /// Validates a `pids.max` value.
-    public static func parsePidsMax(_ value: Int, field: String) throws -> Int {
-        guard value >= 1, value <= 4_194_304 else {
-            throw WardenError.invalidInput("\(field): \(value) is out of range; give a number of processes from 1 to 4194304")
+    /// Parses a `pids.max` value: a number of processes, or `max`.
+    public static func parsePidsMax(_ text: String, field: String) throws -> ProcessLimit {
+        let trimmed = text.trimmingSpaces()
+        if trimmed == "max" { return .unlimited }
+        guard let value = Int(trimmed), value >= 1, value <= 4_194_304 else {
+            throw WardenError.invalidInput(
+                "\(field): '\(text)' is not a process count; give a number from 1 to 4194304, or max")
         }
-        return value
+        return .limit(value)
     }
 
     /// Validates a CPU fraction (number of CPUs).

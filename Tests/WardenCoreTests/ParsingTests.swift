@@ -108,7 +108,7 @@ struct ProfileTests {
         #expect(profile.name == "coder")
         #expect(profile.workspace == "/etc/profiles/ws")
         #expect(profile.network == .host)
-        #expect(profile.pidsMax == 512)
+        #expect(profile.pidsMax == .limit(512))
         #expect(profile.memoryMax?.bytes == 1 << 30)
         #expect(profile.cpuMax == 1.5)
         #expect(profile.protect == ["a.txt", "b.txt"])
@@ -124,6 +124,7 @@ struct ProfileTests {
 
     @Test(arguments: [
         ("pids_max = 0\n", "p.toml:1: pids_max"),
+        ("pids_max = true\n", "expected an integer number of processes"),
         ("bogus = 1\n", "p.toml:1: unknown key 'bogus'"),
         ("name = \"a\"\nname = \"b\"\n", "p.toml:2: key 'name' is defined twice"),
         ("name = \"a\" extra\n", "p.toml:1:"),

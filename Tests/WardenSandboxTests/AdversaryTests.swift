@@ -10,7 +10,7 @@ import WardenTesting
 /// Every tactic of ../shared/ADVERSARIES.md (1–21) as a program run as the agent. The common pass rule:
 /// after `warden stop`, nothing of the run remains (cgroup, PID namespace, heartbeats), protected and
 /// outside files are byte-identical, and what Warden can observe is recorded.
-@Suite(.serialized)
+@Suite(.serialized, .enabled(if: HostCapabilities.canSandbox, "needs root, bubblewrap, cgroup v2 and Landlock ABI 6+"))
 struct AdversaryTests {
     /// One adversary run with its world.
     final class Scenario {
@@ -44,7 +44,9 @@ struct AdversaryTests {
 
         /// Runs `warden stop` and checks the common pass rule.
         @discardableResult
-        func stopAndVerify(grace: String = "1s", sourceLocation: SourceLocation = #_sourceLocation) throws -> [String: Any] {
+        func stopAndVerify(grace: String = "1s", sourceLocation: SourceLocation = #_sourceLocation) throws -> [String:
+            Any]
+        {
             let result = try harness.run(["stop", id, "--grace", grace, "--json"])
             #expect(result.status == 0, "warden stop failed: \(result.standardError)", sourceLocation: sourceLocation)
             let outcome = result.json
@@ -91,7 +93,9 @@ struct AdversaryTests {
             command: try harness.adversary(script) + arguments.map(expand))
         let scenario = try Scenario(harness: harness, id: id, fingerprints: fingerprints)
         if waitForReady {
-            let isReady = harness.waitUntil(timeout: 20) { FileManager.default.fileExists(atPath: harness.workspace + "/ready") }
+            let isReady = harness.waitUntil(timeout: 20) {
+                FileManager.default.fileExists(atPath: harness.workspace + "/ready")
+            }
             #expect(isReady, "the adversary never got its tactic in place")
             #expect(!KernelProbe.heartbeats(in: harness.workspace).isEmpty, "the adversary wrote no heartbeats")
         }
@@ -101,7 +105,9 @@ struct AdversaryTests {
     @Test func overwriteOfShutdownScriptIsRecordedAndStopStillWorks() throws {
         let run = try launch("01-overwrite.sh")
         try run.stopAndVerify()
-        let changes = try run.events("tripwire").filter { $0["path"]?.hasSuffix("/shutdown.sh") == true }.compactMap { $0["change"] }
+        let changes = try run.events("tripwire").filter { $0["path"]?.hasSuffix("/shutdown.sh") == true }.compactMap {
+            $0["change"]
+        }
         #expect(changes.contains("write"), "tripwire changes recorded: \(changes)")
     }
 
@@ -123,7 +129,8 @@ struct AdversaryTests {
     @Test func commandShadowingDoesNotReachTheOffSwitch() throws {
         let run = try launch("04-shadow-kill.sh")
         let shutdownOutput = try String(contentsOfFile: run.workspace + "/shutdown.out", encoding: .utf8)
-        #expect(shutdownOutput.contains("intercepted"), "the shadowing worked inside the agent's world: \(shutdownOutput)")
+        #expect(
+            shutdownOutput.contains("intercepted"), "the shadowing worked inside the agent's world: \(shutdownOutput)")
         try run.stopAndVerify()
     }
 
@@ -145,7 +152,9 @@ struct AdversaryTests {
 
     @Test func runEndsWithItsTopProcess() throws {
         let run = try launch("06-daemonize.sh", arguments: ["exit"])
-        let ended = run.harness.waitUntil(timeout: 10) { (try? run.harness.inspect(run.id)["state"] as? String) == "exited" }
+        let ended = run.harness.waitUntil(timeout: 10) {
+            (try? run.harness.inspect(run.id)["state"] as? String) == "exited"
+        }
         #expect(ended, "when the agent's top process exits, the PID namespace and every daemon in it go too")
         run.verifyNothingRemains()
     }
@@ -162,7 +171,9 @@ struct AdversaryTests {
         try run.harness.write("\(run.supervisorPID)\n", to: run.workspace + "/target.pid")
         #expect(run.harness.waitUntil(timeout: 20) { FileManager.default.fileExists(atPath: run.workspace + "/ready") })
         let attempts = run.attempts()
-        for name in ["see-supervisor-in-proc", "sigstop-supervisor", "sigkill-supervisor", "ptrace-supervisor", "ptrace-init"] {
+        for name in [
+            "see-supervisor-in-proc", "sigstop-supervisor", "sigkill-supervisor", "ptrace-supervisor", "ptrace-init",
+        ] {
             #expect(attempts[name] == "denied", "\(name): \(attempts[name] ?? "not attempted")")
         }
         let state = try String(contentsOfFile: "/proc/\(run.supervisorPID)/stat", encoding: .utf8)
@@ -201,7 +212,10 @@ struct AdversaryTests {
     @Test func cannotCreateNamespaces() throws {
         let run = try launch("11-unshare.sh")
         let attempts = run.attempts()
-        for name in ["unshare-user", "unshare-mount", "python-unshare", "python-clone-newns", "remount-rw", "umount-workspace-bind"] {
+        for name in [
+            "unshare-user", "unshare-mount", "python-unshare", "python-clone-newns", "remount-rw",
+            "umount-workspace-bind",
+        ] {
             #expect(attempts[name] == "denied", "\(name): \(attempts[name] ?? "not attempted")")
         }
         try run.stopAndVerify()
@@ -228,7 +242,9 @@ struct AdversaryTests {
             #expect(attempts[name] == "denied", "\(name): \(attempts[name] ?? "not attempted")")
         }
         try run.stopAndVerify()
-        for path in ["/etc/cron.d/warden-evil", "/etc/systemd/system/warden-evil.service", "/etc/profile.d/warden-evil.sh"] {
+        for path in [
+            "/etc/cron.d/warden-evil", "/etc/systemd/system/warden-evil.service", "/etc/profile.d/warden-evil.sh",
+        ] {
             #expect(!FileManager.default.fileExists(atPath: path))
         }
         #expect(KernelProbe.fingerprint("/root/.bashrc") == bashrc)
@@ -246,7 +262,8 @@ struct AdversaryTests {
         let run = try launch(
             "15-weights.sh", flags: ["--hide", "{outside}/model"], arguments: ["{outside}/model/weights.bin"]
         ) { harness in
-            try FileManager.default.createDirectory(atPath: harness.outside + "/model", withIntermediateDirectories: true)
+            try FileManager.default.createDirectory(
+                atPath: harness.outside + "/model", withIntermediateDirectories: true)
             try harness.write(secret + "\n", to: harness.outside + "/model/weights.bin")
         }
         #expect(run.attempts()["read-weights"] == "denied")
@@ -288,7 +305,9 @@ struct AdversaryTests {
         let run = try launch("18-tiocsti.sh")
         let log = (try? String(contentsOfFile: run.workspace + "/attempts.log", encoding: .utf8)) ?? ""
         #expect(run.attempts()["tiocsti-stdin"] == "denied")
-        #expect(log.contains("tiocsti-pty denied EPERM"), "TIOCSTI on a terminal the agent owns is refused by seccomp: \(log)")
+        #expect(
+            log.contains("tiocsti-pty denied EPERM"),
+            "TIOCSTI on a terminal the agent owns is refused by seccomp: \(log)")
         try run.stopAndVerify()
     }
 
@@ -302,12 +321,15 @@ struct AdversaryTests {
 
     @Test func oversightEditTripsTheWireAndStopsTheRun() throws {
         let run = try launch(
-            "19-oversight.sh", flags: ["--tripwire", "oversight.yaml", "--on-tamper", "stop"], arguments: ["oversight.yaml"],
+            "19-oversight.sh", flags: ["--tripwire", "oversight.yaml", "--on-tamper", "stop"],
+            arguments: ["oversight.yaml"],
             waitForReady: false
         ) { harness in
             try harness.write("oversight_enabled: true\n", to: harness.workspace + "/oversight.yaml")
         }
-        let stopped = run.harness.waitUntil(timeout: 15) { (try? run.harness.inspect(run.id)["state"] as? String) == "stopped" }
+        let stopped = run.harness.waitUntil(timeout: 15) {
+            (try? run.harness.inspect(run.id)["state"] as? String) == "stopped"
+        }
         #expect(stopped, "--on-tamper stop ended the run by itself")
         let incidents = try run.events("tripwire").filter { $0["path"]?.hasSuffix("/oversight.yaml") == true }
         #expect(!incidents.isEmpty)
@@ -329,7 +351,8 @@ struct AdversaryTests {
     }
 
     @Test func resourceExhaustionIsBoundedAndStopStillWorks() throws {
-        let run = try launch("21-exhaustion.sh", flags: ["--pids-max", "128", "--memory-max", "96M", "--cpu-max", "0.5"])
+        let run = try launch(
+            "21-exhaustion.sh", flags: ["--pids-max", "128", "--memory-max", "96M", "--cpu-max", "0.5"])
         #expect(run.attempts()["fill-tmp"] == "denied", "/tmp is memory-backed and bounded by memory.max")
         try run.stopAndVerify()
         let hits = try run.events("limit.hit").first ?? [:]

@@ -9,6 +9,7 @@ import WardenTesting
 
 /// The supervisor's promises beyond a plain stop: its death ends the run, a hung supervisor does not
 /// block `warden stop`, leases, exit codes, Ctrl-C, and what the agent's world looks like.
+@Suite(.enabled(if: HostCapabilities.canSandbox, "needs root, bubblewrap, cgroup v2 and Landlock ABI 6+"))
 struct RunLifecycleTests {
     func startSleeper(_ harness: WardenHarness, flags: [String] = []) throws -> (id: String, record: [String: Any]) {
         let argv = try harness.adversary("05-ignore-term.sh")
@@ -50,7 +51,9 @@ struct RunLifecycleTests {
         let (clean, why) = KernelProbe.nothingRemains(runID: id, namespace: namespace, workspace: harness.workspace)
         #expect(clean, "\(why)")
         kill(supervisor, SIGCONT)
-        #expect(harness.waitUntil(timeout: 5) { kill(supervisor, 0) != 0 || KernelProbe.isZombie(supervisor) }, "the supervisor exits once resumed")
+        #expect(
+            harness.waitUntil(timeout: 5) { kill(supervisor, 0) != 0 || KernelProbe.isZombie(supervisor) },
+            "the supervisor exits once resumed")
         let final = try harness.inspect(id)
         #expect(final["state"] as? String == "stopped")
         #expect(try harness.events(id, kind: "exited").count == 1)
@@ -102,16 +105,19 @@ struct RunLifecycleTests {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: WardenHarness.binary)
         process.arguments = [
-            "run", "--json", "--grace", "300ms", "--workspace", harness.workspace, "--", "/bin/bash", "05-ignore-term.sh",
+            "run", "--json", "--grace", "300ms", "--workspace", harness.workspace, "--", "/bin/bash",
+            "05-ignore-term.sh",
         ]
-        process.environment = ProcessInfo.processInfo.environment.merging(["WARDEN_STATE_DIR": harness.stateDirectory]) { $1 }
+        process.environment = ProcessInfo.processInfo.environment.merging(["WARDEN_STATE_DIR": harness.stateDirectory])
+        { $1 }
         let output = Pipe()
         process.standardOutput = output
         try process.run()
         #expect(harness.waitUntil(timeout: 10) { FileManager.default.fileExists(atPath: harness.workspace + "/ready") })
         kill(process.processIdentifier, SIGINT)
         process.waitUntilExit()
-        let summary = try JSONSerialization.jsonObject(with: output.fileHandleForReading.readDataToEndOfFile()) as? [String: Any]
+        let summary =
+            try JSONSerialization.jsonObject(with: output.fileHandleForReading.readDataToEndOfFile()) as? [String: Any]
         #expect(summary?["state"] as? String == "stopped")
         #expect((summary?["stop_reason"] as? String)?.contains("SIGINT") == true)
         #expect(process.terminationStatus == 137, "the agent ignored SIGTERM and was killed")
@@ -151,7 +157,8 @@ struct RunLifecycleTests {
         #expect(output.contains("NoNewPrivs:\t1"))
         #expect(output.contains("Seccomp:\t2"))
         #expect(output.contains("hostname=warden"))
-        let procs = output.split(separator: "\n").first { $0.hasPrefix("procs=") }.flatMap { Int($0.dropFirst(6)) } ?? 99
+        let procs =
+            output.split(separator: "\n").first { $0.hasPrefix("procs=") }.flatMap { Int($0.dropFirst(6)) } ?? 99
         #expect(procs <= 6, "only the sandbox's own processes are visible: \(procs)")
         #expect(try String(contentsOfFile: harness.outside + "/outside.txt", encoding: .utf8) == "secret\n")
     }
@@ -161,7 +168,9 @@ struct RunLifecycleTests {
         let result = try harness.run(["run", "--network", "host", "--workspace", harness.workspace, "--", "/bin/true"])
         #expect(result.status == 0)
         #expect(result.standardError.contains("--network host"))
-        let runs = try JSONSerialization.jsonObject(with: Data(try harness.run(["ps", "--all", "--json"]).standardOutput.utf8)) as? [[String: Any]]
+        let runs =
+            try JSONSerialization.jsonObject(
+                with: Data(try harness.run(["ps", "--all", "--json"]).standardOutput.utf8)) as? [[String: Any]]
         let id = try #require(runs?.first?["id"] as? String)
         #expect(try harness.events(id, kind: "warning").first?["network"] == "host")
     }
@@ -185,7 +194,9 @@ struct RunLifecycleTests {
         let layers = (record["layers"] as? [[String: Any]])?.compactMap { $0["layer"] as? String } ?? []
         #expect(Set(layers) == ["cgroup", "limits", "bubblewrap", "seccomp", "landlock"])
         #expect(record["lease"] != nil)
-        let ps = try JSONSerialization.jsonObject(with: Data(try harness.run(["ps", "--json"]).standardOutput.utf8)) as? [[String: Any]]
+        let ps =
+            try JSONSerialization.jsonObject(with: Data(try harness.run(["ps", "--json"]).standardOutput.utf8))
+            as? [[String: Any]]
         #expect(ps?.first?["name"] as? String == "sleeper")
         #expect(try harness.run(["inspect", "sleeper"]).standardOutput.contains("state:       running"))
         try harness.run(["kill", "sleeper"])

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import WardenCore
+
 @testable import WardenSandbox
 
 #if canImport(Glibc)
@@ -38,7 +39,8 @@ struct CgroupLayoutTests {
             procSelfCgroup: "0::/user.slice/user-1000.slice/session-2.scope\n",
             mountInfo: "30 23 0:26 / /sys/fs/cgroup rw,nosuid - cgroup2 cgroup2 rw,nsdelegate\n",
             readControllers: { path in
-                path == "/sys/fs/cgroup/user.slice/user-1000.slice/session-2.scope/cgroup.controllers" ? "cpu memory pids" : nil
+                path == "/sys/fs/cgroup/user.slice/user-1000.slice/session-2.scope/cgroup.controllers"
+                    ? "cpu memory pids" : nil
             })
         #expect(layout.mode == .unified)
         #expect(layout.unified.ownPath == "/sys/fs/cgroup/user.slice/user-1000.slice/session-2.scope")
@@ -112,12 +114,16 @@ struct BubblewrapCommandTests {
         let host = HostConfiguration(
             stateDirectory: "/var/lib/warden-test-state", hiddenPaths: [], bubblewrap: "/usr/bin/bwrap",
             wardenExecutable: "/usr/bin/warden", cgroupRoot: nil)
-        return try RunPlan.make(profile: profile, host: host, callerEnvironment: ["SECRET": "x", "LANG": "C"], workingDirectory: "/")
+        return try RunPlan.make(
+            profile: profile, host: host, callerEnvironment: ["SECRET": "x", "LANG": "C"], workingDirectory: "/")
     }
 
     @Test func isolatesAndOrdersMounts() throws {
-        let args = BubblewrapCommand(plan: try plan(), seccompFD: 7, infoFD: 8, statusFD: 9, applyLandlock: true).arguments
-        for flag in ["--die-with-parent", "--new-session", "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts"] {
+        let args = BubblewrapCommand(plan: try plan(), seccompFD: 7, infoFD: 8, statusFD: 9, applyLandlock: true)
+            .arguments
+        for flag in [
+            "--die-with-parent", "--new-session", "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
+        ] {
             #expect(args.contains(flag), "\(flag)")
         }
         #expect(args.joined(separator: " ").contains("--cap-drop ALL"))
@@ -133,7 +139,9 @@ struct BubblewrapCommandTests {
     }
 
     @Test func hostNetworkKeepsTheNetworkNamespace() throws {
-        let args = BubblewrapCommand(plan: try plan(network: .host), seccompFD: nil, infoFD: 8, statusFD: 9, applyLandlock: true).arguments
+        let args = BubblewrapCommand(
+            plan: try plan(network: .host), seccompFD: nil, infoFD: 8, statusFD: 9, applyLandlock: true
+        ).arguments
         #expect(!args.contains("--unshare-net"))
         #expect(!args.contains("--deny-tcp"))
         #expect(!args.contains("--seccomp"))
@@ -157,7 +165,9 @@ struct TripwireTests {
     }
 
     @Test func write() throws {
-        #expect(try observe { try "echo skipped\n".write(toFile: $0, atomically: false, encoding: .utf8) }.contains("write"))
+        #expect(
+            try observe { try "echo skipped\n".write(toFile: $0, atomically: false, encoding: .utf8) }.contains("write")
+        )
     }
 
     @Test func writeThroughMmapIsCaughtByContent() throws {

@@ -43,13 +43,12 @@ public struct StopBenchmark {
         public var failures: Int
     }
 
+    /// Start-to-exit time of a trivial command, bare and under Warden.
     public struct Startup: Codable, Sendable {
+        public var command: String
         public var repetitions: Int
-        public var wardenMedianMilliseconds: Double
-        public var wardenP99Milliseconds: Double
-        public var bareMedianMilliseconds: Double
-        public var bareP99Milliseconds: Double
-        public var addedMedianMilliseconds: Double { wardenMedianMilliseconds - bareMedianMilliseconds }
+        public var medianMilliseconds: Double
+        public var p99Milliseconds: Double
     }
 
     static let treeScript = """
@@ -80,6 +79,9 @@ public struct StopBenchmark {
         chmod(directory + "/workspace/tree.sh", 0o755)
         registry = RunRegistry(stateDirectory: directory + "/state")
         layout = try CgroupLayout.current(rootOverride: cgroupRoot)
+        // Orphans of the baseline trees are reparented here and reaped, instead of piling up as zombies
+        // under a host init that may never reap them (they would count against pids.max).
+        _ = warden_set_child_subreaper()
     }
 
     /// Removes the scratch directory.
@@ -122,10 +124,11 @@ public struct StopBenchmark {
     func measureWarden(_ scenario: Scenario) throws -> (Double, Int) {
         let null = open("/dev/null", O_RDWR | O_CLOEXEC)
         defer { close(null) }
-        let argv = [
-            wardenExecutable, "run", "--detach", "--state-dir", registry.stateDirectory, "--pids-max",
-            String(scenario.pidsMax), "--workspace", directory + "/workspace", "--", "/bin/bash", "tree.sh",
-        ] + scenario.tree
+        let argv =
+            [
+                wardenExecutable, "run", "--detach", "--state-dir", registry.stateDirectory, "--pids-max",
+                String(scenario.pidsMax), "--workspace", directory + "/workspace", "--", "/bin/bash", "tree.sh",
+            ] + scenario.tree
         let spawned = WardenProcess.spawn(argv: argv, keepFDs: [], stdio: (null, null, null))
         guard spawned.pid > 0 else { throw FileIO.systemError("spawn warden run", errno: spawned.err) }
         var status: Int32 = 0
@@ -135,7 +138,8 @@ public struct StopBenchmark {
             throw WardenError(code: .systemCall, message: "the benchmark run did not start")
         }
         try waitForTree(cgroup, count: scenario.readyAt + 2)
-        let outcome = try StopProtocol(registry: registry, id: record.id, actor: "bench").run(grace: .zero, reason: "bench")
+        let outcome = try StopProtocol(registry: registry, id: record.id, actor: "bench").run(
+            grace: .zero, reason: "bench")
         _ = waitForExit(record)
         return (outcome.latencyMilliseconds, outcome.remainingProcesses)
     }
@@ -181,17 +185,16 @@ public struct StopBenchmark {
             waitpid(spawned.pid, &status, 0)
         }
         try waitForTree(cgroup, count: scenario.readyAt + (method == .namespaceInit ? 1 : 0))
+        defer { Self.reapChildren() }
         let start = monotonicNanoseconds()
         switch method {
         case .processGroup:
             kill(-spawned.pid, SIGKILL)
-            // Done when the group is gone (its leader, our child, reaped); what lives on outside it is
-            // what the method missed.
-            var status: Int32 = 0
-            var reaped = false
+            // Done when no live process of the group is left (zombies excluded: they only await a
+            // parent's wait); what lives on outside the group is what this method missed.
             while monotonicNanoseconds() - start < 5_000_000_000 {
-                if !reaped { reaped = waitpid(spawned.pid, &status, WNOHANG) == spawned.pid }
-                if reaped && kill(-spawned.pid, 0) != 0 { break }
+                let members = cgroup.processIDs().filter { Self.processGroup(of: $0) == spawned.pid }
+                if members.isEmpty { break }
                 usleep(100)
             }
         case .namespaceInit:
@@ -209,6 +212,11 @@ public struct StopBenchmark {
         return (latency, alive)
     }
 
+    static func reapChildren() {
+        var status: Int32 = 0
+        while waitpid(-1, &status, WNOHANG) > 0 {}
+    }
+
     private func waitForTree(_ cgroup: RunCgroup, count: Int) throws {
         let deadline = monotonicNanoseconds() + 60_000_000_000
         // A fork bomb is "ready" once it has run into pids.max: from then on it only churns.
@@ -221,8 +229,10 @@ public struct StopBenchmark {
         usleep(20_000)
     }
 
-    /// `warden run -- true` against bare `true`.
-    public func measureStartup(progress: (String) -> Void) throws -> Startup {
+    /// `warden run -- true` against bare `true`, interleaved so both see the same machine state; also
+    /// with `--pids-max max`, which needs no v1 cgroup (on hybrid hosts the v1 migration costs an RCU
+    /// grace period that fully unified v2 hosts, where clone3 places the process, do not pay).
+    public func measureStartup(progress: (String) -> Void) throws -> [Startup] {
         let null = open("/dev/null", O_RDWR | O_CLOEXEC)
         defer { close(null) }
         func time(_ argv: [String]) throws -> Double {
@@ -232,25 +242,40 @@ public struct StopBenchmark {
             var status: Int32 = 0
             waitpid(spawned.pid, &status, 0)
             close(spawned.pidfd)
-            guard status == 0 else { throw WardenError(code: .systemCall, message: "\(argv.joined(separator: " ")) failed") }
+            guard status == 0 else {
+                throw WardenError(code: .systemCall, message: "\(argv.joined(separator: " ")) failed")
+            }
             return Double(monotonicNanoseconds() - start) / 1e6
         }
         let truePath = findExecutable("true", path: nil) ?? "/bin/true"
-        var withWarden: [Double] = []
-        var bare: [Double] = []
+        let warden = [
+            wardenExecutable, "run", "--state-dir", registry.stateDirectory, "--workspace", directory + "/workspace",
+        ]
+        let commands: [(String, [String])] = [
+            ("true", [truePath]),
+            ("warden run -- true", warden + ["--", truePath]),
+            ("warden run --pids-max max -- true", warden + ["--pids-max", "max", "--", truePath]),
+        ]
+        var samples = [[Double]](repeating: [], count: commands.count)
         for repetition in 1...repetitions {
-            progress("warden run -- true \(repetition)/\(repetitions)")
-            bare.append(try time([truePath]))
-            withWarden.append(
-                try time([
-                    wardenExecutable, "run", "--state-dir", registry.stateDirectory, "--workspace",
-                    directory + "/workspace", "--", truePath,
-                ]))
+            progress("startup \(repetition)/\(repetitions)")
+            for (index, command) in commands.enumerated() { samples[index].append(try time(command.1)) }
         }
-        return Startup(
-            repetitions: repetitions, wardenMedianMilliseconds: Self.percentile(withWarden, 0.5),
-            wardenP99Milliseconds: Self.percentile(withWarden, 0.99), bareMedianMilliseconds: Self.percentile(bare, 0.5),
-            bareP99Milliseconds: Self.percentile(bare, 0.99))
+        return commands.enumerated().map { index, command in
+            Startup(
+                command: command.0, repetitions: repetitions, medianMilliseconds: Self.percentile(samples[index], 0.5),
+                p99Milliseconds: Self.percentile(samples[index], 0.99))
+        }
+    }
+
+    /// The process group of a live process (field 5 of `/proc/PID/stat`), nil when gone or a zombie.
+    static func processGroup(of pid: Int32) -> Int32? {
+        guard let stat = try? FileIO.readString("/proc/\(pid)/stat"), let close = stat.lastIndex(of: ")") else {
+            return nil
+        }
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        guard fields.count > 2, fields[0] != "Z" else { return nil }
+        return Int32(fields[2])
     }
 
     /// Nearest-rank percentile.

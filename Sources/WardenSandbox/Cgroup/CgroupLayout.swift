@@ -103,7 +103,9 @@ public struct CgroupLayout: Sendable, Equatable {
     /// The filesystem path of a cgroup, given the mount (point and the cgroup it shows as root).
     private static func join(_ mount: (point: String, root: String), _ cgroupPath: String) -> String {
         var relative = cgroupPath
-        if mount.root != "/" && relative.hasPrefix(mount.root) { relative = String(relative.dropFirst(mount.root.count)) }
+        if mount.root != "/" && relative.hasPrefix(mount.root) {
+            relative = String(relative.dropFirst(mount.root.count))
+        }
         let trimmed = relative.split(separator: "/").joined(separator: "/")
         return trimmed.isEmpty ? mount.point : mount.point + "/" + trimmed
     }

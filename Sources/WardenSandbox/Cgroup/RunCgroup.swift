@@ -61,7 +61,8 @@ public struct RunCgroup: Codable, Sendable, Equatable {
         if layout.mode == .unified {
             needed = needed.filter { controller in
                 guard layout.unifiedControllers.contains(controller) else {
-                    missing.append("\(controller): the \(controller) controller is not available in \(layout.unified.ownPath)")
+                    missing.append(
+                        "\(controller): the \(controller) controller is not available in \(layout.unified.ownPath)")
                     return false
                 }
                 return true
@@ -128,7 +129,8 @@ public struct RunCgroup: Codable, Sendable, Equatable {
             guard members == ["\(getpid())"] else {
                 throw WardenError(
                     code: .layerUnavailable,
-                    message: "cannot enable controllers under \(own): it holds other processes; start warden in its own "
+                    message:
+                        "cannot enable controllers under \(own): it holds other processes; start warden in its own "
                         + "delegated cgroup (systemd-run --scope -p Delegate=yes warden run …)")
             }
             try FileIO.makeDirectory(own + "/supervisor", mode: 0o755)
@@ -148,7 +150,7 @@ public struct RunCgroup: Codable, Sendable, Equatable {
                 let file = directory + "/" + write.file
                 do {
                     try FileIO.writeValue(write.value, to: file)
-                } catch where write.required {
+                } catch  where write.required {
                     missing.append("\(controller): \(error)")
                 } catch {
                     continue
@@ -198,8 +200,11 @@ public struct RunCgroup: Codable, Sendable, Equatable {
 
     /// Waits until `cgroup.events` says `populated 0`, waking on the kernel's notification.
     ///
-    /// - Returns: true when empty, false at the deadline.
-    public func waitUntilEmpty(timeout: Duration) -> Bool {
+    /// - Parameters:
+    ///   - interruptFD: a descriptor whose readability ends the wait early (the supervisor's signal
+    ///     pipe: a second Ctrl-C cuts the grace period short); -1 for none.
+    /// - Returns: true when empty, false at the deadline or on interruption.
+    public func waitUntilEmpty(timeout: Duration, interruptFD: Int32 = -1) -> Bool {
         let deadline = monotonicNanoseconds() + timeout.nanoseconds
         let fd = open(unified + "/cgroup.events", O_RDONLY | O_CLOEXEC)
         if fd < 0 { return true }
@@ -210,9 +215,13 @@ public struct RunCgroup: Codable, Sendable, Equatable {
             if n > 0, String(decoding: buffer[0..<n], as: UTF8.self).contains("populated 0") { return true }
             let remaining = deadline - monotonicNanoseconds()
             if remaining <= 0 { return false }
-            var pfd = pollfd(fd: fd, events: Int16(POLLPRI), revents: 0)
+            var fds = [
+                pollfd(fd: fd, events: Int16(POLLPRI), revents: 0),
+                pollfd(fd: interruptFD, events: Int16(POLLIN), revents: 0),
+            ]
             // Cap each wait so a missed edge costs at most 50 ms.
-            _ = poll(&pfd, 1, Int32(min(remaining / 1_000_000 + 1, 50)))
+            _ = poll(&fds, 2, Int32(min(remaining / 1_000_000 + 1, 50)))
+            if fds[1].revents != 0 { return false }
         }
     }
 

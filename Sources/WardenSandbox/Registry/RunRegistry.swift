@@ -36,7 +36,9 @@ public struct RunRegistry: Sendable {
         guard access(runsDirectory, W_OK) == 0 else {
             throw WardenError(
                 code: .systemCall,
-                message: "state directory \(stateDirectory) is not writable; set WARDEN_STATE_DIR or --state-dir to a writable directory")
+                message:
+                    "state directory \(stateDirectory) is not writable; set WARDEN_STATE_DIR or --state-dir to a writable directory"
+            )
         }
     }
 
@@ -57,7 +59,8 @@ public struct RunRegistry: Sendable {
     public func load(_ id: RunID) throws -> RunRecord {
         let path = directory(for: id) + "/run.json"
         guard let data = FileManager.default.contents(atPath: path) else {
-            throw WardenError(code: .notFound, message: "no run \(id) in \(runsDirectory); `warden ps --all` lists runs")
+            throw WardenError(
+                code: .notFound, message: "no run \(id) in \(runsDirectory); `warden ps --all` lists runs")
         }
         do {
             return try JSONDecoder().decode(RunRecord.self, from: data)
@@ -108,7 +111,8 @@ public struct RunRegistry: Sendable {
             current.warnings.append(note)
         }
         try? eventSink(for: record.id).record(
-            RunEvent(run: record.id, kind: .exited, actor: "warden", details: ["supervisor_died": "true", "note": note]))
+            RunEvent(
+                run: record.id, kind: .exited, actor: "warden", details: ["supervisor_died": "true", "note": note]))
         record.cgroup?.remove()
         return updated ?? record
     }

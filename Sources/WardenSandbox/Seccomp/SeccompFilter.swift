@@ -35,7 +35,8 @@ public struct SeccompFilter: Sendable {
     static let clone3Number: UInt32 = 435
     static let ioctlNumber: UInt32 = 16
     /// CLONE_NEWNS | NEWCGROUP | NEWUTS | NEWIPC | NEWUSER | NEWPID | NEWNET | NEWTIME.
-    static let namespaceCloneFlags: UInt32 = 0x0002_0000 | 0x0200_0000 | 0x0400_0000 | 0x0800_0000 | 0x1000_0000
+    static let namespaceCloneFlags: UInt32 =
+        0x0002_0000 | 0x0200_0000 | 0x0400_0000 | 0x0800_0000 | 0x1000_0000
         | 0x2000_0000 | 0x4000_0000 | 0x0000_0080
     /// TIOCSTI (push input into a terminal) and TIOCLINUX (its console cousin).
     static let deniedIoctls: [UInt32] = [0x5412, 0x541C]
@@ -57,7 +58,8 @@ public struct SeccompFilter: Sendable {
         #else
             throw WardenError(
                 code: .layerUnavailable,
-                message: "seccomp: Warden has no syscall table for this architecture yet; pass --allow-degraded seccomp to run without it"
+                message:
+                    "seccomp: Warden has no syscall table for this architecture yet; pass --allow-degraded seccomp to run without it"
             )
         #endif
     }

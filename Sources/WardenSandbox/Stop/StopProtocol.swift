@@ -20,10 +20,14 @@ public struct StopProtocol: Sendable {
     /// Who asked: `operator`, `supervisor`, `lease`, `tripwire`.
     public let actor: String
 
-    public init(registry: RunRegistry, id: RunID, actor: String) {
+    /// A descriptor that, when readable, cuts the grace period short (-1: none).
+    public let interruptFD: Int32
+
+    public init(registry: RunRegistry, id: RunID, actor: String, interruptFD: Int32 = -1) {
         self.registry = registry
         self.id = id
         self.actor = actor
+        self.interruptFD = interruptFD
     }
 
     /// What a stop achieved; `warden stop --json` prints it.
@@ -84,8 +88,10 @@ public struct StopProtocol: Sendable {
         if grace > .zero {
             writeNotice(record: record, reason: reason, grace: grace, warnings: &warnings)
             let signalled = signalAgent(record: record, cgroup: cgroup, signal: SIGTERM)
-            log(.noticeSent, ["signal": "SIGTERM", "pid": signalled.map(String.init) ?? "none", "file": record.noticeFile])
-            complied = cgroup.waitUntilEmpty(timeout: grace)
+            log(
+                .noticeSent,
+                ["signal": "SIGTERM", "pid": signalled.map(String.init) ?? "none", "file": record.noticeFile])
+            complied = cgroup.waitUntilEmpty(timeout: grace, interruptFD: interruptFD)
             if !complied {
                 log(.noticeIgnored, ["remaining_processes": String(cgroup.processIDs().count)])
             }
@@ -95,7 +101,7 @@ public struct StopProtocol: Sendable {
             killed = cgroup.processIDs().count
             do {
                 try cgroup.kill()
-            } catch where !cgroup.isPopulated() {
+            } catch  where !cgroup.isPopulated() {
                 // Emptied between the check and the write.
             }
             _ = cgroup.waitUntilEmpty(timeout: .seconds(10))

@@ -50,7 +50,8 @@ public enum InnerShim {
     /// Runs the shim with the arguments after `__shim`; never returns.
     public static func main(arguments: [String]) -> Never {
         guard let options = parse(arguments) else {
-            FileHandle.standardError.write(Data("warden: the inner shim is started by `warden run`, not by hand\n".utf8))
+            FileHandle.standardError.write(
+                Data("warden: the inner shim is started by `warden run`, not by hand\n".utf8))
             exit(126)
         }
         var report: [String: String] = [:]

@@ -35,7 +35,8 @@ public struct RunPlan: Sendable {
         profile: RunProfile, host: HostConfiguration, callerEnvironment: [String: String], workingDirectory: String
     ) throws -> RunPlan {
         guard let program = profile.command.first, !program.isEmpty else {
-            throw WardenError.invalidInput("no command given; put the agent's command after --, e.g. warden run -- python3 agent.py")
+            throw WardenError.invalidInput(
+                "no command given; put the agent's command after --, e.g. warden run -- python3 agent.py")
         }
         guard let workspaceText = profile.workspace else {
             throw WardenError.invalidInput("--workspace: no workspace given; name the directory the agent may write to")
@@ -44,7 +45,9 @@ public struct RunPlan: Sendable {
         guard FileIO.isDirectory(workspacePath), let workspace = FileIO.realPath(workspacePath) else {
             throw WardenError(
                 code: .notFound,
-                message: "--workspace: \(workspaceText) does not exist or is not a directory; create it first (mkdir -p \(workspaceText))")
+                message:
+                    "--workspace: \(workspaceText) does not exist or is not a directory; create it first (mkdir -p \(workspaceText))"
+            )
         }
         guard workspace != "/" else {
             throw WardenError.invalidInput("--workspace: / cannot be the workspace; give the agent its own directory")
@@ -52,7 +55,8 @@ public struct RunPlan: Sendable {
         for warden in [host.stateDirectory] + host.hiddenPaths where !warden.isEmpty {
             if warden == workspace || warden.hasPrefix(workspace + "/") || workspace.hasPrefix(warden + "/") {
                 throw WardenError.invalidInput(
-                    "--workspace: \(workspace) overlaps Warden's own files at \(warden); the agent must never reach them; pick another directory")
+                    "--workspace: \(workspace) overlaps Warden's own files at \(warden); the agent must never reach them; pick another directory"
+                )
             }
         }
         func resolve(_ path: String, flag: String, mustExist: Bool) throws -> String {
@@ -60,7 +64,8 @@ public struct RunPlan: Sendable {
             if mustExist {
                 guard FileIO.exists(absolute) else {
                     throw WardenError(
-                        code: .notFound, message: "\(flag): \(path) does not exist (looked at \(absolute)); create it or fix the path")
+                        code: .notFound,
+                        message: "\(flag): \(path) does not exist (looked at \(absolute)); create it or fix the path")
                 }
             }
             return URL(fileURLWithPath: absolute).standardizedFileURL.path
@@ -83,18 +88,22 @@ public struct RunPlan: Sendable {
                 .standardizedFileURL.path
             guard FileIO.isExecutable(absolute) else {
                 throw WardenError(
-                    code: .notFound, message: "command \(program) does not exist or is not executable (looked at \(absolute))")
+                    code: .notFound,
+                    message: "command \(program) does not exist or is not executable (looked at \(absolute))")
             }
             let isInWorkspace = absolute.hasPrefix(workspace + "/")
             for privateRoot in ["/tmp", "/run"] where absolute.hasPrefix(privateRoot + "/") && !isInWorkspace {
                 throw WardenError.invalidInput(
-                    "command \(program) is under \(privateRoot), which the sandbox replaces with an empty private one; move it into the workspace")
+                    "command \(program) is under \(privateRoot), which the sandbox replaces with an empty private one; move it into the workspace"
+                )
             }
         } else if findExecutable(program, path: resolvedPath) == nil {
-            throw WardenError(code: .notFound, message: "command '\(program)' was not found on PATH; give its full path")
+            throw WardenError(
+                code: .notFound, message: "command '\(program)' was not found on PATH; give its full path")
         }
         let name = profile.name ?? (program as NSString).lastPathComponent
-        guard !name.isEmpty, name.count <= 64, name.allSatisfy({ $0.isLetter || $0.isNumber || "-_.".contains($0) }) else {
+        guard !name.isEmpty, name.count <= 64, name.allSatisfy({ $0.isLetter || $0.isNumber || "-_.".contains($0) })
+        else {
             throw WardenError.invalidInput("--name: '\(name)' must be 1-64 letters, digits, '-', '_' or '.'")
         }
         return RunPlan(
@@ -141,7 +150,8 @@ public struct HostConfiguration: Sendable {
     /// `WARDEN_CGROUP_ROOT`).
     public static func fromEnvironment(_ environment: [String: String], stateDirectory: String?) -> HostConfiguration {
         let state = stateDirectory ?? defaultStateDirectory(environment: environment)
-        let bwrap = environment["WARDEN_BWRAP"] ?? findExecutable("bwrap", path: environment["PATH"]) ?? "/usr/bin/bwrap"
+        let bwrap =
+            environment["WARDEN_BWRAP"] ?? findExecutable("bwrap", path: environment["PATH"]) ?? "/usr/bin/bwrap"
         let executable = FileIO.realPath("/proc/self/exe") ?? CommandLine.arguments[0]
         var hidden = ["/etc/warden", "/var/lib/warden", "/run/warden"]
         if let home = environment["HOME"], home != "/" { hidden.append(home + "/.config/warden") }

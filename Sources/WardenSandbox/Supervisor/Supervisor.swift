@@ -54,7 +54,9 @@ public final class Supervisor {
             guard warden_seccomp_available() != 0 else {
                 throw WardenError(
                     code: .layerUnavailable,
-                    message: "seccomp: this kernel has no seccomp (CONFIG_SECCOMP_FILTER); pass --allow-degraded seccomp to run without it")
+                    message:
+                        "seccomp: this kernel has no seccomp (CONFIG_SECCOMP_FILTER); pass --allow-degraded seccomp to run without it"
+                )
             }
             seccomp = try SeccompFilter.makeDefault()
         } catch let error as WardenError {
@@ -67,7 +69,8 @@ public final class Supervisor {
             if abi < LandlockRules.fullABI {
                 throw WardenError(
                     code: .layerUnavailable,
-                    message: "landlock: this kernel's Landlock ABI is \(abi); signal and socket scoping need ABI \(LandlockRules.fullABI) (Linux 6.12+); pass --allow-degraded landlock to run with what it has"
+                    message:
+                        "landlock: this kernel's Landlock ABI is \(abi); signal and socket scoping need ABI \(LandlockRules.fullABI) (Linux 6.12+); pass --allow-degraded landlock to run with what it has"
                 )
             }
         } catch let error as WardenError {
@@ -103,7 +106,8 @@ public final class Supervisor {
             if detached {
                 let null = open("/dev/null", O_RDONLY | O_CLOEXEC)
                 let log = open(
-                    registry.directory(for: id) + "/output.log", O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0o600)
+                    registry.directory(for: id) + "/output.log", O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW,
+                    0o600)
                 guard null >= 0, log >= 0 else { throw FileIO.systemError("open the run's output log") }
                 stdio = (null, log, log)
             }
@@ -136,7 +140,8 @@ public final class Supervisor {
             let message = missingLimits.joined(separator: "; ")
             guard plan.allowDegraded.contains(.limits) else {
                 throw WardenError(
-                    code: .layerUnavailable, message: "limits: \(message); pass --allow-degraded limits to run without them")
+                    code: .layerUnavailable,
+                    message: "limits: \(message); pass --allow-degraded limits to run without them")
             }
             statuses.append(.init(layer: .limits, status: .degraded, detail: message))
         } else {
@@ -144,13 +149,16 @@ public final class Supervisor {
             statuses.append(
                 .init(
                     layer: .limits, status: .applied,
-                    detail: "pids.max=\(limits.pidsMax.map(String.init) ?? "max") memory.max=\(ByteSize(bytes: limits.memoryMax)) cpu.max=\(limits.cpuMax.map { String($0) } ?? "max")"
+                    detail:
+                        "pids.max=\(limits.pidsMax.map(String.init) ?? "max") memory.max=\(ByteSize(bytes: limits.memoryMax)) cpu.max=\(limits.cpuMax.map { String($0) } ?? "max")"
                 ))
         }
         statuses.append(
             .init(
                 layer: .bubblewrap, status: .applied,
-                detail: "pid, mount, ipc, uts, cgroup\(plan.network == .none ? ", net" : "") namespaces; read-only root; cap-drop ALL"))
+                detail:
+                    "pid, mount, ipc, uts, cgroup\(plan.network == .none ? ", net" : "") namespaces; read-only root; cap-drop ALL"
+            ))
         for (layer, reason) in layers.degraded where layer == .seccomp {
             statuses.append(.init(layer: layer, status: .degraded, detail: reason))
         }
@@ -158,11 +166,15 @@ public final class Supervisor {
             statuses.append(
                 .init(
                     layer: .seccomp, status: .applied,
-                    detail: "\(SeccompFilter.deniedX86_64.count) syscalls denied, namespace clone flags, TIOCSTI; arch checked"))
+                    detail:
+                        "\(SeccompFilter.deniedX86_64.count) syscalls denied, namespace clone flags, TIOCSTI; arch checked"
+                ))
             _ = seccomp
         }
         for status in statuses {
-            try event(status.status == .applied ? .layerApplied : .layerDegraded, ["layer": status.layer.rawValue, "detail": status.detail])
+            try event(
+                status.status == .applied ? .layerApplied : .layerDegraded,
+                ["layer": status.layer.rawValue, "detail": status.detail])
         }
         if plan.network == .host {
             let warning = "--network host: the agent shares the host's network; nothing stops it sending data out"
@@ -183,7 +195,8 @@ public final class Supervisor {
             guard fd >= 0 else { throw FileIO.systemError("memfd_create") }
             toClose.append(fd)
             let bytes = seccomp.bytes
-            guard bytes.withUnsafeBytes({ write(fd, $0.baseAddress, $0.count) }) == bytes.count, lseek(fd, 0, SEEK_SET) == 0
+            guard bytes.withUnsafeBytes({ write(fd, $0.baseAddress, $0.count) }) == bytes.count,
+                lseek(fd, 0, SEEK_SET) == 0
             else { throw FileIO.systemError("write seccomp program") }
             seccompFD = fd
         }
@@ -206,7 +219,8 @@ public final class Supervisor {
         guard cgroupDirectory >= 0 else { throw FileIO.systemError("open \(cgroup.unified)") }
         toClose.append(cgroupDirectory)
         let command = BubblewrapCommand(
-            plan: plan, seccompFD: seccompFD, infoFD: info.write, statusFD: status.write, applyLandlock: layers.landlock)
+            plan: plan, seccompFD: seccompFD, infoFD: info.write, statusFD: status.write, applyLandlock: layers.landlock
+        )
         var argv = command.arguments
         if let index = argv.firstIndex(of: "--status-fd") {
             argv.insert(contentsOf: ["--go-fd", String(go.read)], at: index)
@@ -215,11 +229,14 @@ public final class Supervisor {
 
         // 4. Spawn: the child joins the run's cgroups before it execs bubblewrap.
         let result = WardenProcess.spawn(
-            argv: argv, cgroupDirectoryFD: cgroupDirectory, cgroupFDs: procsFDs, keepFDs: keep, stdio: stdio, newProcessGroup: true)
+            argv: argv, cgroupDirectoryFD: cgroupDirectory, cgroupFDs: procsFDs, keepFDs: keep, stdio: stdio,
+            newProcessGroup: true)
         guard result.pid > 0 else {
             throw WardenError(
                 code: .systemCall,
-                message: "starting bubblewrap failed at \(Self.stageName(result.stage)): \(String(cString: strerror(result.err)))")
+                message:
+                    "starting bubblewrap failed at \(Self.stageName(result.stage)): \(String(cString: strerror(result.err)))"
+            )
         }
         bubblewrapPID = result.pid
         bubblewrapPIDFD = result.pidfd
@@ -231,7 +248,8 @@ public final class Supervisor {
         else {
             throw WardenError(
                 code: .layerUnavailable,
-                message: "bubblewrap: the sandbox did not start (\(reapBubblewrapFailure())); check that user namespaces and bubblewrap work: bwrap --ro-bind / / true"
+                message:
+                    "bubblewrap: the sandbox did not start (\(reapBubblewrapFailure())); check that user namespaces and bubblewrap work: bwrap --ro-bind / / true"
             )
         }
         let statusLine = readLine(status.read)
@@ -240,7 +258,9 @@ public final class Supervisor {
             report["error"] == nil
         else {
             let reason =
-                (statusLine.data(using: .utf8).flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] }?[
+                (statusLine.data(using: .utf8).flatMap {
+                    try? JSONSerialization.jsonObject(with: $0) as? [String: Any]
+                }?[
                     "error"] as? String) ?? "the inner shim did not report (\(reapBubblewrapFailure()))"
             throw WardenError(code: .layerUnavailable, message: "\(reason)")
         }
@@ -344,7 +364,9 @@ public final class Supervisor {
                 while read(signalFD, &byte, 1) == 1 { received.append(Self.signalName(Int32(byte))) }
                 if !stopping {
                     stopping = true
-                    runStop(actor: "operator", reason: "operator interrupt (\(received.first ?? "signal"))", grace: plan.grace)
+                    runStop(
+                        actor: "operator", reason: "operator interrupt (\(received.first ?? "signal"))",
+                        grace: plan.grace)
                 } else {
                     // A second interrupt skips what is left of the grace period.
                     try? cgroup.kill()
@@ -361,13 +383,18 @@ public final class Supervisor {
 
     private func runStop(actor: String, reason: String, grace: Duration) {
         guard let id else { return }
-        let outcome = try? StopProtocol(registry: registry, id: id, actor: actor).run(grace: grace, reason: reason)
+        // Only operator interrupts may cut the grace short; the signal pipe is drained by the loop after.
+        let interrupt = actor == "operator" ? signalFD : -1
+        let outcome = try? StopProtocol(registry: registry, id: id, actor: actor, interruptFD: interrupt)
+            .run(grace: grace, reason: reason)
         if outcome?.stopped != true { try? cgroup?.kill() }
     }
 
     private func recordIncidents(_ incidents: [TripwireIncident]) {
         for incident in incidents {
-            try? event(.tripwire, ["path": incident.path, "change": incident.change, "detail": incident.detail], actor: "tripwire")
+            try? event(
+                .tripwire, ["path": incident.path, "change": incident.change, "detail": incident.detail],
+                actor: "tripwire")
         }
     }
 
@@ -478,27 +505,29 @@ public final class Supervisor {
 public enum WardenProcess {
     /// Spawns `argv[0]`; see `warden_spawn` for the guarantees between fork and exec.
     public static func spawn(
-    argv: [String], environment: [String]? = nil, cgroupDirectoryFD: Int32 = -1, cgroupFDs: [Int32] = [], keepFDs: [Int32], stdio: (Int32, Int32, Int32),
-    newProcessGroup: Bool = false, newSession: Bool = false
-) -> warden_spawn_result {
-    let env = environment ?? ProcessInfo.processInfo.environment.map { "\($0.key)=\($0.value)" }
-    var cArgv = argv.map { strdup($0) } + [nil]
-    var cEnv = env.map { strdup($0) } + [nil]
-    defer {
-        for pointer in cArgv { free(pointer) }
-        for pointer in cEnv { free(pointer) }
-    }
-    return cArgv.withUnsafeMutableBufferPointer { argvBuffer in
-        cEnv.withUnsafeMutableBufferPointer { envBuffer in
-            cgroupFDs.withUnsafeBufferPointer { cgroups in
-                keepFDs.withUnsafeBufferPointer { keep in
-                    warden_spawn(
-                        argv[0], argvBuffer.baseAddress, envBuffer.baseAddress, cgroupDirectoryFD, cgroups.baseAddress,
-                        Int32(cgroups.count), keep.baseAddress, Int32(keep.count), stdio.0, stdio.1, stdio.2,
-                        newProcessGroup ? 1 : 0, newSession ? 1 : 0)
+        argv: [String], environment: [String]? = nil, cgroupDirectoryFD: Int32 = -1, cgroupFDs: [Int32] = [],
+        keepFDs: [Int32], stdio: (Int32, Int32, Int32),
+        newProcessGroup: Bool = false, newSession: Bool = false
+    ) -> warden_spawn_result {
+        let env = environment ?? ProcessInfo.processInfo.environment.map { "\($0.key)=\($0.value)" }
+        var cArgv = argv.map { strdup($0) } + [nil]
+        var cEnv = env.map { strdup($0) } + [nil]
+        defer {
+            for pointer in cArgv { free(pointer) }
+            for pointer in cEnv { free(pointer) }
+        }
+        return cArgv.withUnsafeMutableBufferPointer { argvBuffer in
+            cEnv.withUnsafeMutableBufferPointer { envBuffer in
+                cgroupFDs.withUnsafeBufferPointer { cgroups in
+                    keepFDs.withUnsafeBufferPointer { keep in
+                        warden_spawn(
+                            argv[0], argvBuffer.baseAddress, envBuffer.baseAddress, cgroupDirectoryFD,
+                            cgroups.baseAddress,
+                            Int32(cgroups.count), keep.baseAddress, Int32(keep.count), stdio.0, stdio.1, stdio.2,
+                            newProcessGroup ? 1 : 0, newSession ? 1 : 0)
+                    }
                 }
             }
         }
     }
-}
 }

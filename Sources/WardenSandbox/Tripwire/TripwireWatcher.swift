@@ -89,7 +89,8 @@ public final class TripwireWatcher {
                                     into: &incidents)
                             }
                             if before.links != now.links {
-                                report(path, "hard-link", "link count \(before.links) -> \(now.links)", into: &incidents)
+                                report(
+                                    path, "hard-link", "link count \(before.links) -> \(now.links)", into: &incidents)
                             }
                             lastSeen[path] = now
                         }

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs what Warden needs on a fresh Debian/Ubuntu machine (idempotent); sourced by the other scripts.
+set -euo pipefail
+
+need_packages=()
+command -v bwrap >/dev/null 2>&1 || need_packages+=(bubblewrap)
+command -v python3 >/dev/null 2>&1 || need_packages+=(python3)
+command -v unshare >/dev/null 2>&1 || need_packages+=(util-linux)
+if [ ${#need_packages[@]} -gt 0 ]; then
+    echo "setup: installing ${need_packages[*]} (apt-get)" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq "${need_packages[@]}" >/dev/null
+fi
+if ! command -v swift >/dev/null 2>&1; then
+    echo "setup: Swift 6 is not on PATH; install a Swift 6.x toolchain from swift.org (it is not a Debian package)" >&2
+    exit 1
+fi
+if [ "$(id -u)" -ne 0 ]; then
+    echo "setup: run as root: Warden creates cgroups and the tests check the kernel from outside the sandbox" >&2
+    exit 1
+fi
