@@ -67,4 +67,12 @@ public struct RunEvent: Codable, Sendable, Equatable {
 /// caller must not carry out the action the event describes.
 public protocol EventSink: Sendable {
     func record(_ event: RunEvent) throws
+    /// Records several events as one durable write (all or, on error, the caller must assume none).
+    func record(contentsOf events: [RunEvent]) throws
+}
+
+extension EventSink {
+    public func record(contentsOf events: [RunEvent]) throws {
+        for event in events { try record(event) }
+    }
 }

@@ -53,7 +53,9 @@ public struct RunRegistry: Sendable {
     private func write(_ record: RunRecord) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try FileIO.writeAtomically(try encoder.encode(record), to: directory(for: record.id) + "/run.json")
+        // The event log is the durable record; run.json is the registry's current view of it.
+        try FileIO.writeAtomically(
+            try encoder.encode(record), to: directory(for: record.id) + "/run.json", durable: false)
     }
 
     public func load(_ id: RunID) throws -> RunRecord {

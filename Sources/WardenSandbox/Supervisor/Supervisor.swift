@@ -171,16 +171,19 @@ public final class Supervisor {
                 ))
             _ = seccomp
         }
-        for status in statuses {
-            try event(
-                status.status == .applied ? .layerApplied : .layerDegraded,
-                ["layer": status.layer.rawValue, "detail": status.detail])
+        var layerEvents = statuses.map { status in
+            RunEvent(
+                run: id, kind: status.status == .applied ? .layerApplied : .layerDegraded, actor: "supervisor",
+                details: ["layer": status.layer.rawValue, "detail": status.detail])
         }
         if plan.network == .host {
             let warning = "--network host: the agent shares the host's network; nothing stops it sending data out"
             warnings.append(warning)
-            try event(.warning, ["warning": warning, "network": "host"])
+            layerEvents.append(
+                RunEvent(
+                    run: id, kind: .warning, actor: "supervisor", details: ["warning": warning, "network": "host"]))
         }
+        try sink.record(contentsOf: layerEvents)
 
         // 2. Tripwire baselines, taken before the agent can touch anything.
         let baselines = plan.tripwires.map { TripwireBaseline.capture($0) }

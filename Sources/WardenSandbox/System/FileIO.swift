@@ -44,13 +44,17 @@ enum FileIO {
         guard n == bytes.count else { throw systemError("write '\(value)' to \(path)") }
     }
 
-    /// Replaces `path` atomically: write a temporary sibling, fsync, rename.
-    static func writeAtomically(_ data: Data, to path: String, mode: mode_t = 0o600) throws {
+    /// Replaces `path` atomically: write a temporary sibling, optionally fsync, rename.
+    ///
+    /// Readers see the old or the new content, never a mix. Without `durable` a crash may leave the
+    /// old version; callers whose durable record is elsewhere (the registry's state, whose facts are
+    /// also in the event log) skip the flush.
+    static func writeAtomically(_ data: Data, to path: String, mode: mode_t = 0o600, durable: Bool = true) throws {
         let temporary = path + ".tmp.\(getpid())"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode)
         guard fd >= 0 else { throw systemError("create \(temporary)") }
         let written = data.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-        let synced = fsync(fd)
+        let synced = durable ? fsync(fd) : 0
         close(fd)
         guard written == data.count, synced == 0 else {
             unlink(temporary)
