@@ -38,7 +38,9 @@ let package = Package(
         .testTarget(name: "WardenCoreTests", dependencies: ["WardenCore"]),
         .testTarget(
             name: "WardenSandboxTests",
-            dependencies: ["WardenSandbox", "WardenCore", "WardenTesting", "WardenCLI"]
+            dependencies: ["WardenSandbox", "WardenCore", "WardenTesting", "WardenCLI"],
+            // The adversary programs are run from the source tree by the tests, not bundled.
+            exclude: ["Adversaries"]
         ),
     ]
 )

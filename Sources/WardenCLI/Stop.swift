@@ -40,7 +40,9 @@ struct StopTargets: ParsableArguments {
                     print("\(id) (\(record.name)) had already ended; nothing of it remains")
                 } else if outcome.stopped {
                     let how =
-                        outcome.compliedWithNotice ? "exited on notice" : "killed \(outcome.killedProcesses) processes"
+                        outcome.compliedWithNotice
+                        ? "the agent exited on notice"
+                        : "killed \(outcome.killedProcesses) processes (cgroup.kill to empty: \(String(format: "%.1f", outcome.killMilliseconds)) ms)"
                     print(
                         "stopped \(id) (\(record.name)) in \(String(format: "%.1f", outcome.latencyMilliseconds)) ms: \(how); 0 remain"
                     )

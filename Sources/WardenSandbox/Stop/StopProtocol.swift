@@ -35,6 +35,8 @@ public struct StopProtocol: Sendable {
         public var id: RunID
         public var stopped: Bool
         public var latencyMilliseconds: Double
+        /// From the `cgroup.kill` write to an empty cgroup (zero when the agent exited on notice).
+        public var killMilliseconds: Double
         public var remainingProcesses: Int
         public var killedProcesses: Int
         public var compliedWithNotice: Bool
@@ -44,6 +46,7 @@ public struct StopProtocol: Sendable {
         enum CodingKeys: String, CodingKey {
             case id, stopped
             case latencyMilliseconds = "latency_ms"
+            case killMilliseconds = "kill_ms"
             case remainingProcesses = "remaining_processes"
             case killedProcesses = "killed_processes"
             case compliedWithNotice = "complied_with_notice"
@@ -72,12 +75,14 @@ public struct StopProtocol: Sendable {
         }
         guard let cgroup = record.cgroup else {
             return Outcome(
-                id: id, stopped: true, latencyMilliseconds: 0, remainingProcesses: 0, killedProcesses: 0,
+                id: id, stopped: true, latencyMilliseconds: 0, killMilliseconds: 0, remainingProcesses: 0,
+                killedProcesses: 0,
                 compliedWithNotice: false, alreadyEnded: true, warnings: [])
         }
         if !record.state.isActive && !cgroup.isPopulated() {
             return Outcome(
-                id: id, stopped: true, latencyMilliseconds: 0, remainingProcesses: 0, killedProcesses: 0,
+                id: id, stopped: true, latencyMilliseconds: 0, killMilliseconds: 0, remainingProcesses: 0,
+                killedProcesses: 0,
                 compliedWithNotice: false, alreadyEnded: true, warnings: [])
         }
         let start = monotonicNanoseconds()
@@ -97,7 +102,10 @@ public struct StopProtocol: Sendable {
             }
         }
         var killed = 0
+        var killNanoseconds: Int64 = 0
         if !complied {
+            let killStart = monotonicNanoseconds()
+            defer { killNanoseconds = monotonicNanoseconds() - killStart }
             killed = cgroup.processIDs().count
             do {
                 try cgroup.kill()
@@ -110,7 +118,14 @@ public struct StopProtocol: Sendable {
         // Read the counters before anyone (the supervisor, seeing bubblewrap exit) removes the cgroup.
         let limits = cgroup.limitEvents()
         let remaining = cgroup.isPopulated() ? max(1, cgroup.processIDs().count) : 0
-        if !complied { log(.killed, ["processes": String(killed), "remaining_processes": String(remaining)]) }
+        if !complied {
+            log(
+                .killed,
+                [
+                    "processes": String(killed), "remaining_processes": String(remaining),
+                    "kill_ms": String(format: "%.3f", Double(killNanoseconds) / 1e6),
+                ])
+        }
 
         recordTripwires(record: record, sink: sink, log: log)
         if !limits.isEmpty { log(.limitHit, limits) }
@@ -133,7 +148,8 @@ public struct StopProtocol: Sendable {
         }
         if remaining == 0 { cgroup.remove() }
         return Outcome(
-            id: id, stopped: remaining == 0, latencyMilliseconds: latency, remainingProcesses: remaining,
+            id: id, stopped: remaining == 0, latencyMilliseconds: latency,
+            killMilliseconds: Double(killNanoseconds) / 1e6, remainingProcesses: remaining,
             killedProcesses: killed, compliedWithNotice: complied, alreadyEnded: false, warnings: warnings)
     }
 
