@@ -148,7 +148,10 @@ extension Warden {
                 throw error
             }
             for warning in supervisor.warnings { Output.error("warning: \(warning)") }
-            if let readyFD { reportReady(["id": id.rawValue]); close(readyFD) }
+            if let readyFD {
+                reportReady(["id": id.rawValue, "warnings": supervisor.warnings.joined(separator: "\n")])
+                close(readyFD)
+            }
             let code = supervisor.superviseUntilExit()
             let record = try? state.registry.load(id)
             if json {
@@ -203,6 +206,7 @@ extension Warden {
             if let error = object["error"] {
                 throw WardenError(code: .layerUnavailable, message: error)
             }
+            for warning in (object["warnings"] ?? "").split(separator: "\n") { Output.error("warning: \(warning)") }
             guard let id = object["id"] else {
                 throw WardenError(code: .systemCall, message: "no run id from the supervisor")
             }

@@ -219,8 +219,9 @@ public struct RunCgroup: Codable, Sendable, Equatable {
                 pollfd(fd: fd, events: Int16(POLLPRI), revents: 0),
                 pollfd(fd: interruptFD, events: Int16(POLLIN), revents: 0),
             ]
-            // Cap each wait so a missed edge costs at most 50 ms.
-            _ = poll(&fds, 2, Int32(min(remaining / 1_000_000 + 1, 50)))
+            // The kernel delivers the change notification from a workqueue, which a loaded machine can
+            // delay; re-reading every 2 ms bounds what a late or lost edge costs.
+            _ = poll(&fds, 2, Int32(min(remaining / 1_000_000 + 1, 2)))
             if fds[1].revents != 0 { return false }
         }
     }

@@ -76,7 +76,7 @@ public final class TripwireWatcher {
                 let name = String(decoding: nameBytes, as: UTF8.self)
                 offset += 16 + length
                 if let path = fileWatches[wd] {
-                    if mask & UInt32(IN_MODIFY | IN_CLOSE_WRITE) != 0 && mask & UInt32(IN_MODIFY) != 0 {
+                    if mask & UInt32(IN_MODIFY) != 0 {
                         report(path, "write", "the file was written", into: &incidents)
                     }
                     if mask & UInt32(IN_ATTRIB) != 0 {
