@@ -4,7 +4,10 @@ set -euo pipefail
 
 need_packages=()
 command -v bwrap >/dev/null 2>&1 || need_packages+=(bubblewrap)
-command -v python3 >/dev/null 2>&1 || need_packages+=(python3)
+# The adversary programs use Debian's python3 at a fixed path, and curl/wget as exfiltration tools.
+[ -x /usr/bin/python3 ] || need_packages+=(python3)
+command -v curl >/dev/null 2>&1 || need_packages+=(curl)
+command -v wget >/dev/null 2>&1 || need_packages+=(wget)
 command -v unshare >/dev/null 2>&1 || need_packages+=(util-linux)
 if [ ${#need_packages[@]} -gt 0 ]; then
     echo "setup: installing ${need_packages[*]} (apt-get)" >&2

@@ -34,15 +34,7 @@ public final class LoopbackListener: @unchecked Sendable {
     }
 
     /// Connections waiting to be accepted (each is accepted and closed).
-    public func acceptedConnections() -> Int {
-        var count = 0
-        while true {
-            let client = accept(fd, nil, nil)
-            if client < 0 { return count }
-            close(client)
-            count += 1
-        }
-    }
+    public func acceptedConnections() -> Int { acceptPending(fd) }
 
     deinit { close(fd) }
 }
@@ -80,18 +72,21 @@ public final class UnixListener: @unchecked Sendable {
         }
     }
 
-    public func acceptedConnections() -> Int {
-        var count = 0
-        while true {
-            let client = accept(fd, nil, nil)
-            if client < 0 { return count }
-            close(client)
-            count += 1
-        }
-    }
+    public func acceptedConnections() -> Int { acceptPending(fd) }
 
     deinit {
         close(fd)
         if let path { unlink(path) }
+    }
+}
+
+/// Accepts and closes every pending connection on a non-blocking listener; returns how many there were.
+private func acceptPending(_ fd: Int32) -> Int {
+    var count = 0
+    while true {
+        let client = accept(fd, nil, nil)
+        if client < 0 { return count }
+        close(client)
+        count += 1
     }
 }
