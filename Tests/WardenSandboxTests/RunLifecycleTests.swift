@@ -163,6 +163,26 @@ struct RunLifecycleTests {
         #expect(try String(contentsOfFile: harness.outside + "/outside.txt", encoding: .utf8) == "secret\n")
     }
 
+    @Test func runsWhenWardenItselfLivesUnderTmp() throws {
+        // A checkout (or CI clone) under /tmp: the shim binary must still be reachable inside.
+        let harness = try WardenHarness()
+        let copy = "/tmp/warden-copy-\(getpid())/warden"
+        try FileManager.default.createDirectory(
+            atPath: "/tmp/warden-copy-\(getpid())", withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: "/tmp/warden-copy-\(getpid())") }
+        try FileManager.default.copyItem(atPath: WardenHarness.binary, toPath: copy)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: copy)
+        process.arguments = ["run", "--workspace", harness.workspace, "--", "/bin/sh", "-c", "exit 5"]
+        process.environment = ProcessInfo.processInfo.environment.merging(["WARDEN_STATE_DIR": harness.stateDirectory])
+        {
+            $1
+        }
+        try process.run()
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 5)
+    }
+
     @Test func networkHostIsWarnedAndRecorded() throws {
         let harness = try WardenHarness()
         let result = try harness.run(["run", "--network", "host", "--workspace", harness.workspace, "--", "/bin/true"])

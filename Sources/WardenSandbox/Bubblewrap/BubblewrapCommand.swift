@@ -36,6 +36,9 @@ public struct BubblewrapCommand: Sendable {
         // cgroupfs must not be visible inside: an empty read-only tmpfs replaces it.
         args += ["--tmpfs", "/sys/fs/cgroup", "--remount-ro", "/sys/fs/cgroup"]
         args += ["--bind", plan.workspace, plan.workspace]
+        // The shim is this binary; it must be reachable even when it lives under /tmp or /run, which
+        // are private inside. Read-only, like the rest of the host.
+        args += ["--ro-bind", plan.host.wardenExecutable, plan.host.wardenExecutable]
         for path in plan.protect { args += ["--ro-bind", path, path] }
         for path in hiddenPaths() {
             if FileIO.isDirectory(path) {

@@ -112,7 +112,7 @@ public final class Supervisor {
                 stdio = (null, log, log)
             }
             defer { if detached { close(stdio.0); close(stdio.1) } }
-            try launch(id: id, layers: layers, record: &record, sink: sink, stdio: stdio)
+            try launch(id: id, layers: layers, sink: sink, stdio: stdio)
         } catch {
             cleanUpFailedStart(id: id, error: error)
             throw error
@@ -125,10 +125,7 @@ public final class Supervisor {
         try sink.record(RunEvent(run: id, kind: kind, actor: actor, details: details))
     }
 
-    private func launch(
-        id: RunID, layers: LayerPlan, record: inout RunRecord, sink: JSONLinesEventSink,
-        stdio: (Int32, Int32, Int32)
-    ) throws {
+    private func launch(id: RunID, layers: LayerPlan, sink: JSONLinesEventSink, stdio: (Int32, Int32, Int32)) throws {
         // 1. cgroup and limits.
         let (cgroup, missingLimits) = try RunCgroup.create(id: id, layout: layers.layout, limits: plan.limits)
         self.cgroup = cgroup
@@ -162,14 +159,13 @@ public final class Supervisor {
         for (layer, reason) in layers.degraded where layer == .seccomp {
             statuses.append(.init(layer: layer, status: .degraded, detail: reason))
         }
-        if let seccomp = layers.seccomp {
+        if layers.seccomp != nil {
             statuses.append(
                 .init(
                     layer: .seccomp, status: .applied,
                     detail:
                         "\(SeccompFilter.deniedX86_64.count) syscalls denied, namespace clone flags, TIOCSTI; arch checked"
                 ))
-            _ = seccomp
         }
         var layerEvents = statuses.map { status in
             RunEvent(
@@ -279,7 +275,7 @@ public final class Supervisor {
         let agentPID = findChild(of: pid_t(childPID)) ?? pid_t(childPID)
 
         // 6. Record, then let the agent run: nothing it does happens before this is durable.
-        let updated = try registry.update(id) {
+        try registry.update(id) {
             $0.state = .running
             $0.bubblewrapPID = result.pid
             $0.initPID = pid_t(childPID)
@@ -288,7 +284,6 @@ public final class Supervisor {
             $0.tripwires = baselines
             $0.warnings = warnings
         }
-        record = updated
         try event(
             .started,
             [
