@@ -2,9 +2,15 @@
 #include "CWardenLinux.h"
 
 #include <errno.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+
+#ifndef SECCOMP_FILTER_FLAG_LOG
+#define SECCOMP_FILTER_FLAG_LOG (1UL << 1)
+#endif
 
 #ifndef SYS_landlock_create_ruleset
 #define SYS_landlock_create_ruleset 444
@@ -42,8 +48,13 @@ int warden_landlock_add_path_rule(int ruleset_fd, int parent_fd, uint64_t allowe
     return (int)syscall(SYS_landlock_add_rule, ruleset_fd, WARDEN_LANDLOCK_RULE_PATH_BENEATH, &attr, 0);
 }
 
-int warden_landlock_restrict_self(int ruleset_fd) {
-    return (int)syscall(SYS_landlock_restrict_self, ruleset_fd, 0);
+int warden_landlock_restrict_self(int ruleset_fd, uint32_t flags) {
+    return (int)syscall(SYS_landlock_restrict_self, ruleset_fd, flags);
 }
 
 int warden_set_no_new_privs(void) { return prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); }
+
+int warden_seccomp_install_logged(const void *program, unsigned short instructions) {
+    struct sock_fprog fprog = {instructions, (struct sock_filter *)program};
+    return (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_LOG, &fprog);
+}

@@ -79,7 +79,8 @@ static void child_fail(int report_fd, int stage) {
     _exit(127);
 }
 
-warden_spawn_result warden_spawn(const char *path, char *const argv[], char *const envp[], int cgroup_dir_fd,
+warden_spawn_result warden_spawn(const char *path, char *const argv[], char *const envp[], const char *loginuid,
+                                 int cgroup_dir_fd,
                                  const int *cgroup_fds, int n_cgroup_fds, const int *keep_fds, int n_keep_fds,
                                  int stdin_fd, int stdout_fd, int stderr_fd, int new_pgrp, int new_session) {
     warden_spawn_result result = {-1, -1, 0, WARDEN_STAGE_NONE};
@@ -105,6 +106,15 @@ warden_spawn_result warden_spawn(const char *path, char *const argv[], char *con
     }
     if (pid == 0) {
         close(report[0]);
+        if (loginuid != NULL) {
+            // A fresh audit session for the run: every audit record of its processes carries it.
+            int fd = open("/proc/self/loginuid", O_WRONLY | O_CLOEXEC);
+            if (fd >= 0) {
+                ssize_t ignored = write(fd, loginuid, strlen(loginuid));
+                (void)ignored;
+                close(fd);
+            }
+        }
         // cgroup_fds[0] is the v2 cgroup.procs: already joined when clone3 placed us there.
         for (int i = placed_by_clone ? 1 : 0; i < n_cgroup_fds; i++) {
             if (write(cgroup_fds[i], "0", 1) != 1) child_fail(report[1], WARDEN_STAGE_CGROUP);

@@ -13,6 +13,8 @@ public enum EventKind: String, Codable, Sendable, CaseIterable {
     case stopped
     case exited
     case tripwire
+    /// The kernel refused the agent an operation (seccomp or Landlock), as its audit log reported.
+    case denied
     case limitHit = "limit.hit"
     case leaseRenewed = "lease.renewed"
     case leaseExpired = "lease.expired"

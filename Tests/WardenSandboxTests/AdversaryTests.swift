@@ -66,6 +66,9 @@ struct AdversaryTests {
         }
 
         func events(_ kind: String) throws -> [[String: String]] { try harness.events(id, kind: kind) }
+
+        /// What the kernel refused (from its audit log), by syscall or right.
+        func denied() throws -> Set<String> { Set(try events("denied").compactMap { $0["what"] }) }
     }
 
     /// Prepares the standard world (shutdown.sh as a tripwire, a protected config, a file outside the
@@ -180,6 +183,8 @@ struct AdversaryTests {
         #expect(!state.contains(") T "), "the supervisor is not stopped")
         #expect(try run.harness.inspect(run.id)["state"] as? String == "running")
         try run.stopAndVerify()
+        let denied = try run.denied()
+        #expect(denied.contains("ptrace"), "the ptrace attempts are recorded: \(denied)")
     }
 
     @Test func wardenItselfCannotBeEdited() throws {
@@ -207,6 +212,8 @@ struct AdversaryTests {
             #expect(attempts[name] == "denied", "\(name): \(attempts[name] ?? "not attempted")")
         }
         try run.stopAndVerify()
+        let denied = try run.denied()
+        #expect(denied.contains("mount"), "the mount attempts are recorded: \(denied)")
     }
 
     @Test func cannotCreateNamespaces() throws {
@@ -219,6 +226,10 @@ struct AdversaryTests {
             #expect(attempts[name] == "denied", "\(name): \(attempts[name] ?? "not attempted")")
         }
         try run.stopAndVerify()
+        let denied = try run.denied()
+        for call in ["unshare", "clone (namespace flags)", "mount", "umount2"] {
+            #expect(denied.contains(call), "\(call) attempt recorded: \(denied)")
+        }
     }
 
     @Test func agentCannotRenewItsOwnLease() throws {
@@ -309,6 +320,8 @@ struct AdversaryTests {
             log.contains("tiocsti-pty denied EPERM"),
             "TIOCSTI on a terminal the agent owns is refused by seccomp: \(log)")
         try run.stopAndVerify()
+        let denied = try run.denied()
+        #expect(denied.contains("ioctl (TIOCSTI/TIOCLINUX)"), "\(denied)")
     }
 
     @Test func protectedOversightConfigCannotBeEdited() throws {

@@ -29,8 +29,11 @@ enum {
 /// with a `cgroup_dir_fd`, `cgroup_fds[0]` must be that cgroup's `cgroup.procs`, written only when
 /// clone3 is unavailable), optionally starts a new process group or session,
 /// wires stdio, marks every descriptor but 0-2 and `keep_fds` close-on-exec, resets signals, and execs
-/// `path`. Only async-signal-safe calls run between fork and exec.
-warden_spawn_result warden_spawn(const char *path, char *const argv[], char *const envp[], int cgroup_dir_fd,
+/// `path`. With `loginuid` the child first writes it to /proc/self/loginuid, which starts a new audit
+/// session (its id is in /proc/PID/sessionid) that all descendants inherit and cannot leave without
+/// CAP_AUDIT_CONTROL. Only async-signal-safe calls run between fork and exec.
+warden_spawn_result warden_spawn(const char *path, char *const argv[], char *const envp[], const char *loginuid,
+                                 int cgroup_dir_fd,
                                  const int *cgroup_fds, int n_cgroup_fds, const int *keep_fds, int n_keep_fds,
                                  int stdin_fd, int stdout_fd, int stderr_fd, int new_pgrp, int new_session);
 
@@ -71,8 +74,15 @@ int warden_landlock_abi(void);
 int warden_landlock_create_ruleset(uint64_t handled_fs, uint64_t handled_net, uint64_t scoped);
 /// Adds a path-beneath rule for the already opened O_PATH descriptor.
 int warden_landlock_add_path_rule(int ruleset_fd, int parent_fd, uint64_t allowed);
+/// ABI 7: also log denials after the next exec (the agent's, not only the shim's).
+#define WARDEN_LANDLOCK_RESTRICT_SELF_LOG_NEW_EXEC_ON (1U << 1)
+
 /// Restricts the calling thread (and its future children) to the ruleset.
-int warden_landlock_restrict_self(int ruleset_fd);
+int warden_landlock_restrict_self(int ruleset_fd, uint32_t flags);
+/// Installs a classic-BPF seccomp program with SECCOMP_FILTER_FLAG_LOG, so that every non-allow action
+/// it takes is written to the kernel's audit log (and from there to /dev/kmsg), where the supervisor
+/// reads it. Needs no_new_privs.
+int warden_seccomp_install_logged(const void *program, unsigned short instructions);
 int warden_set_no_new_privs(void);
 
 #endif

@@ -60,6 +60,7 @@ public struct BubblewrapCommand: Sendable {
         } else {
             args.append("--no-landlock")
         }
+        if seccompFD != nil { args.append("--seccomp-log") }
         args.append("--")
         args += plan.command
         return args

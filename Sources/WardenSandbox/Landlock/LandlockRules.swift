@@ -94,7 +94,12 @@ public struct LandlockRules: Sendable, Equatable {
         for path in readOnly { try allow(path, readRights) }
         for path in readWrite { try allow(path, handledFS) }
         guard warden_set_no_new_privs() == 0 else { throw FileIO.systemError("no_new_privs") }
-        guard warden_landlock_restrict_self(ruleset) == 0 else { throw FileIO.systemError("landlock: restrict self") }
+        // From ABI 7 the kernel can log the agent's denials (after our exec) to the audit log.
+        let flags: UInt32 = abi >= 7 ? UInt32(WARDEN_LANDLOCK_RESTRICT_SELF_LOG_NEW_EXEC_ON) : 0
+        if flags != 0 { features.append("audit-log") }
+        guard warden_landlock_restrict_self(ruleset, flags) == 0 else {
+            throw FileIO.systemError("landlock: restrict self")
+        }
         return Applied(abi: abi, features: features)
     }
 }

@@ -30,6 +30,17 @@ public struct SeccompFilter: Sendable {
         ("vhangup", 153), ("fanotify_init", 300), ("lookup_dcookie", 212),
     ]
 
+    /// Names for the numbers the filter inspects beyond the deny-list, for reports.
+    public static func name(ofX86_64 number: UInt32) -> String {
+        if let entry = deniedX86_64.first(where: { $0.number == number }) { return entry.name }
+        switch number {
+        case cloneNumber: return "clone (namespace flags)"
+        case clone3Number: return "clone3"
+        case ioctlNumber: return "ioctl (TIOCSTI/TIOCLINUX)"
+        default: return "syscall \(number)"
+        }
+    }
+
     static let auditArchX86_64: UInt32 = 0xC000_003E
     static let cloneNumber: UInt32 = 56
     static let clone3Number: UInt32 = 435
@@ -52,9 +63,12 @@ public struct SeccompFilter: Sendable {
     /// Builds the filter for the machine's architecture.
     ///
     /// - Throws: ``WardenError`` (`layerUnavailable`) on an architecture without a syscall table here.
-    public static func makeDefault() throws -> SeccompFilter {
+    /// - Parameter forAuditLog: the copy the shim installs with `SECCOMP_FILTER_FLAG_LOG`, where every
+    ///   non-allow action is logged; it lets `clone3` through (the enforcing copy still answers ENOSYS),
+    ///   since libc tries `clone3` for every thread and the log would drown in that expected refusal.
+    public static func makeDefault(forAuditLog: Bool = false) throws -> SeccompFilter {
         #if arch(x86_64)
-            return SeccompFilter(instructions: buildX86_64())
+            return SeccompFilter(instructions: buildX86_64(forAuditLog: forAuditLog))
         #else
             throw WardenError(
                 code: .layerUnavailable,
@@ -66,7 +80,7 @@ public struct SeccompFilter: Sendable {
 
     init(instructions: [Instruction]) { self.instructions = instructions }
 
-    static func buildX86_64() -> [Instruction] {
+    static func buildX86_64(forAuditLog: Bool = false) -> [Instruction] {
         let ldW: UInt16 = 0x20  // BPF_LD | BPF_W | BPF_ABS
         let jeq: UInt16 = 0x15  // BPF_JMP | BPF_JEQ | BPF_K
         let jge: UInt16 = 0x35  // BPF_JMP | BPF_JGE | BPF_K
@@ -86,7 +100,7 @@ public struct SeccompFilter: Sendable {
         for entry in deniedX86_64 {
             program += [op(jeq, entry.number, 0, 1), op(ret, retErrno(eperm))]
         }
-        program += [op(jeq, clone3Number, 0, 1), op(ret, retErrno(enosys))]
+        if !forAuditLog { program += [op(jeq, clone3Number, 0, 1), op(ret, retErrno(enosys))] }
         // clone: deny namespace flags in args[0] (low word; every CLONE_NEW* bit is below 2^32).
         program += [
             op(jeq, cloneNumber, 0, 4),

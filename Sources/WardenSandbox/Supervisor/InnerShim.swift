@@ -19,6 +19,7 @@ public enum InnerShim {
         var readWrite: [String] = []
         var denyTCP = false
         var landlock = true
+        var seccompLog = false
         var command: [String] = []
     }
 
@@ -37,6 +38,7 @@ public enum InnerShim {
             case "--rw": if let path = next() { options.readWrite.append(path) }
             case "--deny-tcp": options.denyTCP = true
             case "--no-landlock": options.landlock = false
+            case "--seccomp-log": options.seccompLog = true
             case "--":
                 options.command = Array(arguments[(index + 1)...])
                 return options.command.isEmpty ? nil : options
@@ -64,6 +66,16 @@ public enum InnerShim {
             } else {
                 guard warden_set_no_new_privs() == 0 else { throw FileIO.systemError("no_new_privs") }
                 report["landlock"] = "skipped"
+            }
+            if options.seccompLog {
+                // The same deny-list bubblewrap installed, again with SECCOMP_FILTER_FLAG_LOG: the kernel
+                // then writes each denial to its audit log, where the supervisor reads and records it.
+                let program = try SeccompFilter.makeDefault(forAuditLog: true).bytes
+                let installed = program.withUnsafeBytes {
+                    warden_seccomp_install_logged($0.baseAddress, UInt16(program.count / 8))
+                }
+                guard installed == 0 else { throw FileIO.systemError("seccomp: install the logged filter") }
+                report["seccomp_log"] = "applied"
             }
         } catch {
             send(["error": "\(error)"], to: options.statusFD)

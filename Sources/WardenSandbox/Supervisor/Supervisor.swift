@@ -19,6 +19,7 @@ public final class Supervisor {
     private var bubblewrapPID: pid_t = -1
     private var bubblewrapPIDFD: Int32 = -1
     private var watcher: TripwireWatcher?
+    private var denials: DenialWatcher?
     private var sink: JSONLinesEventSink?
     private var signalFD: Int32 = -1
     /// Messages for the operator's terminal (warnings about degraded layers, `--network host`).
@@ -181,6 +182,12 @@ public final class Supervisor {
         }
         try sink.record(contentsOf: layerEvents)
 
+        // Denials the kernel logs from here on are the agent's attempts; read them from the start.
+        denials = DenialWatcher(runID: id)
+        if denials == nil {
+            warnings.append("/dev/kmsg is not readable: denied operations are enforced but not recorded")
+        }
+
         // 2. Tripwire baselines, taken before the agent can touch anything.
         let baselines = plan.tripwires.map { TripwireBaseline.capture($0) }
         watcher = try TripwireWatcher(baselines: baselines)
@@ -228,7 +235,8 @@ public final class Supervisor {
 
         // 4. Spawn: the child joins the run's cgroups before it execs bubblewrap.
         let result = WardenProcess.spawn(
-            argv: argv, cgroupDirectoryFD: cgroupDirectory, cgroupFDs: procsFDs, keepFDs: keep, stdio: stdio,
+            argv: argv, loginUID: String(getuid()), cgroupDirectoryFD: cgroupDirectory, cgroupFDs: procsFDs,
+            keepFDs: keep, stdio: stdio,
             newProcessGroup: true)
         guard result.pid > 0 else {
             throw WardenError(
@@ -239,6 +247,11 @@ public final class Supervisor {
         }
         bubblewrapPID = result.pid
         bubblewrapPIDFD = result.pidfd
+        if let text = try? FileIO.readString("/proc/\(result.pid)/sessionid"), let session = UInt32(text),
+            session != UInt32.max
+        {
+            denials?.session = session
+        }
         for fd in toClose { close(fd) }
         toClose = [go.write]
 
@@ -338,6 +351,7 @@ public final class Supervisor {
                 pollfd(fd: bubblewrapPIDFD, events: Int16(POLLIN), revents: 0),
                 pollfd(fd: watcher?.fileDescriptor ?? -1, events: Int16(POLLIN), revents: 0),
                 pollfd(fd: signalFD, events: Int16(POLLIN), revents: 0),
+                pollfd(fd: denials?.fileDescriptor ?? -1, events: Int16(POLLIN), revents: 0),
             ]
             _ = poll(&fds, nfds_t(fds.count), 200)
             if fds[0].revents != 0 {
@@ -356,6 +370,7 @@ public final class Supervisor {
                     runStop(actor: "tripwire", reason: "tamper: \(what)", grace: .zero)
                 }
             }
+            if fds[3].revents != 0 { recordDenials() }
             if fds[2].revents != 0 {
                 var byte: UInt8 = 0
                 var received: [String] = []
@@ -388,6 +403,19 @@ public final class Supervisor {
         if outcome?.stopped != true { try? cgroup?.kill() }
     }
 
+    private func recordDenials() {
+        guard let denials else { return }
+        for denial in denials.drain() {
+            try? event(
+                .denied,
+                [
+                    "mechanism": denial.mechanism, "what": denial.what, "pid": String(denial.pid),
+                    "command": denial.command,
+                ],
+                actor: "kernel")
+        }
+    }
+
     private func recordIncidents(_ incidents: [TripwireIncident]) {
         for incident in incidents {
             try? event(
@@ -406,6 +434,7 @@ public final class Supervisor {
             _ = cgroup.waitUntilEmpty(timeout: .seconds(5))
         }
         if let watcher { recordIncidents(watcher.finalCheck()) }
+        recordDenials()
         let code = Self.exitCode(status)
         let record = try? registry.load(id)
         let wasStopped = record?.stop != nil || record?.state == .stopping || record?.state == .stopped
@@ -503,7 +532,8 @@ public final class Supervisor {
 public enum WardenProcess {
     /// Spawns `argv[0]`; see `warden_spawn` for the guarantees between fork and exec.
     public static func spawn(
-        argv: [String], environment: [String]? = nil, cgroupDirectoryFD: Int32 = -1, cgroupFDs: [Int32] = [],
+        argv: [String], environment: [String]? = nil, loginUID: String? = nil, cgroupDirectoryFD: Int32 = -1,
+        cgroupFDs: [Int32] = [],
         keepFDs: [Int32], stdio: (Int32, Int32, Int32),
         newProcessGroup: Bool = false, newSession: Bool = false
     ) -> warden_spawn_result {
@@ -519,7 +549,7 @@ public enum WardenProcess {
                 cgroupFDs.withUnsafeBufferPointer { cgroups in
                     keepFDs.withUnsafeBufferPointer { keep in
                         warden_spawn(
-                            argv[0], argvBuffer.baseAddress, envBuffer.baseAddress, cgroupDirectoryFD,
+                            argv[0], argvBuffer.baseAddress, envBuffer.baseAddress, loginUID, cgroupDirectoryFD,
                             cgroups.baseAddress,
                             Int32(cgroups.count), keep.baseAddress, Int32(keep.count), stdio.0, stdio.1, stdio.2,
                             newProcessGroup ? 1 : 0, newSession ? 1 : 0)

@@ -1,0 +1,118 @@
+import WardenCore
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// One operation the kernel refused a process of the run, as its audit log reported it.
+public struct Denial: Sendable, Equatable {
+    /// `seccomp` or `landlock`.
+    public var mechanism: String
+    public var pid: Int32
+    /// The syscall (seccomp) or the blocked rights and object (Landlock).
+    public var what: String
+    public var command: String
+    /// The audit session (`ses=`), if the record had one.
+    public var session: UInt32?
+}
+
+/// Reads the kernel's audit records from `/dev/kmsg` and keeps the denials of one run's processes.
+///
+/// The shim installs the seccomp deny-list with `SECCOMP_FILTER_FLAG_LOG` and asks Landlock (ABI 7) to
+/// log the agent's denials, so every refused `ptrace`, `mount`, `unshare`, or write outside the
+/// workspace becomes an audit record naming the host pid. A record is attributed to the run when that
+/// pid is (still) in the run's cgroup; a process that has already been reaped cannot be attributed.
+public final class DenialWatcher {
+    private let fd: Int32
+    private let runID: RunID
+    private var seen = Set<String>()
+    /// The run's audit session (set on the agent's first ancestor before it execs): records carrying
+    /// it are the run's even after the process is gone. Without one, the pid's cgroup decides.
+    public var session: UInt32?
+    /// Denials seen but not recorded because the same one was recorded before.
+    public private(set) var repeats = 0
+
+    /// Opens `/dev/kmsg` positioned at its end; nil when the log cannot be read (not root, or a
+    /// kernel without it), in which case denials are enforced but not recorded.
+    public init?(runID: RunID) {
+        fd = open("/dev/kmsg", O_RDONLY | O_NONBLOCK | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        lseek(fd, 0, SEEK_END)
+        self.runID = runID
+    }
+
+    deinit { close(fd) }
+
+    public var fileDescriptor: Int32 { fd }
+
+    /// Reads every pending record and returns the new denials of this run (each kind once).
+    public func drain() -> [Denial] {
+        var denials: [Denial] = []
+        var buffer = [UInt8](repeating: 0, count: 8192)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EPIPE { continue }  // overwritten records: keep reading
+            if n <= 0 { break }
+            let line = String(decoding: buffer[0..<n], as: UTF8.self)
+            guard let denial = Self.parse(line), belongsToRun(denial) else { continue }
+            if seen.insert("\(denial.mechanism)|\(denial.what)|\(denial.command)").inserted {
+                denials.append(denial)
+            } else {
+                repeats += 1
+            }
+        }
+        return denials
+    }
+
+    private func belongsToRun(_ denial: Denial) -> Bool {
+        if let session { return denial.session == session }
+        guard let text = try? FileIO.readString("/proc/\(denial.pid)/cgroup") else { return false }
+        return text.split(separator: "\n").contains { $0.hasSuffix("/warden/" + runID.rawValue) }
+    }
+
+    /// Parses one `/dev/kmsg` record; nil unless it is a seccomp (1326) or Landlock (1423) audit record.
+    static func parse(_ record: String) -> Denial? {
+        guard let message = record.split(separator: ";", maxSplits: 1).last.map(String.init),
+            message.hasPrefix("audit: type=")
+        else { return nil }
+        let fields = auditFields(message)
+        guard let pid = fields["pid"].flatMap({ Int32($0) }) else { return nil }
+        let command = fields["comm"] ?? fields["exe"] ?? "?"
+        if message.hasPrefix("audit: type=1326 ") {
+            let number = fields["syscall"].flatMap { UInt32($0) } ?? 0
+            let name = SeccompFilter.name(ofX86_64: number)
+            return Denial(
+                mechanism: "seccomp", pid: pid, what: name, command: command,
+                session: fields["ses"].flatMap { UInt32($0) })
+        }
+        if message.hasPrefix("audit: type=1423 ") {
+            let object = fields["path"] ?? fields["opid"].map { "pid \($0)" } ?? fields["name"] ?? ""
+            let what = [fields["blockers"] ?? "access", object].filter { !$0.isEmpty }.joined(separator: " ")
+            return Denial(
+                mechanism: "landlock", pid: pid, what: what, command: command,
+                session: fields["ses"].flatMap { UInt32($0) })
+        }
+        return nil
+    }
+
+    /// `key=value` and `key="quoted value"` pairs of an audit message.
+    static func auditFields(_ message: String) -> [String: String] {
+        var fields: [String: String] = [:]
+        var rest = Substring(message)
+        while let equals = rest.firstIndex(of: "=") {
+            let key = rest[..<equals].split(separator: " ").last.map(String.init) ?? ""
+            var value = rest[rest.index(after: equals)...]
+            if value.first == "\"" {
+                value = value.dropFirst()
+                let end = value.firstIndex(of: "\"") ?? value.endIndex
+                fields[key] = String(value[..<end])
+                rest = value[end...].dropFirst()
+            } else {
+                let end = value.firstIndex(of: " ") ?? value.endIndex
+                fields[key] = String(value[..<end])
+                rest = value[end...]
+            }
+        }
+        return fields
+    }
+}
