@@ -224,3 +224,37 @@ struct LandlockProbeTests {
         #expect(try LandlockRules.probeABI() >= 1)
     }
 }
+
+struct DenialWatcherTests {
+    @Test func parsesSeccompAuditRecords() throws {
+        let record =
+            "6,1234,5439075732,-;audit: type=1326 audit(1795915299.290:6): auid=0 uid=0 gid=0 ses=2 pid=23640 "
+            + "comm=\"unshare\" exe=\"/usr/bin/unshare\" sig=0 arch=c000003e syscall=272 compat=0 ip=0x7fa1 code=0x50000"
+        let denial = try #require(DenialWatcher.parse(record))
+        #expect(denial == Denial(mechanism: "seccomp", pid: 23640, what: "unshare", command: "unshare", session: 2))
+    }
+
+    @Test func namesInspectedCallsBeyondTheDenyList() {
+        #expect(SeccompFilter.name(ofX86_64: 16) == "ioctl (TIOCSTI/TIOCLINUX)")
+        #expect(SeccompFilter.name(ofX86_64: 56) == "clone (namespace flags)")
+        #expect(SeccompFilter.name(ofX86_64: 101) == "ptrace")
+        #expect(SeccompFilter.name(ofX86_64: 9999) == "syscall 9999")
+    }
+
+    @Test(arguments: [
+        "6,1,1,-;cgroup: fork rejected by pids controller in /warden/x",
+        "4,2,2,-;audit: type=1300 audit(1:2): arch=c000003e syscall=59 success=yes",
+        "garbage",
+    ])
+    func ignoresOtherRecords(record: String) {
+        #expect(DenialWatcher.parse(record) == nil)
+    }
+
+    @Test func theAuditCopyOfTheFilterLetsClone3Through() {
+        let enforcing = SeccompFilter.buildX86_64()
+        let logged = SeccompFilter.buildX86_64(forAuditLog: true)
+        #expect(enforcing.contains { $0.k == SeccompFilter.clone3Number })
+        #expect(!logged.contains { $0.k == SeccompFilter.clone3Number })
+        #expect(enforcing.count == logged.count + 2)
+    }
+}
