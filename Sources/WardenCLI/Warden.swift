@@ -33,7 +33,7 @@ struct Warden: ParsableCommand {
             try command.run()
         } catch let error as WardenError {
             FileHandle.standardError.write(Data("warden: \(error.message)\n".utf8))
-            Foundation.exit(error.code == .invalidInput ? 2 : 125)
+            Foundation.exit(error.code == .invalidInput || error.code == .notFound ? 2 : 125)
         } catch {
             let code = exitCode(for: error)
             if code == .success || error is CleanExit {
