@@ -13,7 +13,7 @@ public enum TamperAction: String, Codable, Sendable, CaseIterable {
 }
 
 /// A confinement layer, as named by `--allow-degraded` and in `warden inspect`.
-public enum Layer: String, Codable, Sendable, CaseIterable, Comparable {
+public enum Layer: String, Codable, Sendable, CaseIterable {
     case cgroup
     case limits
     case bubblewrap
@@ -23,10 +23,6 @@ public enum Layer: String, Codable, Sendable, CaseIterable, Comparable {
     /// The layers an operator may explicitly run without. The cgroup is the off-switch and bubblewrap
     /// provides the namespaces that hide it; without either there is nothing left to degrade to.
     public static let degradable: [Layer] = [.limits, .seccomp, .landlock]
-
-    public static func < (lhs: Layer, rhs: Layer) -> Bool {
-        (allCases.firstIndex(of: lhs) ?? 0) < (allCases.firstIndex(of: rhs) ?? 0)
-    }
 
     /// Parses a layer name given to `--allow-degraded`.
     public init(degradable text: String, field: String) throws {

@@ -84,8 +84,8 @@ public final class WardenHarness: @unchecked Sendable {
         let token = UUID().uuidString
         let outPath = root + "/.out-" + token
         let errPath = root + "/.err-" + token
-        FileManager.default.createFile(atPath: outPath, contents: nil)
-        FileManager.default.createFile(atPath: errPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: outPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: errPath, contents: nil)
         defer {
             unlink(outPath)
             unlink(errPath)

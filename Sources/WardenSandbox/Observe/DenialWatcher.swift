@@ -29,7 +29,8 @@ public final class DenialWatcher {
     /// The run's audit session (set on the agent's first ancestor before it execs): records carrying
     /// it are the run's even after the process is gone. Without one, the pid's cgroup decides.
     public var session: UInt32?
-    /// Denials seen but not recorded because the same one was recorded before.
+    static let maximumKinds = 256
+    /// Denials seen but not recorded: the same kind was recorded before, or the cap was reached.
     public private(set) var repeats = 0
 
     /// Opens `/dev/kmsg` positioned at its end; nil when the log cannot be read (not root, or a
@@ -55,7 +56,11 @@ public final class DenialWatcher {
             if n <= 0 { break }
             let line = String(decoding: buffer[0..<n], as: UTF8.self)
             guard let denial = Self.parse(line), belongsToRun(denial) else { continue }
-            if seen.insert("\(denial.mechanism)|\(denial.what)|\(denial.command)").inserted {
+            // The command name is the agent's to choose (PR_SET_NAME): cap the distinct kinds recorded so
+            // that denials cannot flood the event log; the rest are only counted.
+            if seen.count < Self.maximumKinds,
+                seen.insert("\(denial.mechanism)|\(denial.what)|\(denial.command)").inserted
+            {
                 denials.append(denial)
             } else {
                 repeats += 1

@@ -442,7 +442,9 @@ public final class Supervisor {
             let limits = cgroup.limitEvents()
             if !limits.isEmpty { try? event(.limitHit, limits, actor: "kernel") }
         }
-        try? event(.exited, ["exit_code": String(code), "stopped": String(wasStopped)])
+        var details = ["exit_code": String(code), "stopped": String(wasStopped)]
+        if let repeats = denials?.repeats, repeats > 0 { details["denials_not_itemized"] = String(repeats) }
+        try? event(.exited, details)
         _ = try? registry.update(id) {
             $0.exitCode = code
             $0.endedAtNanoseconds = $0.endedAtNanoseconds ?? RunEvent.now()

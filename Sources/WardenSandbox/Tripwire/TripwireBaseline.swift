@@ -42,7 +42,9 @@ public struct TripwireBaseline: Codable, Sendable, Equatable {
         return result
     }
 
-    /// SHA-256 of a regular file's content (at most 256 MiB), or a marker for other file types.
+    /// SHA-256 of a regular file's content (its first 16 MiB: an agent must not be able to make the
+    /// supervisor hash gigabytes every tick; growth beyond that still shows in the size), or a marker for
+    /// other file types.
     static func hashContent(_ path: String, mode: mode_t) -> String {
         guard (mode & S_IFMT) == S_IFREG else { return "not-a-regular-file" }
         let fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
@@ -51,7 +53,7 @@ public struct TripwireBaseline: Codable, Sendable, Equatable {
         var hasher = SHA256()
         var buffer = [UInt8](repeating: 0, count: 65536)
         var total = 0
-        while total < 256 << 20 {
+        while total < 16 << 20 {
             let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
             if n <= 0 { break }
             hasher.update(buffer[0..<n])
