@@ -61,8 +61,7 @@ struct FailClosedTests {
         try mount.run()
         mount.waitUntilExit()
         guard mount.terminationStatus == 0 else {
-            Issue.record("cannot mount a read-only cgroup2 here; this machine lacks the mechanism for this test")
-            return
+            try Test.cancel("cannot mount a read-only cgroup2 here; this machine lacks the mechanism for this test")
         }
         defer { umount(mountPoint) }
         let result = try harness.run(
