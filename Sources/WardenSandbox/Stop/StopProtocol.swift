@@ -73,17 +73,11 @@ public struct StopProtocol: Sendable {
                 warnings.append("could not record \(kind.rawValue): \(error)")
             }
         }
-        guard let cgroup = record.cgroup else {
+        // A run that never got a cgroup, or has ended and left nothing, is already stopped.
+        guard let cgroup = record.cgroup, record.state.isActive || cgroup.isPopulated() else {
             return Outcome(
                 id: id, stopped: true, latencyMilliseconds: 0, killMilliseconds: 0, remainingProcesses: 0,
-                killedProcesses: 0,
-                compliedWithNotice: false, alreadyEnded: true, warnings: [])
-        }
-        if !record.state.isActive && !cgroup.isPopulated() {
-            return Outcome(
-                id: id, stopped: true, latencyMilliseconds: 0, killMilliseconds: 0, remainingProcesses: 0,
-                killedProcesses: 0,
-                compliedWithNotice: false, alreadyEnded: true, warnings: [])
+                killedProcesses: 0, compliedWithNotice: false, alreadyEnded: true, warnings: [])
         }
         let start = monotonicNanoseconds()
         log(.stopRequested, ["reason": reason, "grace_ms": String(grace.nanoseconds / 1_000_000)])
