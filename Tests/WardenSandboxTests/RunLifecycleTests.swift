@@ -32,6 +32,12 @@ struct RunLifecycleTests {
         #expect(gone, "processes left \(Date().timeIntervalSince(killedAt))s after the supervisor died")
         let (clean, why) = KernelProbe.nothingRemains(runID: id, namespace: namespace, workspace: harness.workspace)
         #expect(clean, "\(why)")
+        // The registry notices the dead supervisor and records how the run ended.
+        let ended = try harness.inspect(id)
+        #expect(ended["state"] as? String == "exited")
+        #expect(
+            (ended["warnings"] as? [String])?.contains { $0.contains("supervisor") && $0.contains("died") } == true)
+        #expect(try harness.events(id, kind: "exited").first?["supervisor_died"] == "true")
         // A later stop finds nothing and says so.
         let stop = try harness.run(["stop", id, "--json"])
         #expect(stop.status == 0)
@@ -221,6 +227,20 @@ struct RunLifecycleTests {
         #expect(try harness.run(["inspect", "sleeper"]).standardOutput.contains("state:       running"))
         try harness.run(["kill", "sleeper"])
         #expect(try harness.run(["ps"]).standardOutput.contains("no active runs"))
+    }
+
+    @Test func stopAllStopsEveryActiveRun() throws {
+        let harness = try WardenHarness()
+        let argv = try harness.adversary("05-ignore-term.sh")
+        let ids = try (0..<2).map { _ in try harness.start([], command: argv) }
+        let result = try harness.run(["stop", "--all", "--grace", "0", "--json"])
+        #expect(result.status == 0, "\(result.standardError)")
+        let outcomes = try JSONSerialization.jsonObject(with: Data(result.standardOutput.utf8)) as? [[String: Any]]
+        #expect(Set(outcomes?.compactMap { $0["id"] as? String } ?? []) == Set(ids))
+        #expect(
+            outcomes?.allSatisfy { $0["stopped"] as? Bool == true && $0["remaining_processes"] as? Int == 0 } == true)
+        for id in ids { #expect(KernelProbe.processes(inRun: id).isEmpty) }
+        #expect(try harness.run(["stop", "--all"]).standardOutput.contains("no active runs"))
     }
 
     @Test func eventsFollowEndsWithTheRun() throws {
