@@ -132,6 +132,54 @@ struct RunLifecycleTests {
         #expect(KernelProbe.processes(inRun: id).isEmpty)
     }
 
+    @Test func secondInterruptCutsTheGraceShort() throws {
+        let harness = try WardenHarness()
+        _ = try harness.adversary("05-ignore-term.sh")
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: WardenHarness.binary)
+        process.arguments = [
+            "run", "--grace", "30s", "--workspace", harness.workspace, "--", "/bin/bash", "05-ignore-term.sh",
+        ]
+        process.environment = ProcessInfo.processInfo.environment.merging(["WARDEN_STATE_DIR": harness.stateDirectory])
+        {
+            $1
+        }
+        try process.run()
+        #expect(harness.waitUntil(timeout: 10) { FileManager.default.fileExists(atPath: harness.workspace + "/ready") })
+        let start = Date()
+        kill(process.processIdentifier, SIGINT)
+        usleep(300_000)
+        kill(process.processIdentifier, SIGINT)
+        process.waitUntilExit()
+        #expect(Date().timeIntervalSince(start) < 10, "the 30 s grace was cut short by the second Ctrl-C")
+        #expect(process.terminationStatus == 137)
+    }
+
+    @Test func inheritedDescriptorsDoNotReachTheAgent() throws {
+        let harness = try WardenHarness()
+        try harness.write("secret\n", to: harness.outside + "/secret.txt")
+        // The operator's shell has descriptor 7 open on a secret file, inheritable, when it starts warden.
+        let script = """
+            exec 7<"\(harness.outside)/secret.txt"
+            exec "\(WardenHarness.binary)" run --workspace "\(harness.workspace)" -- /bin/sh -c \
+              'ls /proc/self/fd | tr "\n" " "; cat <&7 && echo LEAKED'
+            """
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/bash")
+        process.arguments = ["-c", script]
+        process.environment = ProcessInfo.processInfo.environment.merging(["WARDEN_STATE_DIR": harness.stateDirectory])
+        {
+            $1
+        }
+        let output = Pipe()
+        process.standardOutput = output
+        try process.run()
+        process.waitUntilExit()
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(!text.contains("LEAKED"), "\(text)")
+        #expect(!text.split(separator: " ").contains("7"), "fd 7 is closed inside: \(text)")
+    }
+
     @Test func theAgentsWorldIsConfined() throws {
         let harness = try WardenHarness()
         try harness.write("secret\n", to: harness.outside + "/outside.txt")
