@@ -30,6 +30,11 @@ struct StopTargets: ParsableArguments {
         for id in ids {
             let record = try registry.load(id)
             let effectiveGrace = grace ?? .nanoseconds(record.graceNanoseconds)
+            if !json && record.state.isActive && effectiveGrace >= .seconds(1) {
+                Output.error(
+                    "stopping \(id) (\(record.name)): SIGTERM and notice file; waiting up to \(DurationSpec.format(effectiveGrace)) before cgroup.kill"
+                )
+            }
             let outcome = try StopProtocol(registry: registry, id: id, actor: "operator")
                 .run(grace: effectiveGrace, reason: reason ?? defaultReason)
             outcomes.append(outcome)
