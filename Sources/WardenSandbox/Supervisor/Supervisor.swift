@@ -102,6 +102,11 @@ public final class Supervisor {
         self.id = id
         let sink = registry.eventSink(for: id)
         self.sink = sink
+        // Operator signals are caught from before the agent exists: one that arrives while the run
+        // starts is handled (as a stop) as soon as supervision begins, instead of killing the supervisor.
+        signalFD = Self.handledSignals.withUnsafeBufferPointer {
+            warden_signal_pipe($0.baseAddress, Int32($0.count))
+        }
         do {
             var stdio: (Int32, Int32, Int32) = (0, 1, 2)
             if detached {
@@ -308,6 +313,7 @@ public final class Supervisor {
     }
 
     private func cleanUpFailedStart(id: RunID, error: any Error) {
+        Self.handledSignals.withUnsafeBufferPointer { warden_signal_default($0.baseAddress, Int32($0.count)) }
         if bubblewrapPIDFD >= 0 {
             try? cgroup?.kill()
             _ = cgroup?.waitUntilEmpty(timeout: .seconds(5))
@@ -338,9 +344,6 @@ public final class Supervisor {
     /// Watches the run until it ends; returns the agent's exit code (128+N when killed by signal N).
     public func superviseUntilExit() -> Int32 {
         guard let id, let cgroup else { return 125 }
-        signalFD = Self.handledSignals.withUnsafeBufferPointer {
-            warden_signal_pipe($0.baseAddress, Int32($0.count))
-        }
         defer {
             Self.handledSignals.withUnsafeBufferPointer { warden_signal_default($0.baseAddress, Int32($0.count)) }
         }
