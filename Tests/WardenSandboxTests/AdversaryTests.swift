@@ -19,6 +19,7 @@ struct AdversaryTests {
         let namespace: String?
         let supervisorPID: Int32
         let fingerprints: [String: String]
+        let cgroupDirectory: String?
 
         init(harness: WardenHarness, id: String, fingerprints: [String: String]) throws {
             self.harness = harness
@@ -28,6 +29,7 @@ struct AdversaryTests {
             let agent = (record["agentPID"] as? Int).map(Int32.init)
             namespace = agent.flatMap(KernelProbe.pidNamespace(of:))
             supervisorPID = Int32(record["supervisorPID"] as? Int ?? 0)
+            cgroupDirectory = (record["cgroup"] as? [String: Any])?["unified"] as? String
         }
 
         var workspace: String { harness.workspace }
@@ -53,6 +55,11 @@ struct AdversaryTests {
             #expect(outcome["stopped"] as? Bool == true, sourceLocation: sourceLocation)
             #expect(outcome["remaining_processes"] as? Int == 0, sourceLocation: sourceLocation)
             #expect(outcome["latency_ms"] is Double, sourceLocation: sourceLocation)
+            if let cgroupDirectory {
+                #expect(
+                    !FileManager.default.fileExists(atPath: cgroupDirectory), "the run's cgroup is removed",
+                    sourceLocation: sourceLocation)
+            }
             verifyNothingRemains(sourceLocation: sourceLocation)
             return outcome
         }

@@ -161,6 +161,8 @@ public struct StopBenchmark {
         defer {
             try? cgroup.kill()
             _ = cgroup.waitUntilEmpty(timeout: .seconds(10))
+            // The killed processes were reparented to us (subreaper); reap them so the cgroup can go.
+            Self.reapChildren()
             cgroup.remove()
         }
         let procs = try cgroup.procsFiles.map { path -> Int32 in
@@ -185,7 +187,6 @@ public struct StopBenchmark {
             waitpid(spawned.pid, &status, 0)
         }
         try waitForTree(cgroup, count: scenario.readyAt + (method == .namespaceInit ? 1 : 0))
-        defer { Self.reapChildren() }
         let start = monotonicNanoseconds()
         switch method {
         case .processGroup:

@@ -259,8 +259,15 @@ public struct RunCgroup: Codable, Sendable, Equatable {
     }
 
     /// Removes the cgroup directories (only possible once empty); missing ones are fine.
+    ///
+    /// Exited tasks can hold a cgroup busy for a moment after `populated 0` (until they are reaped), so
+    /// EBUSY is retried for up to 200 ms.
     public func remove() {
-        for directory in v1.values { rmdir(directory) }
-        rmdir(unified)
+        for directory in Array(v1.values) + [unified] {
+            for _ in 0..<40 {
+                if rmdir(directory) == 0 || errno != EBUSY { break }
+                usleep(5_000)
+            }
+        }
     }
 }
