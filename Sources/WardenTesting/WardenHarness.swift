@@ -102,6 +102,16 @@ public final class WardenHarness: @unchecked Sendable {
             standardError: String(decoding: errorData, as: UTF8.self))
     }
 
+    /// A process (not yet started) for `executable`, with this harness's state directory in its
+    /// environment, for tests that need to signal it or read its pipes themselves.
+    public func process(_ executable: String, arguments: [String]) -> Process {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        process.environment = ProcessInfo.processInfo.environment.merging(["WARDEN_STATE_DIR": stateDirectory]) { $1 }
+        return process
+    }
+
     /// Starts a detached run and returns its id.
     public func start(_ flags: [String], command: [String]) throws -> String {
         let result = try run(["run", "--detach", "--json", "--workspace", workspace] + flags + ["--"] + command)

@@ -108,14 +108,12 @@ struct RunLifecycleTests {
     @Test func interruptRunsTheStopProtocol() throws {
         let harness = try WardenHarness()
         _ = try harness.adversary("05-ignore-term.sh")
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: WardenHarness.binary)
-        process.arguments = [
-            "run", "--json", "--grace", "300ms", "--workspace", harness.workspace, "--", "/bin/bash",
-            "05-ignore-term.sh",
-        ]
-        process.environment = ProcessInfo.processInfo.environment.merging(["WARDEN_STATE_DIR": harness.stateDirectory])
-        { $1 }
+        let process = harness.process(
+            WardenHarness.binary,
+            arguments: [
+                "run", "--json", "--grace", "300ms", "--workspace", harness.workspace, "--", "/bin/bash",
+                "05-ignore-term.sh",
+            ])
         let output = Pipe()
         process.standardOutput = output
         try process.run()
@@ -135,15 +133,11 @@ struct RunLifecycleTests {
     @Test func secondInterruptCutsTheGraceShort() throws {
         let harness = try WardenHarness()
         _ = try harness.adversary("05-ignore-term.sh")
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: WardenHarness.binary)
-        process.arguments = [
-            "run", "--grace", "30s", "--workspace", harness.workspace, "--", "/bin/bash", "05-ignore-term.sh",
-        ]
-        process.environment = ProcessInfo.processInfo.environment.merging(["WARDEN_STATE_DIR": harness.stateDirectory])
-        {
-            $1
-        }
+        let process = harness.process(
+            WardenHarness.binary,
+            arguments: [
+                "run", "--grace", "30s", "--workspace", harness.workspace, "--", "/bin/bash", "05-ignore-term.sh",
+            ])
         try process.run()
         #expect(harness.waitUntil(timeout: 10) { FileManager.default.fileExists(atPath: harness.workspace + "/ready") })
         let start = Date()
@@ -164,13 +158,7 @@ struct RunLifecycleTests {
             exec "\(WardenHarness.binary)" run --workspace "\(harness.workspace)" -- /bin/sh -c \
               'ls /proc/self/fd | tr "\n" " "; cat <&7 && echo LEAKED'
             """
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/bash")
-        process.arguments = ["-c", script]
-        process.environment = ProcessInfo.processInfo.environment.merging(["WARDEN_STATE_DIR": harness.stateDirectory])
-        {
-            $1
-        }
+        let process = harness.process("/bin/bash", arguments: ["-c", script])
         let output = Pipe()
         process.standardOutput = output
         try process.run()
@@ -225,13 +213,8 @@ struct RunLifecycleTests {
             atPath: "/tmp/warden-copy-\(getpid())", withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: "/tmp/warden-copy-\(getpid())") }
         try FileManager.default.copyItem(atPath: WardenHarness.binary, toPath: copy)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: copy)
-        process.arguments = ["run", "--workspace", harness.workspace, "--", "/bin/sh", "-c", "exit 5"]
-        process.environment = ProcessInfo.processInfo.environment.merging(["WARDEN_STATE_DIR": harness.stateDirectory])
-        {
-            $1
-        }
+        let process = harness.process(
+            copy, arguments: ["run", "--workspace", harness.workspace, "--", "/bin/sh", "-c", "exit 5"])
         try process.run()
         process.waitUntilExit()
         #expect(process.terminationStatus == 5)
