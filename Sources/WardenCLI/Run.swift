@@ -22,7 +22,7 @@ extension Warden {
                 protect, hide, tripwire, on_tamper, grace, lease, allow_degraded, pass_env, command); flags \
                 win, and lists from both are combined.
 
-                Exit status: the agent's (128+N if killed by signal N); 125 if Warden refused or failed to start it.
+                Exit status: the agent's (128+N if killed by signal N); 125 if Warden refused or failed to start it; 2 for bad input.
                 Ctrl-C runs the stop protocol (notice, grace, kill); a second Ctrl-C kills at once.
 
                 Examples:
