@@ -349,6 +349,7 @@ public final class Supervisor {
         }
         var exitStatus: Int32 = 0
         var stopping = false
+        var leaseTracker = LeaseTracker()
         loop: while true {
             var fds = [
                 pollfd(fd: bubblewrapPIDFD, events: Int16(POLLIN), revents: 0),
@@ -388,13 +389,34 @@ public final class Supervisor {
                     try? cgroup.kill()
                 }
             }
-            if !stopping, let lease = (try? registry.load(id))?.lease, RunEvent.now() >= lease.expiresAtNanoseconds {
+            if !stopping, plan.lease != nil, let lease = leaseTracker.current(registry: registry, id: id),
+                RunEvent.now() >= lease.expiresAtNanoseconds
+            {
                 stopping = true
                 try? event(.leaseExpired, ["expired_at_ns": String(lease.expiresAtNanoseconds)], actor: "lease")
                 runStop(actor: "lease", reason: "lease-expired", grace: plan.grace)
             }
         }
         return finish(id: id, cgroup: cgroup, status: exitStatus)
+    }
+
+    /// The run's lease as `warden renew` last wrote it. The record is decoded again only when
+    /// run.json has changed, so the 200 ms tick costs one `stat`, not a JSON decode.
+    struct LeaseTracker {
+        // run.json is replaced by rename, so a new inode (or mtime) means a new version.
+        private var stamp: (inode: UInt64, seconds: Int, nanoseconds: Int)?
+        private var lease: RunRecord.Lease?
+
+        mutating func current(registry: RunRegistry, id: RunID) -> RunRecord.Lease? {
+            var st = stat()
+            guard stat(registry.directory(for: id) + "/run.json", &st) == 0 else { return lease }
+            let now = (UInt64(st.st_ino), Int(st.st_mtim.tv_sec), Int(st.st_mtim.tv_nsec))
+            if stamp.map({ $0 != now }) ?? true, let record = try? registry.load(id) {
+                stamp = now
+                lease = record.lease
+            }
+            return lease
+        }
     }
 
     private func runStop(actor: String, reason: String, grace: Duration) {
