@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .executable(name: "warden", targets: ["WardenCLI"]),
         .library(name: "WardenCore", targets: ["WardenCore"]),
+        .library(name: "WardenPolicy", targets: ["WardenPolicy"]),
         .library(name: "WardenSandbox", targets: ["WardenSandbox"]),
     ],
     dependencies: [
@@ -18,6 +19,7 @@ let package = Package(
         // fork-into-cgroup spawn, which must run only async-signal-safe code between fork and exec.
         .target(name: "CWardenLinux"),
         .target(name: "WardenCore"),
+        .target(name: "WardenPolicy", dependencies: ["WardenCore"]),
         .target(
             name: "WardenSandbox",
             dependencies: [
@@ -30,12 +32,14 @@ let package = Package(
             name: "WardenCLI",
             dependencies: [
                 "WardenCore",
+                "WardenPolicy",
                 "WardenSandbox",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .target(name: "WardenTesting", dependencies: ["WardenCore", "CWardenLinux"]),
         .testTarget(name: "WardenCoreTests", dependencies: ["WardenCore"]),
+        .testTarget(name: "WardenPolicyTests", dependencies: ["WardenPolicy", "WardenCore", "WardenTesting"]),
         .testTarget(
             name: "WardenSandboxTests",
             dependencies: ["WardenSandbox", "WardenCore", "WardenTesting", "WardenCLI"],

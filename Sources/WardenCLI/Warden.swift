@@ -20,7 +20,10 @@ struct Warden: ParsableCommand {
             Environment: WARDEN_STATE_DIR (state and run registry), WARDEN_BWRAP (bubblewrap binary),
             WARDEN_CGROUP_ROOT (cgroup v2 mount point).
             """,
-        subcommands: [Run.self, Stop.self, Kill.self, Renew.self, Ps.self, Inspect.self, Events.self, Bench.self]
+        subcommands: [
+            Run.self, Stop.self, Kill.self, Renew.self, Ps.self, Inspect.self, Events.self, PolicyCommand.self,
+            Bench.self,
+        ]
     )
 
     /// Dispatches the hidden inner-shim mode before argument parsing, then runs the command and turns

@@ -1,0 +1,152 @@
+/// Cedar's answer: the decision, the policies that determined it, and the policies that failed to evaluate.
+public struct AuthorizationResponse: Sendable, Equatable {
+    public enum Decision: String, Sendable, Codable { case allow, deny }
+
+    public struct PolicyError: Sendable, Equatable, Codable {
+        public var policyID: String
+        public var message: String
+    }
+
+    public var decision: Decision
+    /// Satisfied forbids when denied by one; otherwise satisfied permits (empty on a default deny).
+    public var reasons: [String]
+    public var errors: [PolicyError]
+}
+
+/// A parsed, indexed set of policies.
+///
+/// Each policy is filed under the most selective part of its scope — a principal entity or type, else an
+/// action, else a resource — so a request only evaluates policies whose scope can match it, instead of
+/// scanning every policy.
+public struct PolicySet: Sendable {
+    public let policies: [Policy]
+
+    private enum Key: Hashable {
+        case entity(EntityUID)
+        case type(String)
+    }
+
+    private var principalIndex: [Key: [Int32]] = [:]
+    private var actionIndex: [Key: [Int32]] = [:]
+    private var resourceIndex: [Key: [Int32]] = [:]
+    private var unindexed: [Int32] = []
+
+    public init(_ policies: [Policy]) {
+        self.policies = policies
+        for (i, policy) in policies.enumerated() {
+            let n = Int32(i)
+            if let keys = Self.keys(policy.principal) {
+                for k in keys { principalIndex[k, default: []].append(n) }
+            } else if let keys = Self.keys(policy.action) {
+                for k in keys { actionIndex[k, default: []].append(n) }
+            } else if let keys = Self.keys(policy.resource) {
+                for k in keys { resourceIndex[k, default: []].append(n) }
+            } else {
+                unindexed.append(n)
+            }
+        }
+    }
+
+    /// Parses Cedar text into a policy set; ids are `policy0`, `policy1`, … unless a prefix is given.
+    public init(text: String, idPrefix: String = "policy") throws(PolicyParseError) {
+        self.init(try Parser.parsePolicies(text, idPrefix: idPrefix))
+    }
+
+    private static func keys(_ constraint: ScopeConstraint) -> [Key]? {
+        switch constraint {
+        case .any: return nil
+        case .equals(let e), .in(let e), .isIn(_, let e): return [.entity(e)]
+        case .is(let t): return [.type(t)]
+        case .inAny(let list):
+            var seen = Set<EntityUID>()
+            return list.filter { seen.insert($0).inserted }.map { .entity($0) }
+        }
+    }
+
+    /// Indices of the policies whose scope could match, in file order, without duplicates.
+    private func candidates(for request: AuthorizationRequest, entities: Entities) -> [Int32] {
+        var out = unindexed
+        func collect(_ index: [Key: [Int32]], _ uid: EntityUID) {
+            if index.isEmpty { return }
+            if let l = index[.entity(uid)] { out += l }
+            if let l = index[.type(uid.type)] { out += l }
+            if let ancestors = entities[uid]?.ancestors {
+                for a in ancestors { if let l = index[.entity(a)] { out += l } }
+            }
+        }
+        collect(principalIndex, request.principal)
+        collect(actionIndex, request.action)
+        collect(resourceIndex, request.resource)
+        out.sort()
+        // An action list naming two ancestors of the request's action files the policy twice.
+        var deduplicated: [Int32] = []
+        deduplicated.reserveCapacity(out.count)
+        for i in out where deduplicated.last != i { deduplicated.append(i) }
+        return deduplicated
+    }
+
+    /// Authorizes a request exactly as Cedar does: a satisfied forbid denies; otherwise a satisfied permit
+    /// allows; otherwise deny. A policy whose condition errors is skipped and reported in `errors`.
+    public func isAuthorized(_ request: AuthorizationRequest, entities: Entities) -> AuthorizationResponse {
+        let evaluation = evaluate(request, entities: entities)
+        if !evaluation.forbids.isEmpty {
+            return AuthorizationResponse(
+                decision: .deny, reasons: evaluation.forbids.map { policies[$0].id }, errors: evaluation.errors)
+        }
+        return AuthorizationResponse(
+            decision: evaluation.permits.isEmpty ? .deny : .allow, reasons: evaluation.permits.map { policies[$0].id },
+            errors: evaluation.errors)
+    }
+
+    struct Evaluation {
+        var permits: [Int] = []
+        var forbids: [Int] = []
+        var errors: [AuthorizationResponse.PolicyError] = []
+    }
+
+    /// Every satisfied policy, split by effect, plus the errors.
+    func evaluate(_ request: AuthorizationRequest, entities: Entities) -> Evaluation {
+        var result = Evaluation()
+        let evaluator = Evaluator(request: request, entities: entities)
+        for i in candidates(for: request, entities: entities) {
+            let policy = policies[Int(i)]
+            guard Self.scopeMatches(policy, request, entities) else { continue }
+            do throws(EvaluationError) {
+                var satisfied = true
+                for condition in policy.conditions {
+                    guard case .bool(let b) = try evaluator.evaluate(condition.body) else {
+                        throw EvaluationError("type error: a \(condition.kind.rawValue) condition must be a bool")
+                    }
+                    if b != (condition.kind == .when) {
+                        satisfied = false
+                        break
+                    }
+                }
+                if satisfied {
+                    if policy.effect == .permit { result.permits.append(Int(i)) } else { result.forbids.append(Int(i)) }
+                }
+            } catch {
+                result.errors.append(.init(policyID: policy.id, message: error.message))
+            }
+        }
+        return result
+    }
+
+    @inline(__always)
+    static func scopeMatches(_ policy: Policy, _ request: AuthorizationRequest, _ entities: Entities) -> Bool {
+        matches(policy.principal, request.principal, entities) && matches(policy.action, request.action, entities)
+            && matches(policy.resource, request.resource, entities)
+    }
+
+    @inline(__always)
+    private static func matches(_ constraint: ScopeConstraint, _ uid: EntityUID, _ entities: Entities) -> Bool {
+        switch constraint {
+        case .any: return true
+        case .equals(let e): return uid == e
+        case .in(let e): return entities.isDescendant(uid, of: e)
+        case .inAny(let list): return list.contains { entities.isDescendant(uid, of: $0) }
+        case .is(let t): return exactlyEqual(uid.type, t)
+        case .isIn(let t, let e): return exactlyEqual(uid.type, t) && entities.isDescendant(uid, of: e)
+        }
+    }
+}
