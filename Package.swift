@@ -39,7 +39,11 @@ let package = Package(
         ),
         .target(name: "WardenTesting", dependencies: ["WardenCore", "CWardenLinux"]),
         .testTarget(name: "WardenCoreTests", dependencies: ["WardenCore"]),
-        .testTarget(name: "WardenPolicyTests", dependencies: ["WardenPolicy", "WardenCore", "WardenTesting"]),
+        .testTarget(
+            name: "WardenPolicyTests", dependencies: ["WardenPolicy", "WardenCore", "WardenTesting"],
+            // The cedarpy peer is run by the differential tests from the source tree.
+            exclude: ["Peers"]
+        ),
         .testTarget(
             name: "WardenSandboxTests",
             dependencies: ["WardenSandbox", "WardenCore", "WardenTesting", "WardenCLI"],

@@ -9,6 +9,8 @@ command -v bwrap >/dev/null 2>&1 || need_packages+=(bubblewrap)
 command -v curl >/dev/null 2>&1 || need_packages+=(curl)
 command -v wget >/dev/null 2>&1 || need_packages+=(wget)
 command -v unshare >/dev/null 2>&1 || need_packages+=(util-linux)
+# The policy tests compare Warden's Cedar engine with cedarpy (PyPI), installed with pip below.
+command -v python3 >/dev/null 2>&1 && python3 -m pip --version >/dev/null 2>&1 || need_packages+=(python3-pip)
 if [ ${#need_packages[@]} -gt 0 ]; then
     echo "setup: installing ${need_packages[*]} (apt-get)" >&2
     export DEBIAN_FRONTEND=noninteractive
@@ -22,4 +24,11 @@ fi
 if [ "$(id -u)" -ne 0 ]; then
     echo "setup: run as root: Warden creates cgroups and the tests check the kernel from outside the sandbox" >&2
     exit 1
+fi
+# cedarpy: the reference Cedar implementation (Rust, via PyPI) that the differential tests and
+# `warden bench policy` compare against. The version is pinned so that results are reproducible.
+if ! python3 -c "import cedarpy" >/dev/null 2>&1; then
+    echo "setup: installing cedarpy (pip)" >&2
+    python3 -m pip install --quiet --disable-pip-version-check cedarpy==4.12.2 2>/dev/null \
+        || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages cedarpy==4.12.2
 fi

@@ -44,6 +44,11 @@ enum CedarTime {
         var total: Int64 = 0
         for unit in [4, 3, 2, 1, 0] {
             guard let amount = amounts[unit] else { continue }
+            // Cedar negates the millisecond amount in 128 bits first, so "-9223372036854775808ms" fits.
+            if unit == 4, negative, amount == UInt64(Int64.max) + 1 {
+                total = Int64.min
+                continue
+            }
             guard let n = Int64(exactly: amount) else { return nil }
             let (product, o1) = n.multipliedReportingOverflow(by: factors[unit])
             if o1 { return nil }
