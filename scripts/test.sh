@@ -5,8 +5,12 @@ cd "$(dirname "$0")/.."
 source scripts/setup.sh
 
 echo "== swift format lint" >&2
-swift format lint --strict --recursive Package.swift Sources Tests
+swift format lint --strict --recursive Package.swift Sources Tests Fuzz
 echo "== build" >&2
 swift build --build-tests
 echo "== tests" >&2
 swift test --skip-build "$@"
+# The Cedar parser and evaluator under libFuzzer for a bounded time (WARDEN_FUZZ_SECONDS=0 skips it).
+if [ "${WARDEN_FUZZ_SECONDS:-60}" -gt 0 ] && [ $# -eq 0 ]; then
+    scripts/fuzz-policy.sh "${WARDEN_FUZZ_SECONDS:-60}"
+fi

@@ -1,13 +1,14 @@
 import ArgumentParser
 import Foundation
 import WardenCore
+import WardenPolicy
 import WardenSandbox
 
 extension Warden {
     struct Bench: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Benchmarks that print tables (median, p99, and a baseline in the same run).",
-            subcommands: [BenchStop.self])
+            subcommands: [BenchStop.self, BenchPolicy.self])
     }
 
     struct BenchStop: ParsableCommand {
@@ -93,5 +94,112 @@ extension Table {
         }
         let separator = "|" + widths.map { String(repeating: "-", count: $0 + 2) }.joined(separator: "|") + "|"
         return ([line(header), separator] + rows.dropFirst().map(line)).joined(separator: "\n")
+    }
+}
+
+extension Warden {
+    struct BenchPolicy: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "policy",
+            abstract: "Cedar decision speed: Warden's native engine against cedarpy (Rust Cedar) on the same requests.",
+            discussion: """
+                Workloads: (a) the requests of Cedar's fuzzer corpus, each file with its own policies and \
+                entities; (b) a 10-policy agent policy set; (c) 1,000 generated policies over 100 entities in \
+                5-level hierarchies. Warden is timed per decision (median, p99) and in an untimed loop \
+                (decisions/s). cedarpy runs is_authorized_batch with pre-parsed PolicySet and Entities \
+                handles for throughput and is_authorized per request for latency. Both engines' decisions \
+                are compared ("agree"). Use a release build for meaningful numbers.
+
+                Example: swift build -c release && .build/release/warden bench policy
+                """)
+        @Option(
+            help: "Cedar corpus tests: a directory or corpus-tests.tar.gz (default: the shared fixtures, if present).")
+        var corpus: String?
+        @Option(help: "Decisions per workload and engine (at least 1000).")
+        var decisions = 200_000
+        @Option(help: "The Python interpreter that has cedarpy.")
+        var python = "python3"
+        @Flag(help: "Print the results as JSON.")
+        var json = false
+
+        func validate() throws {
+            if decisions < 1000 { throw ValidationError("--decisions must be at least 1000") }
+        }
+
+        func corpusDirectory(scratch: String) throws -> String? {
+            var candidates: [String] = []
+            if let corpus {
+                candidates = [corpus]
+            } else {
+                let environment = ProcessInfo.processInfo.environment
+                if let shared = environment["WARDEN_SHARED_DIR"] {
+                    candidates.append(shared + "/conformance/cedar/corpus-tests.tar.gz")
+                }
+                candidates += [
+                    "../shared/conformance/cedar/corpus-tests.tar.gz",
+                    "/work/shared/conformance/cedar/corpus-tests.tar.gz",
+                ]
+            }
+            guard let path = candidates.first(where: { FileManager.default.fileExists(atPath: $0) }) else {
+                if corpus != nil {
+                    throw WardenError(code: .notFound, message: "--corpus \(corpus ?? ""): no such file or directory")
+                }
+                return nil
+            }
+            guard path.hasSuffix(".tar.gz") else { return path }
+            let tar = Process()
+            tar.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            tar.arguments = ["tar", "-xzf", path, "-C", scratch]
+            try tar.run()
+            tar.waitUntilExit()
+            guard tar.terminationStatus == 0 else { throw WardenError.invalidInput("\(path): tar could not unpack it") }
+            return scratch + "/corpus-tests"
+        }
+
+        func run() throws {
+            let scratch = FileManager.default.temporaryDirectory.appendingPathComponent(
+                "warden-bench-corpus-\(getpid())"
+            ).path
+            try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(atPath: scratch) }
+            var workloads: [PolicyWorkload] = []
+            if let directory = try corpusDirectory(scratch: scratch) {
+                workloads.append(try PolicyBenchmark.corpus(directory: directory))
+            } else {
+                Output.error("the Cedar corpus was not found; skipping workload (a) (pass --corpus)")
+            }
+            workloads += [PolicyWorkload.tenPolicies(), PolicyWorkload.thousandPolicies()]
+            let bench = PolicyBenchmark(minimumDecisions: decisions, python: python)
+            var rows: [PolicyBenchmark.Row] = []
+            for workload in workloads {
+                FileHandle.standardError.write(Data("\r\u{1B}[K\(workload.name): warden…".utf8))
+                var (warden, ours) = try bench.measureWarden(workload)
+                FileHandle.standardError.write(Data("\r\u{1B}[K\(workload.name): cedarpy…".utf8))
+                let (cedarpy, theirs) = try bench.measureCedarpy(workload)
+                let agree = zip(ours, theirs).filter { $0.decision.rawValue == $1.0 && $0.reasons.sorted() == $1.1 }
+                    .count
+                warden.agreement = "\(agree)/\(ours.count)"
+                rows += [warden, cedarpy]
+            }
+            FileHandle.standardError.write(Data("\r\u{1B}[K".utf8))
+            if json { return print(try Output.json(rows)) }
+            let format: (Double) -> String = { String(format: "%.2f", $0) }
+            var table = [
+                [
+                    "workload", "engine", "policies", "requests", "decisions/s", "median µs", "p99 µs",
+                    "throughput vs cedarpy", "agree",
+                ]
+            ]
+            for row in rows {
+                let peer = rows.first { $0.workload == row.workload && $0.engine.hasPrefix("cedarpy") }
+                let ratio = peer.map { String(format: "%.1fx", row.decisionsPerSecond / $0.decisionsPerSecond) } ?? "-"
+                table.append([
+                    row.workload, row.engine, "\(row.policies)", "\(row.requests)",
+                    String(format: "%.0f", row.decisionsPerSecond),
+                    format(row.medianMicroseconds), format(row.p99Microseconds), ratio, row.agreement ?? "-",
+                ])
+            }
+            print(Table.markdown(table))
+        }
     }
 }

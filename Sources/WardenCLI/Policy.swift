@@ -55,7 +55,11 @@ extension Warden.PolicyCommand {
                 print(try Output.json(reports))
             } else {
                 for r in reports {
-                    if let e = r.error { Output.error(e) } else { print("\(r.file): \(r.policies) policies, OK") }
+                    if let e = r.error {
+                        Output.error(e)
+                    } else {
+                        print("\(r.file): \(r.policies) polic\(r.policies == 1 ? "y" : "ies"), OK")
+                    }
                 }
             }
             if reports.contains(where: { $0.error != nil }) { throw ExitCode(1) }

@@ -9,7 +9,8 @@ struct PolicyEngineTests {
 
     static func request(_ tool: String, context: [String: CedarValue] = [:]) -> AuthorizationRequest {
         AuthorizationRequest(
-            principal: agent, action: EntityUID(type: "Action", id: "call"), resource: EntityUID(type: "Tool", id: tool),
+            principal: agent, action: EntityUID(type: "Action", id: "call"),
+            resource: EntityUID(type: "Tool", id: tool),
             context: context)
     }
 
@@ -44,7 +45,10 @@ struct PolicyEngineTests {
         #expect(shell.kind == .deny)
         #expect(shell.reasons.map(\.policyID) == ["never-shell"])
         // Nothing matches: deny by default, and the explanation says so.
-        let other = engine.decide(AuthorizationRequest(principal: Self.agent, action: EntityUID(type: "Action", id: "exec"), resource: EntityUID(type: "Tool", id: "x")))
+        let other = engine.decide(
+            AuthorizationRequest(
+                principal: Self.agent, action: EntityUID(type: "Action", id: "exec"),
+                resource: EntityUID(type: "Tool", id: "x")))
         #expect(other.kind == .deny && other.reasons.isEmpty)
         #expect(other.explanation.contains("no policy permits"))
     }
@@ -62,7 +66,8 @@ struct PolicyEngineTests {
     }
 
     @Test func aBadReloadNeverReplacesTheGoodSet() throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("warden-policy-\(UUID().uuidString)")
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "warden-policy-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         let file = directory.appendingPathComponent("agent.cedar").path
@@ -94,7 +99,9 @@ struct PolicyEngineTests {
                     for _ in 0..<2000 {
                         let d = engine.decide(Self.request("fs.read"))
                         // A half-applied set could allow with a forbid loaded, or name missing policies.
-                        #expect(d.kind == .allow ? d.reasons.map(\.policyID) == ["policy0"] : d.reasons.map(\.policyID) == ["policy1"])
+                        #expect(
+                            d.kind == .allow
+                                ? d.reasons.map(\.policyID) == ["policy0"] : d.reasons.map(\.policyID) == ["policy1"])
                     }
                 }
             }
@@ -105,9 +112,12 @@ struct PolicyEngineTests {
     @Test func duplicateIdsAreRejectedWithBothPlaces() throws {
         let error = #expect(throws: WardenError.self) {
             _ = try PolicyEngine(
-                policies: "@id(\"a\") permit(principal, action, resource);\n@id(\"a\") forbid(principal, action, resource);",
+                policies:
+                    "@id(\"a\") permit(principal, action, resource);\n@id(\"a\") forbid(principal, action, resource);",
                 source: "p.cedar")
         }
-        #expect(error?.message == "p.cedar:2:1: policy id \"a\" is already used at p.cedar:1:1; give each @id a unique name")
+        #expect(
+            error?.message == "p.cedar:2:1: policy id \"a\" is already used at p.cedar:1:1; give each @id a unique name"
+        )
     }
 }

@@ -2,6 +2,21 @@
 struct Parser {
     private let tokens: [Token]
     private var position = 0
+    /// Nesting depth of expressions; bounded so that hostile input cannot exhaust the stack.
+    private var depth = 0
+    static let maximumDepth = 128
+    /// Height of the expression tree the last parse function returned; bounded so that evaluating or
+    /// freeing a policy never recurses without limit (`1 + 1 + … + 1` is deep without any nesting).
+    private var height = 0
+    static let maximumHeight = 512
+
+    private mutating func built(_ expr: Expr, height h: Int) throws(PolicyParseError) -> Expr {
+        if h > Self.maximumHeight {
+            throw error("expression more than \(Self.maximumHeight) operations deep; split it into simpler conditions")
+        }
+        height = h
+        return expr
+    }
 
     private init(tokens: [Token]) { self.tokens = tokens }
 
@@ -249,14 +264,21 @@ struct Parser {
     // MARK: - Expressions
 
     mutating func parseExpr() throws(PolicyParseError) -> Expr {
+        depth += 1
+        defer { depth -= 1 }
+        if depth > Self.maximumDepth {
+            throw error("expression nested more than \(Self.maximumDepth) levels deep; simplify it")
+        }
         if isKeyword("if") {
             advance()
             let condition = try parseExpr()
+            var h = height
             try expectKeyword("then", "after the 'if' condition")
             let then = try parseExpr()
+            h = max(h, height)
             try expectKeyword("else", "after the 'then' branch")
             let otherwise = try parseExpr()
-            return .ifThenElse(condition, then, otherwise)
+            return try built(.ifThenElse(condition, then, otherwise), height: max(h, height) + 1)
         }
         return try parseOr()
     }
@@ -265,7 +287,9 @@ struct Parser {
         var lhs = try parseAnd()
         while isSymbol("||") {
             advance()
-            lhs = .or(lhs, try parseAnd())
+            let h = height
+            let rhs = try parseAnd()
+            lhs = try built(.or(lhs, rhs), height: max(h, height) + 1)
         }
         return lhs
     }
@@ -274,7 +298,9 @@ struct Parser {
         var lhs = try parseRelation()
         while isSymbol("&&") {
             advance()
-            lhs = .and(lhs, try parseRelation())
+            let h = height
+            let rhs = try parseRelation()
+            lhs = try built(.and(lhs, rhs), height: max(h, height) + 1)
         }
         return lhs
     }
@@ -285,14 +311,17 @@ struct Parser {
 
     private mutating func parseRelation() throws(PolicyParseError) -> Expr {
         let lhs = try parseAdd()
+        let h = height
         if case .symbol(let s) = current.kind, let op = Self.relations[s] {
             advance()
-            return .binary(op, lhs, try parseAdd())
+            let rhs = try parseAdd()
+            return try built(.binary(op, lhs, rhs), height: max(h, height) + 1)
         }
         if isSymbol("=") { throw error("'=' is not an operator; use '==' to compare") }
         if isKeyword("in") {
             advance()
-            return .binary(.in, lhs, try parseAdd())
+            let rhs = try parseAdd()
+            return try built(.binary(.in, lhs, rhs), height: max(h, height) + 1)
         }
         if isKeyword("has") {
             advance()
@@ -313,7 +342,7 @@ struct Parser {
                 access = .getAttribute(access, attributes[k - 1])
                 result = .and(result, .hasAttribute(access, attributes[k]))
             }
-            return result
+            return try built(result, height: h + 2 * attributes.count)
         }
         if isKeyword("like") {
             advance()
@@ -323,7 +352,7 @@ struct Parser {
             let location = current.location
             advance()
             switch Lexer.unescape(raw, pattern: true) {
-            case .success(let elements): return .like(lhs, LikePattern(elements: elements))
+            case .success(let elements): return try built(.like(lhs, LikePattern(elements: elements)), height: h + 1)
             case .failure(let e): throw PolicyParseError(location: location, message: e.message)
             }
         }
@@ -332,9 +361,10 @@ struct Parser {
             let type = try parsePath("after 'is'")
             if isKeyword("in") {
                 advance()
-                return .and(.isType(lhs, type), .binary(.in, lhs, try parseAdd()))
+                let rhs = try parseAdd()
+                return try built(.and(.isType(lhs, type), .binary(.in, lhs, rhs)), height: max(h, height) + 2)
             }
-            return .isType(lhs, type)
+            return try built(.isType(lhs, type), height: h + 1)
         }
         return lhs
     }
@@ -344,7 +374,9 @@ struct Parser {
         while isSymbol("+") || isSymbol("-") {
             let op: BinaryOperator = isSymbol("+") ? .add : .subtract
             advance()
-            lhs = .binary(op, lhs, try parseMultiply())
+            let h = height
+            let rhs = try parseMultiply()
+            lhs = try built(.binary(op, lhs, rhs), height: max(h, height) + 1)
         }
         return lhs
     }
@@ -354,7 +386,9 @@ struct Parser {
         while true {
             if isSymbol("*") {
                 advance()
-                lhs = .binary(.multiply, lhs, try parseUnary())
+                let h = height
+                let rhs = try parseUnary()
+                lhs = try built(.binary(.multiply, lhs, rhs), height: max(h, height) + 1)
             } else if isSymbol("/") || isSymbol("%") {
                 throw error("Cedar has no division or remainder operator")
             } else {
@@ -382,6 +416,7 @@ struct Parser {
                 throw error("integer literal -\(digits) does not fit in 64 bits", at: digitLocation)
             }
             expr = .literal(.long(magnitude == UInt64(Int64.max) + 1 ? Int64.min : -Int64(magnitude)))
+            height = 1
             operators.removeLast()
         } else {
             expr = try parseMember()
@@ -389,7 +424,7 @@ struct Parser {
         for op in operators.reversed() {
             expr = op == "!" ? .not(expr) : .negate(expr)
         }
-        return expr
+        return try built(expr, height: height + operators.count)
     }
 
     private func nextIsAccess(after offset: Int) -> Bool {
@@ -409,29 +444,32 @@ struct Parser {
                 advance()
                 let nameLocation = current.location
                 let name = try identifier("after '.'")
+                let h = height
                 if isSymbol("(") {
                     let args = try parseArguments()
+                    let argumentHeight = height
                     if let (op, arity) = Self.methods[name] {
                         guard args.count == arity else {
                             throw error(
                                 "method \(name) takes \(arity) argument\(arity == 1 ? "" : "s"), got \(args.count)",
                                 at: nameLocation)
                         }
-                        expr = op.map { .binary($0, expr, args[0]) } ?? .isEmpty(expr)
+                        expr = try built(
+                            op.map { .binary($0, expr, args[0]) } ?? .isEmpty(expr), height: max(h, argumentHeight) + 1)
                     } else if let function = ExtensionFunction(rawValue: name), !function.isConstructor {
                         // A wrong argument count is an evaluation error in Cedar, not a syntax error.
-                        expr = .call(function, [expr] + args)
+                        expr = try built(.call(function, [expr] + args), height: max(h, argumentHeight) + 1)
                     } else {
                         throw error("unknown method '\(name)'", at: nameLocation)
                     }
                 } else {
-                    expr = .getAttribute(expr, name)
+                    expr = try built(.getAttribute(expr, name), height: h + 1)
                 }
             } else if isSymbol("[") {
                 advance()
                 let key = try stringLiteral("as an attribute name inside '[ ]'")
                 try expect("]", "after the attribute name")
-                expr = .getAttribute(expr, key)
+                expr = try built(.getAttribute(expr, key), height: height + 1)
             } else {
                 return expr
             }
@@ -441,12 +479,15 @@ struct Parser {
     private mutating func parseArguments() throws(PolicyParseError) -> [Expr] {
         try expect("(", "to start the arguments")
         var args: [Expr] = []
+        var h = 0
+        defer { height = h }
         if isSymbol(")") {
             advance()
             return args
         }
         while true {
             args.append(try parseExpr())
+            h = max(h, height)
             if isSymbol(",") {
                 advance()
                 continue
@@ -464,9 +505,11 @@ struct Parser {
             guard let value = Int64(digits) else {
                 throw error("integer literal \(digits) does not fit in 64 bits", at: location)
             }
+            height = 1
             return .literal(.long(value))
         case .string(let raw):
             advance()
+            height = 1
             return .literal(.string(try Self.unescapeString(raw, at: location)))
         case .symbol("("):
             advance()
@@ -476,9 +519,11 @@ struct Parser {
         case .symbol("["):
             advance()
             var items: [Expr] = []
+            var h = 0
             if !isSymbol("]") {
                 while true {
                     items.append(try parseExpr())
+                    h = max(h, height)
                     if isSymbol(",") {
                         advance()
                         continue
@@ -487,10 +532,11 @@ struct Parser {
                 }
             }
             try expect("]", "to close the set")
-            return .set(items)
+            return try built(.set(items), height: h + 1)
         case .symbol("{"):
             advance()
             var members: [(String, Expr)] = []
+            var h = 0
             if !isSymbol("}") {
                 while true {
                     let keyLocation = current.location
@@ -505,6 +551,7 @@ struct Parser {
                     }
                     try expect(":", "after the record key")
                     members.append((key, try parseExpr()))
+                    h = max(h, height)
                     if isSymbol(",") {
                         advance()
                         continue
@@ -513,16 +560,18 @@ struct Parser {
                 }
             }
             try expect("}", "to close the record")
-            return .record(members)
+            return try built(.record(members), height: h + 1)
         case .symbol("?"):
             throw error("policy templates (?principal, ?resource) are not supported")
         case .identifier(let name):
             switch name {
             case "true":
                 advance()
+                height = 1
                 return .literal(.bool(true))
             case "false":
                 advance()
+                height = 1
                 return .literal(.bool(false))
             case "principal", "action", "resource", "context":
                 if next.kind != .symbol("::") {
@@ -530,6 +579,7 @@ struct Parser {
                     let v: Variable =
                         name == "principal"
                         ? .principal : name == "action" ? .action : name == "resource" ? .resource : .context
+                    height = 1
                     return .variable(v)
                 }
             default: break
@@ -539,6 +589,7 @@ struct Parser {
                 if case .string = next.kind {
                     advance()
                     let id = try stringLiteral("as the entity id")
+                    height = 1
                     return .literal(.entity(EntityUID(type: segments.joined(separator: "::"), id: id)))
                 }
                 advance()
@@ -551,7 +602,7 @@ struct Parser {
                     throw error("unknown function '\(function)'", at: location)
                 }
                 guard ext.isConstructor else { throw error("'\(function)' is a method, not a function", at: location) }
-                return .call(ext, args)
+                return try built(.call(ext, args), height: height + 1)
             }
             throw error(
                 "unknown variable '\(segments.joined(separator: "::"))'; expected principal, action, resource or context",
