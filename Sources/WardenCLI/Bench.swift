@@ -119,6 +119,8 @@ extension Warden {
         var decisions = 200_000
         @Option(help: "The Python interpreter that has cedarpy.")
         var python = "python3"
+        @Option(help: "Only workloads whose name contains this text (corpus, 10, 1,000).")
+        var only: String?
         @Flag(help: "Print the results as JSON.")
         var json = false
 
@@ -163,12 +165,15 @@ extension Warden {
             try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
             defer { try? FileManager.default.removeItem(atPath: scratch) }
             var workloads: [PolicyWorkload] = []
-            if let directory = try corpusDirectory(scratch: scratch) {
+            let wanted: (String) -> Bool = { name in only.map { name.contains($0) } ?? true }
+            if !wanted("Cedar corpus") {
+                // Not requested.
+            } else if let directory = try corpusDirectory(scratch: scratch) {
                 workloads.append(try PolicyBenchmark.corpus(directory: directory))
             } else {
                 Output.error("the Cedar corpus was not found; skipping workload (a) (pass --corpus)")
             }
-            workloads += [PolicyWorkload.tenPolicies(), PolicyWorkload.thousandPolicies()]
+            workloads += [PolicyWorkload.tenPolicies(), PolicyWorkload.thousandPolicies()].filter { wanted($0.name) }
             let bench = PolicyBenchmark(minimumDecisions: decisions, python: python)
             var rows: [PolicyBenchmark.Row] = []
             for workload in workloads {

@@ -26,23 +26,33 @@ public struct PolicySet: Sendable {
         case type(String)
     }
 
-    private var principalIndex: [Key: [Int32]] = [:]
-    private var actionIndex: [Key: [Int32]] = [:]
-    private var resourceIndex: [Key: [Int32]] = [:]
-    private var unindexed: [Int32] = []
+    /// Policies filed under one key, split again by action so that a principal's bucket is not scanned
+    /// for other actions' policies.
+    private struct Bucket: Sendable {
+        var byAction: [Key: [Int32]] = [:]
+        var anyAction: [Int32] = []
+
+        mutating func add(_ n: Int32, actionKeys: [Key]?) {
+            guard let actionKeys else { return anyAction.append(n) }
+            for k in actionKeys { byAction[k, default: []].append(n) }
+        }
+    }
+
+    private var principalIndex: [Key: Bucket] = [:]
+    private var resourceIndex: [Key: Bucket] = [:]
+    private var actionOnly = Bucket()
 
     public init(_ policies: [Policy]) {
         self.policies = policies
         for (i, policy) in policies.enumerated() {
             let n = Int32(i)
+            let actionKeys = Self.keys(policy.action)
             if let keys = Self.keys(policy.principal) {
-                for k in keys { principalIndex[k, default: []].append(n) }
-            } else if let keys = Self.keys(policy.action) {
-                for k in keys { actionIndex[k, default: []].append(n) }
+                for k in keys { principalIndex[k, default: Bucket()].add(n, actionKeys: actionKeys) }
             } else if let keys = Self.keys(policy.resource) {
-                for k in keys { resourceIndex[k, default: []].append(n) }
+                for k in keys { resourceIndex[k, default: Bucket()].add(n, actionKeys: actionKeys) }
             } else {
-                unindexed.append(n)
+                actionOnly.add(n, actionKeys: actionKeys)
             }
         }
     }
@@ -63,20 +73,32 @@ public struct PolicySet: Sendable {
         }
     }
 
+    /// The keys a request's entity is filed under: itself, its type and every ancestor.
+    private static func lookupKeys(_ uid: EntityUID, _ entities: Entities) -> [Key] {
+        var keys: [Key] = [.entity(uid), .type(uid.type)]
+        if let ancestors = entities[uid]?.ancestors {
+            keys.reserveCapacity(2 + ancestors.count)
+            for a in ancestors { keys.append(.entity(a)) }
+        }
+        return keys
+    }
+
     /// Indices of the policies whose scope could match, in file order, without duplicates.
     private func candidates(for request: AuthorizationRequest, entities: Entities) -> [Int32] {
-        var out = unindexed
-        func collect(_ index: [Key: [Int32]], _ uid: EntityUID) {
-            if index.isEmpty { return }
-            if let l = index[.entity(uid)] { out += l }
-            if let l = index[.type(uid.type)] { out += l }
-            if let ancestors = entities[uid]?.ancestors {
-                for a in ancestors { if let l = index[.entity(a)] { out += l } }
-            }
+        var out: [Int32] = []
+        let actionKeys = Self.lookupKeys(request.action, entities)
+        func collect(_ bucket: Bucket) {
+            out += bucket.anyAction
+            if bucket.byAction.isEmpty { return }
+            for k in actionKeys { if let l = bucket.byAction[k] { out += l } }
         }
-        collect(principalIndex, request.principal)
-        collect(actionIndex, request.action)
-        collect(resourceIndex, request.resource)
+        collect(actionOnly)
+        if !principalIndex.isEmpty {
+            for k in Self.lookupKeys(request.principal, entities) { if let b = principalIndex[k] { collect(b) } }
+        }
+        if !resourceIndex.isEmpty {
+            for k in Self.lookupKeys(request.resource, entities) { if let b = resourceIndex[k] { collect(b) } }
+        }
         out.sort()
         // An action list naming two ancestors of the request's action files the policy twice.
         var deduplicated: [Int32] = []
