@@ -532,7 +532,7 @@ struct Parser {
                 }
             }
             try expect("]", "to close the set")
-            return try built(.set(items), height: h + 1)
+            return try built(Self.folded(.set(items)), height: h + 1)
         case .symbol("{"):
             advance()
             var members: [(String, Expr)] = []
@@ -560,7 +560,7 @@ struct Parser {
                 }
             }
             try expect("}", "to close the record")
-            return try built(.record(members), height: h + 1)
+            return try built(Self.folded(.record(members)), height: h + 1)
         case .symbol("?"):
             throw error("policy templates (?principal, ?resource) are not supported")
         case .identifier(let name):
@@ -602,13 +602,42 @@ struct Parser {
                     throw error("unknown function '\(function)'", at: location)
                 }
                 guard ext.isConstructor else { throw error("'\(function)' is a method, not a function", at: location) }
-                return try built(.call(ext, args), height: height + 1)
+                return try built(Self.folded(.call(ext, args)), height: height + 1)
             }
             throw error(
                 "unknown variable '\(segments.joined(separator: "::"))'; expected principal, action, resource or context",
                 at: location)
         default:
             throw error("expected an expression, found \(describe(current))")
+        }
+    }
+
+    /// Constant folding that cannot change a result: literal sets and records, and extension constructors
+    /// whose literal argument is valid, become values once at parse time. An invalid literal stays a call,
+    /// so its error still happens (and is reported) at evaluation, as in Cedar.
+    static func folded(_ expr: Expr) -> Expr {
+        switch expr {
+        case .set(let items):
+            var values = Set<CedarValue>()
+            for item in items {
+                guard case .literal(let v) = item else { return expr }
+                values.insert(v)
+            }
+            return .literal(.set(values))
+        case .record(let members):
+            var values: [String: CedarValue] = [:]
+            for (key, item) in members {
+                guard case .literal(let v) = item else { return expr }
+                values[key] = v
+            }
+            return .literal(.record(values))
+        case .call(let function, let args):
+            guard function.isConstructor, args.count == 1, case .literal(let arg) = args[0],
+                let value = try? Evaluator.construct(function, arg)
+            else { return expr }
+            return .literal(value)
+        default:
+            return expr
         }
     }
 }

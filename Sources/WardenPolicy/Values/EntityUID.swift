@@ -5,19 +5,25 @@
 public struct EntityUID: Hashable, Sendable, CustomStringConvertible {
     public let type: String
     public let id: String
+    /// Computed once: entity references are hashed on every hierarchy and index lookup, and hashing two
+    /// strings each time dominated the cost of a decision.
+    private let fingerprint: Int
 
     public init(type: String, id: String) {
         self.type = type
         self.id = id
+        var hasher = Hasher()
+        hasher.combine(type)
+        hasher.combine(id)
+        fingerprint = hasher.finalize()
     }
 
     public static func == (lhs: EntityUID, rhs: EntityUID) -> Bool {
-        exactlyEqual(lhs.id, rhs.id) && exactlyEqual(lhs.type, rhs.type)
+        lhs.fingerprint == rhs.fingerprint && exactlyEqual(lhs.id, rhs.id) && exactlyEqual(lhs.type, rhs.type)
     }
 
     public func hash(into hasher: inout Hasher) {
-        hasher.combine(type)
-        hasher.combine(id)
+        hasher.combine(fingerprint)
     }
 
     /// Cedar syntax: `Type::"id"`, with the id escaped.
