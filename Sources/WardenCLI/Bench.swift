@@ -199,7 +199,7 @@ extension Warden {
                 let peer = rows.first { $0.workload == row.workload && $0.engine.hasPrefix("cedarpy") }
                 let ratio = peer.map { String(format: "%.1fx", row.decisionsPerSecond / $0.decisionsPerSecond) } ?? "-"
                 table.append([
-                    row.workload, row.engine, "\(row.policies)", "\(row.requests)",
+                    row.workload, row.engine, row.policies, "\(row.requests)",
                     String(format: "%.0f", row.decisionsPerSecond),
                     format(row.medianMicroseconds), format(row.p99Microseconds), ratio, row.agreement ?? "-",
                 ])

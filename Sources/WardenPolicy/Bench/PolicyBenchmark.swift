@@ -11,7 +11,7 @@ public struct PolicyBenchmark: Sendable {
     public struct Row: Sendable, Codable {
         public var workload: String
         public var engine: String
-        public var policies: Int
+        public var policies: String
         public var requests: Int
         public var decisionsPerSecond: Double
         public var medianMicroseconds: Double
@@ -32,7 +32,8 @@ public struct PolicyBenchmark: Sendable {
     public static func corpus(directory: String) throws(WardenError) -> PolicyWorkload {
         let files = try ConformanceSuite.testFiles(under: [directory])
         var groups: [PolicyWorkload.Group] = []
-        var policyCount = 0
+        var fewest = Int.max
+        var most = 0
         for file in files {
             guard let text = try? String(contentsOfFile: file, encoding: .utf8),
                 let test = try? JSONValue.parse(text), case .array(let requests)? = test["requests"],
@@ -49,14 +50,17 @@ public struct PolicyBenchmark: Sendable {
                     }
                 return JSONValue.object(members).serialized
             }
-            policyCount += (try? PolicySet(text: policies).policies.count) ?? 0
+            let count = (try? PolicySet(text: policies).policies.count) ?? 0
+            fewest = min(fewest, count)
+            most = max(most, count)
             groups.append(PolicyWorkload.Group(policies: policies, entitiesJSON: entities, requestsJSON: requestJSON))
         }
         guard !groups.isEmpty else {
             throw WardenError(code: .notFound, message: "no Cedar test files under \(directory)")
         }
         return PolicyWorkload(
-            name: "Cedar corpus (\(groups.count) sets)", groups: groups, policyCount: policyCount / groups.count)
+            name: "Cedar corpus (\(groups.count) sets)", groups: groups,
+            policyCount: fewest == most ? "\(most)" : "\(fewest)–\(most)")
     }
 
     @inline(__always)

@@ -9,7 +9,8 @@ public struct PolicyWorkload: Sendable {
 
     public var name: String
     public var groups: [Group]
-    public var policyCount: Int
+    /// Policies per set, as shown in the table ("10", or "1–12" for the corpus).
+    public var policyCount: String
 
     public var requestCount: Int { groups.reduce(0) { $0 + $1.requestsJSON.count } }
 
@@ -102,7 +103,7 @@ public struct PolicyWorkload: Sendable {
                 Group(
                     policies: policies, entitiesJSON: "[" + entities.joined(separator: ",\n") + "]", requestsJSON: list)
             ],
-            policyCount: 10)
+            policyCount: "10")
     }
 
     /// 1,000 generated policies over 100 entities in 5-level hierarchies (users in group chains, documents
@@ -175,6 +176,6 @@ public struct PolicyWorkload: Sendable {
                     policies: policies.joined(separator: "\n"),
                     entitiesJSON: "[" + entities.joined(separator: ",\n") + "]", requestsJSON: list)
             ],
-            policyCount: 1000)
+            policyCount: "1000")
     }
 }

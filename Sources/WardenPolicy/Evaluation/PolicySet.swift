@@ -107,6 +107,11 @@ public struct PolicySet: Sendable {
         return deduplicated
     }
 
+    /// How many policies a request evaluates after the index (for tests and diagnostics).
+    func candidateCount(for request: AuthorizationRequest, entities: Entities) -> Int {
+        candidates(for: request, entities: entities).count
+    }
+
     /// Authorizes a request exactly as Cedar does: a satisfied forbid denies; otherwise a satisfied permit
     /// allows; otherwise deny. A policy whose condition errors is skipped and reported in `errors`.
     public func isAuthorized(_ request: AuthorizationRequest, entities: Entities) -> AuthorizationResponse {
