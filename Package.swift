@@ -8,11 +8,17 @@ let package = Package(
         .executable(name: "warden", targets: ["WardenCLI"]),
         .library(name: "WardenCore", targets: ["WardenCore"]),
         .library(name: "WardenPolicy", targets: ["WardenPolicy"]),
+        .library(name: "WardenAudit", targets: ["WardenAudit"]),
         .library(name: "WardenSandbox", targets: ["WardenSandbox"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
     ],
     targets: [
         // Thin C shims for syscalls that have no glibc wrapper (Landlock, close_range) and for the
@@ -20,6 +26,17 @@ let package = Package(
         .target(name: "CWardenLinux"),
         .target(name: "WardenCore"),
         .target(name: "WardenPolicy", dependencies: ["WardenCore"]),
+        .target(
+            name: "WardenAudit",
+            dependencies: [
+                "WardenCore",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ]
+        ),
         .target(
             name: "WardenSandbox",
             dependencies: [

@@ -1,0 +1,80 @@
+import WardenCore
+
+/// When to sign a checkpoint: after this many events, or when this much time has passed since the last
+/// one (checked at each append).
+public struct CheckpointPolicy: Sendable {
+    public var everyEvents: Int64
+    public var everyNanoseconds: Int64
+
+    public init(everyEvents: Int64 = 1000, everySeconds: Double = 10) {
+        self.everyEvents = max(1, everyEvents)
+        self.everyNanoseconds = Int64(everySeconds * 1e9)
+    }
+}
+
+/// An event as stored: its fields, the canonical details text, and the hashes.
+public struct StoredEvent: Sendable, Equatable {
+    public var event: AuditEvent
+    public var canonicalDetails: String
+}
+
+/// The end of the chain as a store sees it inside its write transaction.
+struct ChainTip: Sendable {
+    var sequence: Int64
+    var hash: String
+    var lastCheckpoint: AuditCheckpoint?
+}
+
+enum AuditChain {
+    /// Extends the chain by `drafts`, and signs a checkpoint when the policy says so. Pure: the store
+    /// writes the result in the same transaction that read `tip`, so no two writers can fork the chain.
+    static func extend(
+        _ tip: ChainTip, with drafts: [AuditDraft], signer: CheckpointSigner?, policy: CheckpointPolicy,
+        now: Int64 = RunEvent.now()
+    ) throws(AuditError) -> (events: [StoredEvent], checkpoint: AuditCheckpoint?) {
+        var events: [StoredEvent] = []
+        events.reserveCapacity(drafts.count)
+        var sequence = tip.sequence
+        var hash = tip.hash
+        for draft in drafts {
+            sequence += 1
+            let details = try AuditEvent.canonicalDetails(draft.details)
+            let canonical = AuditEvent.canonical(sequence: sequence, draft: draft, canonicalDetails: details)
+            let next = AuditEvent.chainHash(previous: hash, canonical: canonical)
+            events.append(
+                StoredEvent(event: AuditEvent(sequence: sequence, draft: draft, previousHash: hash, hash: next), canonicalDetails: details))
+            hash = next
+        }
+        guard let signer, !events.isEmpty else { return (events, nil) }
+        let last = tip.lastCheckpoint
+        let due =
+            sequence - (last?.sequence ?? 0) >= policy.everyEvents
+            || now - (last?.timeNanoseconds ?? 0) >= policy.everyNanoseconds
+        guard due else { return (events, nil) }
+        let checkpoint = try signer.checkpoint(
+            sequence: sequence, hash: hash, previousSignature: last?.signature ?? "", time: now)
+        return (events, checkpoint)
+    }
+}
+
+/// Where events are kept. Implementations serialise appends across processes (a write lock held from
+/// reading the chain's tip until commit) and return only once the events are durable.
+public protocol AuditStore: Sendable {
+    /// Appends in one durable transaction; on error nothing was appended.
+    func append(_ drafts: [AuditDraft], signer: CheckpointSigner?, policy: CheckpointPolicy) async throws(AuditError)
+        -> (events: [AuditEvent], checkpoint: AuditCheckpoint?)
+    /// Events with `from <= seq <= through`, in order, at most `limit`.
+    func events(from: Int64, through: Int64?, limit: Int?) async throws(AuditError) -> [StoredEvent]
+    /// Events of one run, in order.
+    func events(run: String) async throws(AuditError) -> [StoredEvent]
+    func checkpoints() async throws(AuditError) -> [AuditCheckpoint]
+    /// The highest sequence number (0 when empty).
+    func lastSequence() async throws(AuditError) -> Int64
+    /// Writes events and checkpoints exactly as given (for import into an empty store).
+    func importRecords(_ events: [StoredEvent], checkpoints: [AuditCheckpoint]) async throws(AuditError)
+    /// A plain insert of the same rows without hashing or signing, for the benchmark's baseline.
+    func appendPlain(_ drafts: [AuditDraft]) async throws(AuditError)
+    func close() async
+    /// `sqlite:/path` or `postgres://host/db` (without a password), for messages.
+    var location: String { get }
+}

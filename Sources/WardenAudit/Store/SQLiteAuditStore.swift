@@ -1,0 +1,277 @@
+import Foundation
+import GRDB
+import WardenCore
+
+/// The embedded store: SQLite in WAL mode with `synchronous = FULL`, so a committed append survives a
+/// crash or power loss. Appends run in `BEGIN IMMEDIATE` transactions, which serialise writers across
+/// processes sharing the file.
+public final class SQLiteAuditStore: AuditStore {
+    private let pool: DatabasePool
+    public let path: String
+    public var location: String { "sqlite:\(path)" }
+
+    static let schema = """
+        CREATE TABLE IF NOT EXISTS audit_events (
+            seq INTEGER PRIMARY KEY, time_ns INTEGER NOT NULL, run TEXT, kind TEXT NOT NULL, actor TEXT NOT NULL,
+            subject TEXT NOT NULL, decision TEXT, details TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL);
+        CREATE INDEX IF NOT EXISTS audit_events_by_run ON audit_events(run, seq);
+        CREATE TABLE IF NOT EXISTS audit_checkpoints (
+            seq INTEGER PRIMARY KEY, hash TEXT NOT NULL, time_ns INTEGER NOT NULL, prev_signature TEXT NOT NULL,
+            signature TEXT NOT NULL, public_key TEXT NOT NULL);
+        CREATE TABLE IF NOT EXISTS plain_events (
+            seq INTEGER PRIMARY KEY, time_ns INTEGER NOT NULL, run TEXT, kind TEXT NOT NULL, actor TEXT NOT NULL,
+            subject TEXT NOT NULL, decision TEXT, details TEXT NOT NULL);
+        """
+
+    /// Opens (creating if needed) the database at `path`.
+    /// - Throws: `AuditError` naming the file and the fix (permissions, a full disk, a corrupted file).
+    public init(path: String) throws(AuditError) {
+        self.path = path
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(30)
+        configuration.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+        }
+        let directory = (path as NSString).deletingLastPathComponent
+        do {
+            try FileManager.default.createDirectory(
+                atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        } catch {
+            throw AuditError(
+                code: .systemCall, message: "cannot create the audit directory \(directory): \(error.localizedDescription)")
+        }
+        do {
+            pool = try DatabasePool(path: path, configuration: configuration)
+            try pool.write { db in
+                try db.execute(sql: Self.schema)
+                // Reading the schema back catches a file that is not a database before anything relies on it.
+                _ = try Int.fetchOne(db, sql: "SELECT count(*) FROM audit_checkpoints")
+            }
+        } catch {
+            throw Self.describe(error, path: path, action: "open")
+        }
+    }
+
+    static func describe(_ error: any Error, path: String, action: String) -> AuditError {
+        if let db = error as? DatabaseError {
+            switch db.resultCode {
+            case .SQLITE_NOTADB, .SQLITE_CORRUPT:
+                return AuditError(
+                    code: .invalidInput,
+                    message: "the audit database \(path) is corrupted or not a database; move it away and restore it from `warden audit export`, or verify a copy")
+            case .SQLITE_READONLY, .SQLITE_PERM, .SQLITE_CANTOPEN:
+                return AuditError(
+                    code: .systemCall,
+                    message: "cannot \(action) the audit database \(path) for writing (\(db.message ?? "permission denied")); check the state directory's permissions and mount")
+            case .SQLITE_FULL:
+                return AuditError(code: .systemCall, message: "the disk holding \(path) is full; the event was not recorded")
+            case .SQLITE_IOERR:
+                return AuditError(code: .systemCall, message: "I/O error on \(path) (\(db.message ?? "")); the event was not recorded")
+            default:
+                return AuditError(code: .systemCall, message: "audit database \(path): \(db.message ?? "\(db.resultCode)")")
+            }
+        }
+        return AuditError(code: .systemCall, message: "audit database \(path): \(error)")
+    }
+
+    static func tip(_ db: Database) throws -> ChainTip {
+        let last = try Row.fetchOne(db, sql: "SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1")
+        let checkpoint = try Row.fetchOne(db, sql: "SELECT * FROM audit_checkpoints ORDER BY seq DESC LIMIT 1").map(checkpoint)
+        return ChainTip(
+            sequence: last?["seq"] ?? 0, hash: last?["hash"] ?? AuditEvent.genesisHash, lastCheckpoint: checkpoint)
+    }
+
+    static func checkpoint(_ row: Row) -> AuditCheckpoint {
+        AuditCheckpoint(
+            sequence: row["seq"], hash: row["hash"], timeNanoseconds: row["time_ns"], previousSignature: row["prev_signature"],
+            signature: row["signature"], publicKey: row["public_key"])
+    }
+
+    static func insert(_ events: [StoredEvent], checkpoint: AuditCheckpoint?, into db: Database) throws {
+        let statement = try db.cachedStatement(
+            sql: "INSERT INTO audit_events (seq, time_ns, run, kind, actor, subject, decision, details, prev_hash, hash) VALUES (?,?,?,?,?,?,?,?,?,?)")
+        for stored in events {
+            let e = stored.event
+            try statement.execute(arguments: [
+                e.sequence, e.draft.timeNanoseconds, e.draft.run, e.draft.kind, e.draft.actor, e.draft.subject,
+                e.draft.decision, stored.canonicalDetails, e.previousHash, e.hash,
+            ])
+        }
+        if let c = checkpoint { try insert([c], into: db) }
+    }
+
+    static func insert(_ checkpoints: [AuditCheckpoint], into db: Database) throws {
+        for c in checkpoints {
+            try db.execute(
+                sql: "INSERT INTO audit_checkpoints (seq, hash, time_ns, prev_signature, signature, public_key) VALUES (?,?,?,?,?,?)",
+                arguments: [c.sequence, c.hash, c.timeNanoseconds, c.previousSignature, c.signature, c.publicKey])
+        }
+    }
+
+    /// Synchronous append, for callers outside Swift concurrency (the supervisor's event sink).
+    public func appendNow(_ drafts: [AuditDraft], signer: CheckpointSigner?, policy: CheckpointPolicy)
+        throws(AuditError) -> (events: [AuditEvent], checkpoint: AuditCheckpoint?)
+    {
+        do {
+            return try pool.writeWithoutTransaction { db in
+                var result: (events: [AuditEvent], checkpoint: AuditCheckpoint?) = ([], nil)
+                try db.inTransaction(.immediate) {
+                    let extended = try AuditChain.extend(try Self.tip(db), with: drafts, signer: signer, policy: policy)
+                    try Self.insert(extended.events, checkpoint: extended.checkpoint, into: db)
+                    result = (extended.events.map(\.event), extended.checkpoint)
+                    return .commit
+                }
+                return result
+            }
+        } catch let error as AuditError {
+            throw error
+        } catch {
+            throw Self.describe(error, path: path, action: "append to")
+        }
+    }
+
+    public func append(_ drafts: [AuditDraft], signer: CheckpointSigner?, policy: CheckpointPolicy) async throws(AuditError)
+        -> (events: [AuditEvent], checkpoint: AuditCheckpoint?)
+    {
+        do {
+            return try await pool.writeWithoutTransaction { db in
+                var result: (events: [AuditEvent], checkpoint: AuditCheckpoint?) = ([], nil)
+                try db.inTransaction(.immediate) {
+                    let extended = try AuditChain.extend(try Self.tip(db), with: drafts, signer: signer, policy: policy)
+                    try Self.insert(extended.events, checkpoint: extended.checkpoint, into: db)
+                    result = (extended.events.map(\.event), extended.checkpoint)
+                    return .commit
+                }
+                return result
+            }
+        } catch let error as AuditError {
+            throw error
+        } catch {
+            throw Self.describe(error, path: path, action: "append to")
+        }
+    }
+
+    static func stored(_ row: Row) -> StoredEvent {
+        let details: String = row["details"]
+        let draft = AuditDraft(
+            kind: row["kind"], actor: row["actor"], subject: row["subject"], run: row["run"], decision: row["decision"],
+            details: (try? JSONValue.parse(details)) ?? .object([]), timeNanoseconds: row["time_ns"])
+        return StoredEvent(
+            event: AuditEvent(sequence: row["seq"], draft: draft, previousHash: row["prev_hash"], hash: row["hash"]),
+            canonicalDetails: details)
+    }
+
+    public func events(from: Int64, through: Int64?, limit: Int?) async throws(AuditError) -> [StoredEvent] {
+        do {
+            return try await pool.read { db in
+                try Row.fetchAll(
+                    db, sql: "SELECT * FROM audit_events WHERE seq >= ? AND seq <= ? ORDER BY seq LIMIT ?",
+                    arguments: [from, through ?? Int64.max, limit ?? -1]
+                ).map(Self.stored)
+            }
+        } catch {
+            throw Self.describe(error, path: path, action: "read")
+        }
+    }
+
+    /// Calls `body` with successive pages of events in order (bounded memory for verify and export).
+    public func forEachPage(from: Int64, through: Int64?, pageSize: Int = 10_000, _ body: ([StoredEvent]) throws(AuditError) -> Void)
+        throws(AuditError)
+    {
+        var next = from
+        while true {
+            let page: [StoredEvent]
+            do {
+                page = try pool.read { db in
+                    try Row.fetchAll(
+                        db, sql: "SELECT * FROM audit_events WHERE seq >= ? AND seq <= ? ORDER BY seq LIMIT ?",
+                        arguments: [next, through ?? Int64.max, pageSize]
+                    ).map(Self.stored)
+                }
+            } catch {
+                throw Self.describe(error, path: path, action: "read")
+            }
+            if page.isEmpty { return }
+            try body(page)
+            guard let last = page.last?.event.sequence, page.count == pageSize else { return }
+            next = last + 1
+        }
+    }
+
+    public func events(run: String) async throws(AuditError) -> [StoredEvent] {
+        do {
+            return try await pool.read { db in
+                try Row.fetchAll(db, sql: "SELECT * FROM audit_events WHERE run = ? ORDER BY seq", arguments: [run])
+                    .map(Self.stored)
+            }
+        } catch {
+            throw Self.describe(error, path: path, action: "read")
+        }
+    }
+
+    /// Synchronous read of one run's events (for `warden events` and the registry).
+    public func eventsNow(run: String) throws(AuditError) -> [StoredEvent] {
+        do {
+            return try pool.read { db in
+                try Row.fetchAll(db, sql: "SELECT * FROM audit_events WHERE run = ? ORDER BY seq", arguments: [run])
+                    .map(Self.stored)
+            }
+        } catch {
+            throw Self.describe(error, path: path, action: "read")
+        }
+    }
+
+    public func checkpoints() async throws(AuditError) -> [AuditCheckpoint] {
+        do {
+            return try await pool.read { db in
+                try Row.fetchAll(db, sql: "SELECT * FROM audit_checkpoints ORDER BY seq").map(Self.checkpoint)
+            }
+        } catch {
+            throw Self.describe(error, path: path, action: "read")
+        }
+    }
+
+    public func lastSequence() async throws(AuditError) -> Int64 {
+        do {
+            return try await pool.read { db in try Int64.fetchOne(db, sql: "SELECT max(seq) FROM audit_events") ?? 0 }
+        } catch {
+            throw Self.describe(error, path: path, action: "read")
+        }
+    }
+
+    public func importRecords(_ events: [StoredEvent], checkpoints: [AuditCheckpoint]) async throws(AuditError) {
+        do {
+            try await pool.write { db in
+                try Self.insert(events, checkpoint: nil, into: db)
+                try Self.insert(checkpoints, into: db)
+            }
+        } catch {
+            throw Self.describe(error, path: path, action: "import into")
+        }
+    }
+
+    public func appendPlain(_ drafts: [AuditDraft]) async throws(AuditError) {
+        do {
+            try await pool.writeWithoutTransaction { db in
+                try db.inTransaction(.immediate) {
+                    var next = (try Int64.fetchOne(db, sql: "SELECT max(seq) FROM plain_events") ?? 0) + 1
+                    let statement = try db.cachedStatement(
+                        sql: "INSERT INTO plain_events (seq, time_ns, run, kind, actor, subject, decision, details) VALUES (?,?,?,?,?,?,?,?)")
+                    for d in drafts {
+                        try statement.execute(arguments: [
+                            next, d.timeNanoseconds, d.run, d.kind, d.actor, d.subject, d.decision, d.details.serialized,
+                        ])
+                        next += 1
+                    }
+                    return .commit
+                }
+            }
+        } catch {
+            throw Self.describe(error, path: path, action: "append to")
+        }
+    }
+
+    public func close() async {
+        try? pool.close()
+    }
+}
