@@ -40,6 +40,7 @@ let package = Package(
         .target(
             name: "WardenSandbox",
             dependencies: [
+                "WardenAudit",
                 "WardenCore",
                 "CWardenLinux",
                 .product(name: "SystemPackage", package: "swift-system"),
@@ -48,6 +49,7 @@ let package = Package(
         .executableTarget(
             name: "WardenCLI",
             dependencies: [
+                "WardenAudit",
                 "WardenCore",
                 "WardenPolicy",
                 "WardenSandbox",

@@ -9,6 +9,10 @@ command -v bwrap >/dev/null 2>&1 || need_packages+=(bubblewrap)
 command -v curl >/dev/null 2>&1 || need_packages+=(curl)
 command -v wget >/dev/null 2>&1 || need_packages+=(wget)
 command -v unshare >/dev/null 2>&1 || need_packages+=(util-linux)
+# The audit log: SQLite headers for GRDB, and a PostgreSQL server (and psql) for the store tests.
+[ -f /usr/include/sqlite3.h ] || need_packages+=(libsqlite3-dev)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_packages+=(postgresql)
+command -v psql >/dev/null 2>&1 || need_packages+=(postgresql-client)
 # The policy tests compare Warden's Cedar engine with cedarpy (PyPI), installed with pip below.
 command -v python3 >/dev/null 2>&1 && python3 -m pip --version >/dev/null 2>&1 || need_packages+=(python3-pip)
 if [ ${#need_packages[@]} -gt 0 ]; then

@@ -8,6 +8,8 @@ echo "== swift format lint" >&2
 swift format lint --strict --recursive Package.swift Sources Tests Fuzz
 echo "== build" >&2
 swift build --build-tests
+# A real PostgreSQL on loopback for the audit store's tests, stopped when this script exits.
+source scripts/test-postgres.sh
 echo "== tests" >&2
 swift test --skip-build "$@"
 # The Cedar parser and evaluator under libFuzzer for a bounded time (WARDEN_FUZZ_SECONDS=0 skips it).

@@ -15,7 +15,9 @@ public final class AuditLog: Sendable {
     public let headPath: String
     private let committer: GroupCommitter
 
-    public init(store: any AuditStore, signer: CheckpointSigner, policy: CheckpointPolicy = CheckpointPolicy(), headPath: String) {
+    public init(
+        store: any AuditStore, signer: CheckpointSigner, policy: CheckpointPolicy = CheckpointPolicy(), headPath: String
+    ) {
         self.store = store
         self.signer = signer
         self.policy = policy
@@ -31,7 +33,9 @@ public final class AuditLog: Sendable {
         let directory = stateDirectory + "/audit"
         let signer = try CheckpointSigner.loadOrCreate(directory: directory)
         let store = try await AuditStores.open(location: location, stateDirectory: stateDirectory)
-        return AuditLog(store: store, signer: signer, policy: policy, headPath: AuditStores.headPath(for: store, stateDirectory: stateDirectory))
+        return AuditLog(
+            store: store, signer: signer, policy: policy,
+            headPath: AuditStores.headPath(for: store, stateDirectory: stateDirectory))
     }
 
     /// Records one event durably and returns it with its sequence number and hash.
@@ -53,7 +57,11 @@ public final class AuditLog: Sendable {
         if let c = result.checkpoint { AuditStores.writeHead(c, location: store.location, path: headPath) }
     }
 
-    public func close() async { await store.close() }
+    /// Signs a final checkpoint over the tail, then closes the store.
+    public func close() async {
+        try? await checkpointNow()
+        await store.close()
+    }
 }
 
 /// Collects concurrent submissions and writes them in as few transactions as possible.
@@ -133,7 +141,9 @@ public enum AuditStores {
         if let current = readHead(path: path), current.sequence >= checkpoint.sequence { return }
         let json = JSONValue.object([("location", .string(location)), ("checkpoint", checkpoint.json)]).serialized
         let temporary = path + ".\(ProcessInfo.processInfo.processIdentifier).\(UInt64.random(in: 0...UInt64.max)).tmp"
-        guard FileManager.default.createFile(atPath: temporary, contents: Data(json.utf8), attributes: [.posixPermissions: 0o600])
+        guard
+            FileManager.default.createFile(
+                atPath: temporary, contents: Data(json.utf8), attributes: [.posixPermissions: 0o600])
         else { return }
         if rename(temporary, path) != 0 { unlink(temporary) }
     }

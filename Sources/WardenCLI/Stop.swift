@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import WardenAudit
 import WardenCore
 import WardenSandbox
 

@@ -22,6 +22,7 @@ struct Warden: ParsableCommand {
             """,
         subcommands: [
             Run.self, Stop.self, Kill.self, Renew.self, Ps.self, Inspect.self, Events.self, PolicyCommand.self,
+            Audit.self,
             Bench.self,
         ]
     )

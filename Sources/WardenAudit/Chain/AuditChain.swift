@@ -42,11 +42,14 @@ enum AuditChain {
             let canonical = AuditEvent.canonical(sequence: sequence, draft: draft, canonicalDetails: details)
             let next = AuditEvent.chainHash(previous: hash, canonical: canonical)
             events.append(
-                StoredEvent(event: AuditEvent(sequence: sequence, draft: draft, previousHash: hash, hash: next), canonicalDetails: details))
+                StoredEvent(
+                    event: AuditEvent(sequence: sequence, draft: draft, previousHash: hash, hash: next),
+                    canonicalDetails: details))
             hash = next
         }
-        guard let signer, !events.isEmpty else { return (events, nil) }
         let last = tip.lastCheckpoint
+        // Nothing new since the last checkpoint (or nothing at all): nothing to sign.
+        guard let signer, sequence > (last?.sequence ?? 0) else { return (events, nil) }
         let due =
             sequence - (last?.sequence ?? 0) >= policy.everyEvents
             || now - (last?.timeNanoseconds ?? 0) >= policy.everyNanoseconds

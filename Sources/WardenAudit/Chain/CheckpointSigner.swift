@@ -35,15 +35,22 @@ public struct CheckpointSigner: Sendable {
         // Write to a temporary file and link it into place: two processes starting at once agree on one key.
         let temporary = keyPath + ".\(getpid()).tmp"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw AuditError(code: .systemCall, message: "cannot create \(temporary): \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else {
+            throw AuditError(
+                code: .systemCall, message: "cannot create \(temporary): \(String(cString: strerror(errno)))")
+        }
         let text = AuditHex.encode(Array(key.rawRepresentation)) + "\n"
         let ok = text.withCString { write(fd, $0, strlen($0)) } == text.utf8.count && fsync(fd) == 0
         close(fd)
         defer { unlink(temporary) }
-        guard ok else { throw AuditError(code: .systemCall, message: "cannot write \(temporary): \(String(cString: strerror(errno)))") }
+        guard ok else {
+            throw AuditError(
+                code: .systemCall, message: "cannot write \(temporary): \(String(cString: strerror(errno)))")
+        }
         if link(temporary, keyPath) != 0 {
             guard errno == EEXIST, let winner = try load(path: keyPath) else {
-                throw AuditError(code: .systemCall, message: "cannot install \(keyPath): \(String(cString: strerror(errno)))")
+                throw AuditError(
+                    code: .systemCall, message: "cannot install \(keyPath): \(String(cString: strerror(errno)))")
             }
             return winner
         }
@@ -59,13 +66,16 @@ public struct CheckpointSigner: Sendable {
         if stat(path, &info) == 0, info.st_mode & 0o077 != 0 {
             throw AuditError(
                 code: .invalidInput,
-                message: "\(path) is readable by others (mode \(String(info.st_mode & 0o777, radix: 8))); run chmod 600 \(path)")
+                message:
+                    "\(path) is readable by others (mode \(String(info.st_mode & 0o777, radix: 8))); run chmod 600 \(path)"
+            )
         }
         guard let text = try? String(contentsOfFile: path, encoding: .utf8),
             let raw = AuditHex.decode(text.trimmingCharacters(in: .whitespacesAndNewlines)),
             let key = try? Curve25519.Signing.PrivateKey(rawRepresentation: raw)
         else {
-            throw AuditError(code: .invalidInput, message: "\(path) is not an Ed25519 signing key; move it away to create a new one")
+            throw AuditError(
+                code: .invalidInput, message: "\(path) is not an Ed25519 signing key; move it away to create a new one")
         }
         return CheckpointSigner(privateKey: key)
     }
@@ -91,7 +101,8 @@ public struct CheckpointSigner: Sendable {
 
     /// Whether `checkpoint` carries a valid signature by `publicKeyHex`.
     public static func isValid(_ checkpoint: AuditCheckpoint, publicKeyHex: String) -> Bool {
-        guard let raw = AuditHex.decode(publicKeyHex), let key = try? Curve25519.Signing.PublicKey(rawRepresentation: raw),
+        guard let raw = AuditHex.decode(publicKeyHex),
+            let key = try? Curve25519.Signing.PublicKey(rawRepresentation: raw),
             let signature = AuditHex.decode(checkpoint.signature)
         else { return false }
         return key.isValidSignature(signature, for: Array(checkpoint.signedMessage.utf8))

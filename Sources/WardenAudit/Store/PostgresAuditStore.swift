@@ -35,7 +35,8 @@ public final class PostgresAuditStore: AuditStore {
     /// Connects to `postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?sslmode=disable|require]`.
     public static func connect(url: String) async throws(AuditError) -> PostgresAuditStore {
         guard let components = URLComponents(string: url), let host = components.host, !host.isEmpty else {
-            throw AuditError(code: .invalidInput, message: "\(url) is not a PostgreSQL URL; use postgres://USER@HOST:PORT/DATABASE")
+            throw AuditError(
+                code: .invalidInput, message: "\(url) is not a PostgreSQL URL; use postgres://USER@HOST:PORT/DATABASE")
         }
         let user = components.user ?? "postgres"
         let database = components.path.split(separator: "/").first.map(String.init) ?? user
@@ -67,21 +68,26 @@ public final class PostgresAuditStore: AuditStore {
         } catch {
             throw AuditError(
                 code: .systemCall,
-                message: "cannot connect to \(shown): \(Self.reason(error)); check that PostgreSQL is running and accepts this user")
+                message:
+                    "cannot connect to \(shown): \(Self.reason(error)); check that PostgreSQL is running and accepts this user"
+            )
         }
         let store = PostgresAuditStore(session: Session(connection: connection, logger: logger), location: shown)
         try await store.migrate()
         return store
     }
 
-    static func withTimeout<T: Sendable>(seconds: Double, _ what: String, _ body: @escaping @Sendable () async throws -> T)
+    static func withTimeout<T: Sendable>(
+        seconds: Double, _ what: String, _ body: @escaping @Sendable () async throws -> T
+    )
         async throws -> T
     {
         try await withThrowingTaskGroup(of: T.self) { group in
             group.addTask { try await body() }
             group.addTask {
                 try await Task.sleep(nanoseconds: UInt64(seconds * 1e9))
-                throw AuditError(code: .systemCall, message: "cannot connect to \(what): no answer within \(Int(seconds)) s")
+                throw AuditError(
+                    code: .systemCall, message: "cannot connect to \(what): no answer within \(Int(seconds)) s")
             }
             guard let first = try await group.next() else { throw CancellationError() }
             group.cancelAll()
@@ -128,7 +134,8 @@ public final class PostgresAuditStore: AuditStore {
         let draft = AuditDraft(
             kind: r.3, actor: r.4, subject: r.5, run: r.2, decision: r.6,
             details: (try? JSONValue.parse(r.7)) ?? .object([]), timeNanoseconds: r.1)
-        return StoredEvent(event: AuditEvent(sequence: r.0, draft: draft, previousHash: r.8, hash: r.9), canonicalDetails: r.7)
+        return StoredEvent(
+            event: AuditEvent(sequence: r.0, draft: draft, previousHash: r.8, hash: r.9), canonicalDetails: r.7)
     }
 
     static let eventColumns = "seq, time_ns, run, kind, actor, subject, decision, details, prev_hash, hash"
@@ -154,7 +161,9 @@ public final class PostgresAuditStore: AuditStore {
                 rows.append("(" + (1...10).map { "$\(base + $0)" }.joined(separator: ",") + ")")
             }
             try await c.query(
-                PostgresQuery(unsafeSQL: "INSERT INTO audit_events (\(eventColumns)) VALUES " + rows.joined(separator: ","), binds: binds),
+                PostgresQuery(
+                    unsafeSQL: "INSERT INTO audit_events (\(eventColumns)) VALUES " + rows.joined(separator: ","),
+                    binds: binds),
                 logger: logger)
         }
     }
@@ -172,24 +181,28 @@ public final class PostgresAuditStore: AuditStore {
             "SELECT seq, hash, time_ns, prev_signature, signature, public_key FROM audit_checkpoints ORDER BY seq DESC LIMIT 1",
             logger: logger)
         for try await r in rows.decode((Int64, String, Int64, String, String, String).self) {
-            return AuditCheckpoint(sequence: r.0, hash: r.1, timeNanoseconds: r.2, previousSignature: r.3, signature: r.4, publicKey: r.5)
+            return AuditCheckpoint(
+                sequence: r.0, hash: r.1, timeNanoseconds: r.2, previousSignature: r.3, signature: r.4, publicKey: r.5)
         }
         return nil
     }
 
-    static func inTransaction<T: Sendable>(_ c: PostgresConnection, _ logger: Logger, _ body: () async throws -> T) async throws -> T {
+    static func inTransaction<T: Sendable>(_ c: PostgresConnection, _ logger: Logger, _ body: () async throws -> T)
+        async throws -> T
+    {
         try await c.query("BEGIN", logger: logger)
         do {
             let result = try await body()
             try await c.query("COMMIT", logger: logger)
             return result
         } catch {
-            try? await c.query("ROLLBACK", logger: logger)
+            _ = try? await c.query("ROLLBACK", logger: logger)
             throw error
         }
     }
 
-    public func append(_ drafts: [AuditDraft], signer: CheckpointSigner?, policy: CheckpointPolicy) async throws(AuditError)
+    public func append(_ drafts: [AuditDraft], signer: CheckpointSigner?, policy: CheckpointPolicy)
+        async throws(AuditError)
         -> (events: [AuditEvent], checkpoint: AuditCheckpoint?)
     {
         do {
@@ -197,8 +210,11 @@ public final class PostgresAuditStore: AuditStore {
                 try await Self.inTransaction(c, log) {
                     try await c.query("SELECT pg_advisory_xact_lock(\(Self.lockKey))", logger: log)
                     var tip = ChainTip(sequence: 0, hash: AuditEvent.genesisHash, lastCheckpoint: nil)
-                    let last = try await c.query("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1", logger: log)
-                    for try await (seq, hash) in last.decode((Int64, String).self) { tip.sequence = seq; tip.hash = hash }
+                    let last = try await c.query(
+                        "SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1", logger: log)
+                    for try await (seq, hash) in last.decode((Int64, String).self) {
+                        tip.sequence = seq; tip.hash = hash
+                    }
                     tip.lastCheckpoint = try await Self.lastCheckpoint(on: c, logger: log)
                     let extended = try AuditChain.extend(tip, with: drafts, signer: signer, policy: policy)
                     try await Self.insert(extended.events, on: c, logger: log)
@@ -245,10 +261,14 @@ public final class PostgresAuditStore: AuditStore {
         do {
             return try await session.run { c, log in
                 let rows = try await c.query(
-                    "SELECT seq, hash, time_ns, prev_signature, signature, public_key FROM audit_checkpoints ORDER BY seq", logger: log)
+                    "SELECT seq, hash, time_ns, prev_signature, signature, public_key FROM audit_checkpoints ORDER BY seq",
+                    logger: log)
                 var out: [AuditCheckpoint] = []
                 for try await r in rows.decode((Int64, String, Int64, String, String, String).self) {
-                    out.append(AuditCheckpoint(sequence: r.0, hash: r.1, timeNanoseconds: r.2, previousSignature: r.3, signature: r.4, publicKey: r.5))
+                    out.append(
+                        AuditCheckpoint(
+                            sequence: r.0, hash: r.1, timeNanoseconds: r.2, previousSignature: r.3, signature: r.4,
+                            publicKey: r.5))
                 }
                 return out
             }
@@ -306,7 +326,8 @@ public final class PostgresAuditStore: AuditStore {
                     if !drafts.isEmpty {
                         try await c.query(
                             PostgresQuery(
-                                unsafeSQL: "INSERT INTO plain_events (seq, time_ns, run, kind, actor, subject, decision, details) VALUES "
+                                unsafeSQL:
+                                    "INSERT INTO plain_events (seq, time_ns, run, kind, actor, subject, decision, details) VALUES "
                                     + values.joined(separator: ","), binds: binds), logger: log)
                     }
                 }

@@ -38,7 +38,8 @@ public final class SQLiteAuditStore: AuditStore {
                 atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         } catch {
             throw AuditError(
-                code: .systemCall, message: "cannot create the audit directory \(directory): \(error.localizedDescription)")
+                code: .systemCall,
+                message: "cannot create the audit directory \(directory): \(error.localizedDescription)")
         }
         do {
             pool = try DatabasePool(path: path, configuration: configuration)
@@ -58,17 +59,25 @@ public final class SQLiteAuditStore: AuditStore {
             case .SQLITE_NOTADB, .SQLITE_CORRUPT:
                 return AuditError(
                     code: .invalidInput,
-                    message: "the audit database \(path) is corrupted or not a database; move it away and restore it from `warden audit export`, or verify a copy")
+                    message:
+                        "the audit database \(path) is corrupted or not a database; move it away and restore it from `warden audit export`, or verify a copy"
+                )
             case .SQLITE_READONLY, .SQLITE_PERM, .SQLITE_CANTOPEN:
                 return AuditError(
                     code: .systemCall,
-                    message: "cannot \(action) the audit database \(path) for writing (\(db.message ?? "permission denied")); check the state directory's permissions and mount")
+                    message:
+                        "cannot \(action) the audit database \(path) for writing (\(db.message ?? "permission denied")); check the state directory's permissions and mount"
+                )
             case .SQLITE_FULL:
-                return AuditError(code: .systemCall, message: "the disk holding \(path) is full; the event was not recorded")
+                return AuditError(
+                    code: .systemCall, message: "the disk holding \(path) is full; the event was not recorded")
             case .SQLITE_IOERR:
-                return AuditError(code: .systemCall, message: "I/O error on \(path) (\(db.message ?? "")); the event was not recorded")
+                return AuditError(
+                    code: .systemCall, message: "I/O error on \(path) (\(db.message ?? "")); the event was not recorded"
+                )
             default:
-                return AuditError(code: .systemCall, message: "audit database \(path): \(db.message ?? "\(db.resultCode)")")
+                return AuditError(
+                    code: .systemCall, message: "audit database \(path): \(db.message ?? "\(db.resultCode)")")
             }
         }
         return AuditError(code: .systemCall, message: "audit database \(path): \(error)")
@@ -76,20 +85,24 @@ public final class SQLiteAuditStore: AuditStore {
 
     static func tip(_ db: Database) throws -> ChainTip {
         let last = try Row.fetchOne(db, sql: "SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1")
-        let checkpoint = try Row.fetchOne(db, sql: "SELECT * FROM audit_checkpoints ORDER BY seq DESC LIMIT 1").map(checkpoint)
+        let checkpoint = try Row.fetchOne(db, sql: "SELECT * FROM audit_checkpoints ORDER BY seq DESC LIMIT 1").map(
+            checkpoint)
         return ChainTip(
             sequence: last?["seq"] ?? 0, hash: last?["hash"] ?? AuditEvent.genesisHash, lastCheckpoint: checkpoint)
     }
 
     static func checkpoint(_ row: Row) -> AuditCheckpoint {
         AuditCheckpoint(
-            sequence: row["seq"], hash: row["hash"], timeNanoseconds: row["time_ns"], previousSignature: row["prev_signature"],
+            sequence: row["seq"], hash: row["hash"], timeNanoseconds: row["time_ns"],
+            previousSignature: row["prev_signature"],
             signature: row["signature"], publicKey: row["public_key"])
     }
 
     static func insert(_ events: [StoredEvent], checkpoint: AuditCheckpoint?, into db: Database) throws {
         let statement = try db.cachedStatement(
-            sql: "INSERT INTO audit_events (seq, time_ns, run, kind, actor, subject, decision, details, prev_hash, hash) VALUES (?,?,?,?,?,?,?,?,?,?)")
+            sql:
+                "INSERT INTO audit_events (seq, time_ns, run, kind, actor, subject, decision, details, prev_hash, hash) VALUES (?,?,?,?,?,?,?,?,?,?)"
+        )
         for stored in events {
             let e = stored.event
             try statement.execute(arguments: [
@@ -103,7 +116,8 @@ public final class SQLiteAuditStore: AuditStore {
     static func insert(_ checkpoints: [AuditCheckpoint], into db: Database) throws {
         for c in checkpoints {
             try db.execute(
-                sql: "INSERT INTO audit_checkpoints (seq, hash, time_ns, prev_signature, signature, public_key) VALUES (?,?,?,?,?,?)",
+                sql:
+                    "INSERT INTO audit_checkpoints (seq, hash, time_ns, prev_signature, signature, public_key) VALUES (?,?,?,?,?,?)",
                 arguments: [c.sequence, c.hash, c.timeNanoseconds, c.previousSignature, c.signature, c.publicKey])
         }
     }
@@ -130,7 +144,8 @@ public final class SQLiteAuditStore: AuditStore {
         }
     }
 
-    public func append(_ drafts: [AuditDraft], signer: CheckpointSigner?, policy: CheckpointPolicy) async throws(AuditError)
+    public func append(_ drafts: [AuditDraft], signer: CheckpointSigner?, policy: CheckpointPolicy)
+        async throws(AuditError)
         -> (events: [AuditEvent], checkpoint: AuditCheckpoint?)
     {
         do {
@@ -175,7 +190,9 @@ public final class SQLiteAuditStore: AuditStore {
     }
 
     /// Calls `body` with successive pages of events in order (bounded memory for verify and export).
-    public func forEachPage(from: Int64, through: Int64?, pageSize: Int = 10_000, _ body: ([StoredEvent]) throws(AuditError) -> Void)
+    public func forEachPage(
+        from: Int64, through: Int64?, pageSize: Int = 10_000, _ body: ([StoredEvent]) throws(AuditError) -> Void
+    )
         throws(AuditError)
     {
         var next = from
@@ -256,10 +273,13 @@ public final class SQLiteAuditStore: AuditStore {
                 try db.inTransaction(.immediate) {
                     var next = (try Int64.fetchOne(db, sql: "SELECT max(seq) FROM plain_events") ?? 0) + 1
                     let statement = try db.cachedStatement(
-                        sql: "INSERT INTO plain_events (seq, time_ns, run, kind, actor, subject, decision, details) VALUES (?,?,?,?,?,?,?,?)")
+                        sql:
+                            "INSERT INTO plain_events (seq, time_ns, run, kind, actor, subject, decision, details) VALUES (?,?,?,?,?,?,?,?)"
+                    )
                     for d in drafts {
                         try statement.execute(arguments: [
-                            next, d.timeNanoseconds, d.run, d.kind, d.actor, d.subject, d.decision, d.details.serialized,
+                            next, d.timeNanoseconds, d.run, d.kind, d.actor, d.subject, d.decision,
+                            d.details.serialized,
                         ])
                         next += 1
                     }

@@ -62,7 +62,10 @@ public struct AuditVerifier {
         for stored in events where failure == nil {
             let e = stored.event
             if e.sequence > expected {
-                fail(expected, "event \(expected)\(e.sequence - 1 > expected ? "…\(e.sequence - 1)" : "") is missing: deleted from the log")
+                fail(
+                    expected,
+                    "event \(expected)\(e.sequence - 1 > expected ? "…\(e.sequence - 1)" : "") is missing: deleted from the log"
+                )
                 return
             }
             if e.sequence < expected {
@@ -71,13 +74,19 @@ public struct AuditVerifier {
             }
             if let previous = previousHash, e.previousHash != previous {
                 if let before = previousPreviousHash, e.previousHash == before {
-                    fail(e.sequence - 1, "event \(e.sequence - 1) was inserted: event \(e.sequence) links to the event before it")
+                    fail(
+                        e.sequence - 1,
+                        "event \(e.sequence - 1) was inserted: event \(e.sequence) links to the event before it")
                 } else {
-                    fail(e.sequence, "event \(e.sequence) does not follow event \(e.sequence - 1): the chain is broken (deleted, inserted or reordered events)")
+                    fail(
+                        e.sequence,
+                        "event \(e.sequence) does not follow event \(e.sequence - 1): the chain is broken (deleted, inserted or reordered events)"
+                    )
                 }
                 return
             }
-            let canonical = AuditEvent.canonical(sequence: e.sequence, draft: e.draft, canonicalDetails: stored.canonicalDetails)
+            let canonical = AuditEvent.canonical(
+                sequence: e.sequence, draft: e.draft, canonicalDetails: stored.canonicalDetails)
             let hash = AuditEvent.chainHash(previous: e.previousHash, canonical: canonical)
             if hash != e.hash {
                 fail(e.sequence, "event \(e.sequence) was modified: its contents do not match its hash")
@@ -107,10 +116,12 @@ public struct AuditVerifier {
             return "checkpoint \(c.sequence) has a bad signature"
         }
         if c.hash != chainHash {
-            return "checkpoint \(c.sequence) does not match the chain: events after checkpoint \(lastGoodCheckpoint?.sequence ?? 0) were altered and re-chained"
+            return
+                "checkpoint \(c.sequence) does not match the chain: events after checkpoint \(lastGoodCheckpoint?.sequence ?? 0) were altered and re-chained"
         }
         if let previous = lastGoodCheckpoint, c.previousSignature != previous.signature {
-            return "checkpoint \(c.sequence) does not follow checkpoint \(previous.sequence): checkpoints were removed or replaced"
+            return
+                "checkpoint \(c.sequence) does not follow checkpoint \(previous.sequence): checkpoints were removed or replaced"
         }
         return nil
     }
@@ -123,15 +134,24 @@ public struct AuditVerifier {
             let end = lastSequence
             let limit = through ?? Int64.max
             if let beyond = orderedCheckpoints.first(where: { $0.sequence > end && $0.sequence <= limit }) {
-                fail(end + 1, "the log ends at event \(end) but checkpoint \(beyond.sequence) covers more: the tail was truncated")
+                fail(
+                    end + 1,
+                    "the log ends at event \(end) but checkpoint \(beyond.sequence) covers more: the tail was truncated"
+                )
             } else if let head, through == nil {
                 if head.sequence > end {
-                    fail(end + 1, "the log ends at event \(end) but this machine signed event \(head.sequence): the tail was truncated")
+                    fail(
+                        end + 1,
+                        "the log ends at event \(end) but this machine signed event \(head.sequence): the tail was truncated"
+                    )
                 } else if let c = checkpoints[head.sequence], c == head {
                     // The head checkpoint is present and was verified in the pass above.
                 } else {
                     let good = lastGoodCheckpoint?.sequence ?? 0
-                    fail(good + 1, "the signed head (event \(head.sequence)) is not in the log: events after checkpoint \(good) were truncated or re-chained")
+                    fail(
+                        good + 1,
+                        "the signed head (event \(head.sequence)) is not in the log: events after checkpoint \(good) were truncated or re-chained"
+                    )
                 }
             }
         }

@@ -1,4 +1,5 @@
 import Foundation
+import WardenAudit
 import WardenCore
 
 #if canImport(Glibc)
@@ -133,7 +134,7 @@ public struct RunRegistry: Sendable {
         throw WardenError(code: .notFound, message: "no run '\(text)'; `warden ps --all` lists run ids and names")
     }
 
-    public func eventSink(for id: RunID) -> JSONLinesEventSink {
-        JSONLinesEventSink(path: directory(for: id) + "/events.jsonl")
+    public func eventSink(for id: RunID) -> AuditEventSink {
+        AuditEventSink(stateDirectory: stateDirectory, run: id)
     }
 }

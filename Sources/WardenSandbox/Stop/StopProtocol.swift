@@ -1,5 +1,6 @@
 import CWardenLinux
 import Foundation
+import WardenAudit
 import WardenCore
 
 #if canImport(Glibc)
@@ -149,7 +150,7 @@ public struct StopProtocol: Sendable {
 
     /// Records tripwire changes that the supervisor has not recorded already (it may be hung or dead).
     private func recordTripwires(
-        record: RunRecord, sink: JSONLinesEventSink, log: (EventKind, [String: String]) -> Void
+        record: RunRecord, sink: AuditEventSink, log: (EventKind, [String: String]) -> Void
     ) {
         guard !record.tripwires.isEmpty else { return }
         let seen = Set(

@@ -1,5 +1,6 @@
 import CWardenLinux
 import Foundation
+import WardenAudit
 import WardenCore
 
 #if canImport(Glibc)
@@ -20,7 +21,7 @@ public final class Supervisor {
     private var bubblewrapPIDFD: Int32 = -1
     private var watcher: TripwireWatcher?
     private var denials: DenialWatcher?
-    private var sink: JSONLinesEventSink?
+    private var sink: AuditEventSink?
     private var signalFD: Int32 = -1
     /// Messages for the operator's terminal (warnings about degraded layers, `--network host`).
     public private(set) var warnings: [String] = []
@@ -131,7 +132,7 @@ public final class Supervisor {
         try sink.record(RunEvent(run: id, kind: kind, actor: actor, details: details))
     }
 
-    private func launch(id: RunID, layers: LayerPlan, sink: JSONLinesEventSink, stdio: (Int32, Int32, Int32)) throws {
+    private func launch(id: RunID, layers: LayerPlan, sink: AuditEventSink, stdio: (Int32, Int32, Int32)) throws {
         // 1. cgroup and limits.
         let (cgroup, missingLimits) = try RunCgroup.create(id: id, layout: layers.layout, limits: plan.limits)
         self.cgroup = cgroup
