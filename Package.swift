@@ -56,8 +56,17 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .target(name: "WardenTesting", dependencies: ["WardenCore", "CWardenLinux"]),
+        .target(
+            name: "WardenTesting",
+            dependencies: ["WardenCore", "CWardenLinux", .product(name: "Crypto", package: "swift-crypto")]
+        ),
         .testTarget(name: "WardenCoreTests", dependencies: ["WardenCore"]),
+        .testTarget(
+            name: "WardenAuditTests",
+            dependencies: [
+                "WardenAudit", "WardenCore", "WardenTesting", .product(name: "GRDB", package: "GRDB.swift"),
+            ]
+        ),
         .testTarget(
             name: "WardenPolicyTests", dependencies: ["WardenPolicy", "WardenCore", "WardenTesting"],
             // The cedarpy peer is run by the differential tests from the source tree.

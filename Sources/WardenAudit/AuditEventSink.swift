@@ -38,7 +38,10 @@ public struct AuditEventSink: EventSink {
         guard !events.isEmpty else { return }
         do {
             let (store, signer) = try Self.open(stateDirectory)
-            let result = try store.appendNow(events.map(Self.draft), signer: signer, policy: CheckpointPolicy())
+            // A run's last event is signed at once, so the head anchor covers every finished run.
+            let ends = events.contains { $0.kind == .exited || $0.kind == .stopped }
+            let policy = ends ? CheckpointPolicy(everyEvents: 1, everySeconds: 0) : CheckpointPolicy()
+            let result = try store.appendNow(events.map(Self.draft), signer: signer, policy: policy)
             if let c = result.checkpoint {
                 AuditStores.writeHead(
                     c, location: store.location, path: AuditStores.headPath(for: store, stateDirectory: stateDirectory))

@@ -50,9 +50,11 @@ enum AuditChain {
         let last = tip.lastCheckpoint
         // Nothing new since the last checkpoint (or nothing at all): nothing to sign.
         guard let signer, sequence > (last?.sequence ?? 0) else { return (events, nil) }
+        // The time rule runs from the previous checkpoint; before the first one only the count applies
+        // (and `AuditLog.close` signs whatever is left).
         let due =
             sequence - (last?.sequence ?? 0) >= policy.everyEvents
-            || now - (last?.timeNanoseconds ?? 0) >= policy.everyNanoseconds
+            || (last.map { now - $0.timeNanoseconds >= policy.everyNanoseconds } ?? (policy.everyNanoseconds <= 0))
         guard due else { return (events, nil) }
         let checkpoint = try signer.checkpoint(
             sequence: sequence, hash: hash, previousSignature: last?.signature ?? "", time: now)
