@@ -15,14 +15,17 @@ public final class AuditLog: Sendable {
     public let headPath: String
     private let committer: GroupCommitter
 
+    /// - Parameter plain: write rows without hashing or signing (the benchmark's baseline only).
     public init(
-        store: any AuditStore, signer: CheckpointSigner, policy: CheckpointPolicy = CheckpointPolicy(), headPath: String
+        store: any AuditStore, signer: CheckpointSigner, policy: CheckpointPolicy = CheckpointPolicy(),
+        headPath: String,
+        plain: Bool = false
     ) {
         self.store = store
         self.signer = signer
         self.policy = policy
         self.headPath = headPath
-        self.committer = GroupCommitter(store: store, signer: signer, policy: policy, headPath: headPath)
+        self.committer = GroupCommitter(store: store, signer: signer, policy: policy, headPath: headPath, plain: plain)
     }
 
     /// Opens the log for `location` (`sqlite:PATH`, a path, or `postgres://…`; nil for the state
@@ -70,14 +73,16 @@ actor GroupCommitter {
     let signer: CheckpointSigner
     let policy: CheckpointPolicy
     let headPath: String
+    let plain: Bool
     private var pending: [(AuditDraft, CheckedContinuation<AuditEvent, any Error>)] = []
     private var isFlushing = false
 
-    init(store: any AuditStore, signer: CheckpointSigner, policy: CheckpointPolicy, headPath: String) {
+    init(store: any AuditStore, signer: CheckpointSigner, policy: CheckpointPolicy, headPath: String, plain: Bool) {
         self.store = store
         self.signer = signer
         self.policy = policy
         self.headPath = headPath
+        self.plain = plain
     }
 
     func submit(_ draft: AuditDraft) async throws(AuditError) -> AuditEvent {
@@ -101,6 +106,13 @@ actor GroupCommitter {
             let batch = pending
             pending = []
             do {
+                if plain {
+                    try await store.appendPlain(batch.map(\.0))
+                    for item in batch {
+                        item.1.resume(returning: AuditEvent(sequence: 0, draft: item.0, previousHash: "", hash: ""))
+                    }
+                    continue
+                }
                 let result = try await store.append(batch.map(\.0), signer: signer, policy: policy)
                 if let c = result.checkpoint { AuditStores.writeHead(c, location: store.location, path: headPath) }
                 for (event, item) in zip(result.events, batch) { item.1.resume(returning: event) }

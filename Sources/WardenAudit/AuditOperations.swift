@@ -37,7 +37,7 @@ public enum AuditOperations {
         var next = max(1, from)
         let pageSize = 20_000
         while !verifier.failed {
-            let page = try await store.events(from: next, through: through, limit: pageSize)
+            let page = try await store.rawEvents(from: next, through: through, limit: pageSize)
             if page.isEmpty { break }
             verifier.consume(page)
             progress?(page.last?.event.sequence ?? next)

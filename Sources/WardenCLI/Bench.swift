@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import WardenAudit
 import WardenCore
 import WardenPolicy
 import WardenSandbox
@@ -8,7 +9,7 @@ extension Warden {
     struct Bench: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Benchmarks that print tables (median, p99, and a baseline in the same run).",
-            subcommands: [BenchStop.self, BenchPolicy.self])
+            subcommands: [BenchStop.self, BenchPolicy.self, BenchAudit.self])
     }
 
     struct BenchStop: ParsableCommand {
@@ -206,5 +207,100 @@ extension Warden {
             }
             print(Table.markdown(table))
         }
+    }
+}
+
+extension Warden {
+    struct BenchAudit: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "audit",
+            abstract:
+                "Audit log speed: durable appends (1 writer, and group commit) and verification, against plain inserts.",
+            discussion: """
+                For each store: appends with one event per durable commit, appends from --writers concurrent \
+                writers (group commit), and verifying everything written — each next to the same rows written \
+                or read without hashing or signing, in the same run, so the chain's cost is a ratio. SQLite \
+                runs in a scratch directory. PostgreSQL runs only with --postgres, whose audit tables are \
+                DROPPED: give it a scratch database.
+
+                Example: warden bench audit --postgres postgres://warden@127.0.0.1:55432/bench
+                """)
+        @Option(help: "Events appended one per commit.")
+        var single = 2000
+        @Option(help: "Events appended under group commit.")
+        var events = 100_000
+        @Option(help: "Concurrent writers for group commit.")
+        var writers = 16
+        @Option(help: "A scratch PostgreSQL database to benchmark too (its audit tables are dropped).")
+        var postgres: String?
+        @Flag(help: "Print the results as JSON.")
+        var json = false
+
+        func validate() throws {
+            if single < 10 || events < 100 || writers < 1 {
+                throw ValidationError("--single ≥ 10, --events ≥ 100, --writers ≥ 1")
+            }
+        }
+
+        func run() throws {
+            let scratch = "/var/tmp/warden-bench-audit-\(getpid())"
+            try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(atPath: scratch) }
+            let bench = AuditBenchmark(singleEvents: single, groupEvents: events, writers: writers)
+            let progress: @Sendable (String) -> Void = { line in
+                FileHandle.standardError.write(Data("\r\u{1B}[K\(line)…".utf8))
+            }
+            let postgres = postgres
+            let rows = try blocking {
+                let counter = Counter()
+                var rows = try await bench.measure(
+                    name: "SQLite (WAL, synchronous=FULL)", stateDirectory: scratch,
+                    open: {
+                        let n = await counter.next()
+                        return try SQLiteAuditStore(path: "\(scratch)/db\(n)/audit.sqlite")
+                    }, progress: progress)
+                if let postgres {
+                    rows += try await bench.measure(
+                        name: "PostgreSQL 15 (loopback)", stateDirectory: scratch,
+                        open: {
+                            let store = try await PostgresAuditStore.connect(url: postgres)
+                            try await store.resetForBenchmark()
+                            return store
+                        }, progress: progress)
+                }
+                return rows
+            }
+            FileHandle.standardError.write(Data("\r\u{1B}[K".utf8))
+            if postgres == nil { Output.error("PostgreSQL not measured: pass --postgres URL (a scratch database)") }
+            if json { return print(try Output.json(rows)) }
+            var table = [
+                ["store", "measurement", "method", "events", "events/s", "median µs", "p99 µs", "chain vs plain"]
+            ]
+            for row in rows {
+                let plain = rows.first {
+                    $0.store == row.store && $0.measurement == row.measurement && $0.method != row.method
+                }
+                let isChain = !(row.method.hasPrefix("plain") || row.method.hasPrefix("read only"))
+                let ratio =
+                    isChain
+                    ? plain.map { String(format: "%.2fx slower", $0.eventsPerSecond / row.eventsPerSecond) } ?? "-"
+                    : "-"
+                table.append([
+                    row.store, row.measurement, row.method, "\(row.events)",
+                    String(format: "%.0f", row.eventsPerSecond),
+                    row.medianMicroseconds.map { String(format: "%.1f", $0) } ?? "-",
+                    row.p99Microseconds.map { String(format: "%.1f", $0) } ?? "-", ratio,
+                ])
+            }
+            print(Table.markdown(table))
+        }
+    }
+}
+
+actor Counter {
+    var value = 0
+    func next() -> Int {
+        value += 1
+        return value
     }
 }

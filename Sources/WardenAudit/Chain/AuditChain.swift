@@ -70,6 +70,12 @@ public protocol AuditStore: Sendable {
         -> (events: [AuditEvent], checkpoint: AuditCheckpoint?)
     /// Events with `from <= seq <= through`, in order, at most `limit`.
     func events(from: Int64, through: Int64?, limit: Int?) async throws(AuditError) -> [StoredEvent]
+    /// Like `events(from:through:limit:)` but without decoding `details` (left `.null`; the canonical
+    /// text is in `canonicalDetails`): what verification needs, and faster.
+    func rawEvents(from: Int64, through: Int64?, limit: Int?) async throws(AuditError) -> [StoredEvent]
+    /// Reads up to `limit` rows of the benchmark's plain table from `from` on, decoding them like
+    /// events; returns how many it read.
+    func plainRows(from: Int64, limit: Int) async throws(AuditError) -> Int
     /// Events of one run, in order.
     func events(run: String) async throws(AuditError) -> [StoredEvent]
     func checkpoints() async throws(AuditError) -> [AuditCheckpoint]

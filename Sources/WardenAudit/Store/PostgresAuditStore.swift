@@ -130,10 +130,12 @@ public final class PostgresAuditStore: AuditStore {
 
     typealias EventRow = (Int64, Int64, String?, String, String, String, String?, String, String, String)
 
-    static func stored(_ r: EventRow) -> StoredEvent {
+    static func stored(_ r: EventRow) -> StoredEvent { stored(r, parse: true) }
+
+    static func stored(_ r: EventRow, parse: Bool) -> StoredEvent {
         let draft = AuditDraft(
             kind: r.3, actor: r.4, subject: r.5, run: r.2, decision: r.6,
-            details: (try? JSONValue.parse(r.7)) ?? .object([]), timeNanoseconds: r.1)
+            details: parse ? ((try? JSONValue.parse(r.7)) ?? .object([])) : .null, timeNanoseconds: r.1)
         return StoredEvent(
             event: AuditEvent(sequence: r.0, draft: draft, previousHash: r.8, hash: r.9), canonicalDetails: r.7)
     }
@@ -242,6 +244,41 @@ public final class PostgresAuditStore: AuditStore {
         }
     }
 
+    public func rawEvents(from: Int64, through: Int64?, limit: Int?) async throws(AuditError) -> [StoredEvent] {
+        do {
+            return try await session.run { c, log in
+                let rows = try await c.query(
+                    "SELECT seq, time_ns, run, kind, actor, subject, decision, details, prev_hash, hash FROM audit_events WHERE seq >= \(from) AND seq <= \(through ?? Int64.max) ORDER BY seq LIMIT \(Int64(limit ?? Int(Int32.max)))",
+                    logger: log)
+                var out: [StoredEvent] = []
+                for try await r in rows.decode(EventRow.self) { out.append(Self.stored(r, parse: false)) }
+                return out
+            }
+        } catch {
+            throw fail(error, "read")
+        }
+    }
+
+    public func plainRows(from: Int64, limit: Int) async throws(AuditError) -> Int {
+        do {
+            return try await session.run { c, log in
+                let rows = try await c.query(
+                    "SELECT seq, time_ns, run, kind, actor, subject, decision, details FROM plain_events WHERE seq >= \(from) ORDER BY seq LIMIT \(Int64(limit))",
+                    logger: log)
+                var count = 0
+                for try await r in rows.decode((Int64, Int64, String?, String, String, String, String?, String).self) {
+                    _ = AuditDraft(
+                        kind: r.3, actor: r.4, subject: r.5, run: r.2, decision: r.6, details: .string(r.7),
+                        timeNanoseconds: r.1)
+                    count += 1
+                }
+                return count
+            }
+        } catch {
+            throw fail(error, "read")
+        }
+    }
+
     public func events(run: String) async throws(AuditError) -> [StoredEvent] {
         do {
             return try await session.run { c, log in
@@ -335,6 +372,18 @@ public final class PostgresAuditStore: AuditStore {
         } catch {
             throw fail(error, "append")
         }
+    }
+
+    /// Drops Warden's tables and recreates them empty. Only for a scratch database (the benchmark).
+    public func resetForBenchmark() async throws(AuditError) {
+        do {
+            try await session.run { c, log in
+                try await c.query("DROP TABLE IF EXISTS audit_events, audit_checkpoints, plain_events", logger: log)
+            }
+        } catch {
+            throw fail(error, "reset the benchmark tables")
+        }
+        try await migrate()
     }
 
     public func close() async {

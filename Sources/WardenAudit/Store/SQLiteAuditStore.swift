@@ -166,11 +166,13 @@ public final class SQLiteAuditStore: AuditStore {
         }
     }
 
-    static func stored(_ row: Row) -> StoredEvent {
+    static func stored(_ row: Row) -> StoredEvent { stored(row, parse: true) }
+
+    static func stored(_ row: Row, parse: Bool) -> StoredEvent {
         let details: String = row["details"]
         let draft = AuditDraft(
             kind: row["kind"], actor: row["actor"], subject: row["subject"], run: row["run"], decision: row["decision"],
-            details: (try? JSONValue.parse(details)) ?? .object([]), timeNanoseconds: row["time_ns"])
+            details: parse ? ((try? JSONValue.parse(details)) ?? .object([])) : .null, timeNanoseconds: row["time_ns"])
         return StoredEvent(
             event: AuditEvent(sequence: row["seq"], draft: draft, previousHash: row["prev_hash"], hash: row["hash"]),
             canonicalDetails: details)
@@ -212,6 +214,36 @@ public final class SQLiteAuditStore: AuditStore {
             try body(page)
             guard let last = page.last?.event.sequence, page.count == pageSize else { return }
             next = last + 1
+        }
+    }
+
+    public func rawEvents(from: Int64, through: Int64?, limit: Int?) async throws(AuditError) -> [StoredEvent] {
+        do {
+            return try await pool.read { db in
+                try Row.fetchAll(
+                    db, sql: "SELECT * FROM audit_events WHERE seq >= ? AND seq <= ? ORDER BY seq LIMIT ?",
+                    arguments: [from, through ?? Int64.max, limit ?? -1]
+                ).map { Self.stored($0, parse: false) }
+            }
+        } catch {
+            throw Self.describe(error, path: path, action: "read")
+        }
+    }
+
+    public func plainRows(from: Int64, limit: Int) async throws(AuditError) -> Int {
+        do {
+            return try await pool.read { db in
+                try Row.fetchAll(
+                    db, sql: "SELECT * FROM plain_events WHERE seq >= ? ORDER BY seq LIMIT ?", arguments: [from, limit]
+                ).map { row in
+                    AuditDraft(
+                        kind: row["kind"], actor: row["actor"], subject: row["subject"], run: row["run"],
+                        decision: row["decision"],
+                        details: .string(row["details"]), timeNanoseconds: row["time_ns"])
+                }.count
+            }
+        } catch {
+            throw Self.describe(error, path: path, action: "read")
         }
     }
 
