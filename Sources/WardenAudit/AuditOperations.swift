@@ -34,15 +34,23 @@ public enum AuditOperations {
         let checkpoints = try await store.checkpoints()
         var verifier = AuditVerifier(
             checkpoints: checkpoints, publicKeyHex: publicKey, from: from, through: through, head: head)
-        var next = max(1, from)
         let pageSize = 20_000
-        while !verifier.failed {
-            let page = try await store.rawEvents(from: next, through: through, limit: pageSize)
-            if page.isEmpty { break }
+        // Read the next page while the current one is hashed.
+        var page = try await store.rawEvents(from: max(1, from), through: through, limit: pageSize)
+        while !verifier.failed, !page.isEmpty {
+            let last = page.last?.event.sequence ?? 0
+            let more = page.count == pageSize
+            let following = Task { () async -> Result<[StoredEvent], AuditError> in
+                do throws(AuditError) {
+                    return .success(
+                        more ? try await store.rawEvents(from: last + 1, through: through, limit: pageSize) : [])
+                } catch {
+                    return .failure(error)
+                }
+            }
             verifier.consume(page)
-            progress?(page.last?.event.sequence ?? next)
-            guard let last = page.last?.event.sequence, page.count == pageSize else { break }
-            next = last + 1
+            progress?(last)
+            page = try await following.value.get()
         }
         return verifier.finish()
     }

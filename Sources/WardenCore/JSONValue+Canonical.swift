@@ -40,7 +40,7 @@ extension JSONValue {
             for m in members where !seen.insert(m.key).inserted {
                 throw CanonicalizationError(description: "duplicate member \"\(m.key)\" has no canonical form")
             }
-            let sorted = members.sorted { Array($0.key.utf16).lexicographicallyPrecedes(Array($1.key.utf16)) }
+            let sorted = members.sorted { $0.key.utf16.lexicographicallyPrecedes($1.key.utf16) }
             out += "{"
             for (i, member) in sorted.enumerated() {
                 if i > 0 { out += "," }

@@ -110,6 +110,13 @@ extension JSONValue {
 
     /// Writes `s` as a JSON string literal, escaping only what RFC 8259 requires.
     public static func writeString(_ s: String, to out: inout String) {
+        // Fast path: nothing to escape (the common case), so append the whole string at once.
+        if !s.utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
+            out += "\""
+            out += s
+            out += "\""
+            return
+        }
         out += "\""
         for scalar in s.unicodeScalars {
             switch scalar {

@@ -90,10 +90,28 @@ public struct AuditEvent: Sendable, Equatable {
     /// `SHA-256(previous ‖ canonical)` in hex.
     public static func chainHash(previous: String, canonical: String) -> String {
         var hasher = Crypto.SHA256()
-        if let bytes = AuditHex.decode(previous) { hasher.update(data: bytes) }
+        var previous = previous
+        previous.withUTF8 { hex in
+            // 64 hex digits → 32 bytes on the stack; anything else (tests, odd input) via the slow path.
+            if hex.count == 64 {
+                withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 32) { bytes in
+                    var ok = true
+                    for i in 0..<32 {
+                        guard let hi = AuditHex.nibble(hex[2 * i]), let lo = AuditHex.nibble(hex[2 * i + 1]) else {
+                            ok = false
+                            break
+                        }
+                        bytes[i] = hi << 4 | lo
+                    }
+                    if ok { hasher.update(bufferPointer: UnsafeRawBufferPointer(bytes)) }
+                }
+            } else if let bytes = AuditHex.decode(String(decoding: hex, as: UTF8.self)) {
+                hasher.update(data: bytes)
+            }
+        }
         var text = canonical
         text.withUTF8 { hasher.update(bufferPointer: UnsafeRawBufferPointer($0)) }
-        return AuditHex.encode(Array(hasher.finalize()))
+        return hasher.finalize().withUnsafeBytes { AuditHex.encode($0) }
     }
 
     /// The event as one JSON object (the export format, one per line).
@@ -206,14 +224,29 @@ public struct AuditError: Error, Sendable, CustomStringConvertible {
 
 enum AuditHex {
     static func encode(_ bytes: [UInt8]) -> String {
-        let digits = Array("0123456789abcdef".utf8)
-        var out = [UInt8]()
-        out.reserveCapacity(bytes.count * 2)
-        for b in bytes {
-            out.append(digits[Int(b >> 4)])
-            out.append(digits[Int(b & 15)])
+        bytes.withUnsafeBytes { encode($0) }
+    }
+
+    static func encode(_ bytes: UnsafeRawBufferPointer) -> String {
+        String(unsafeUninitializedCapacity: bytes.count * 2) { out in
+            let digits: StaticString = "0123456789abcdef"
+            let table = digits.utf8Start
+            for (i, b) in bytes.enumerated() {
+                out[2 * i] = table[Int(b >> 4)]
+                out[2 * i + 1] = table[Int(b & 15)]
+            }
+            return bytes.count * 2
         }
-        return String(decoding: out, as: UTF8.self)
+    }
+
+    @inline(__always)
+    static func nibble(_ c: UInt8) -> UInt8? {
+        switch c {
+        case 48...57: c - 48
+        case 97...102: c - 87
+        case 65...70: c - 55
+        default: nil
+        }
     }
 
     static func decode(_ hex: String) -> [UInt8]? {
@@ -240,7 +273,7 @@ enum AuditHex {
 }
 
 enum AuditTime {
-    /// `YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ`.
+    /// `YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ` (years outside 0…9999 are written with more digits or a sign).
     static func rfc3339(_ ns: Int64) -> String {
         let seconds = ns >= 0 ? ns / 1_000_000_000 : (ns - 999_999_999) / 1_000_000_000
         let fraction = ns - seconds * 1_000_000_000
@@ -256,11 +289,37 @@ enum AuditTime {
         let day = doy - (153 * mp + 2) / 5 + 1
         let month = mp < 10 ? mp + 3 : mp - 9
         let year = yoe + era * 400 + (month <= 2 ? 1 : 0)
-        func pad(_ n: Int64, _ width: Int) -> String {
-            let s = String(n)
-            return String(repeating: "0", count: max(0, width - s.count)) + s
+        guard (0...9999).contains(year) else {
+            func pad(_ n: Int64, _ width: Int) -> String {
+                let s = String(n)
+                return String(repeating: "0", count: max(0, width - s.count)) + s
+            }
+            return "\(pad(year, 4))-\(pad(month, 2))-\(pad(day, 2))T\(pad(secondOfDay / 3600, 2)):"
+                + "\(pad(secondOfDay / 60 % 60, 2)):\(pad(secondOfDay % 60, 2)).\(pad(fraction, 9))Z"
         }
-        return "\(pad(year, 4))-\(pad(month, 2))-\(pad(day, 2))T\(pad(secondOfDay / 3600, 2)):"
-            + "\(pad(secondOfDay / 60 % 60, 2)):\(pad(secondOfDay % 60, 2)).\(pad(fraction, 9))Z"
+        return String(unsafeUninitializedCapacity: 30) { out in
+            func put(_ value: Int64, _ width: Int, at offset: Int) {
+                var v = value
+                for k in stride(from: width - 1, through: 0, by: -1) {
+                    out[offset + k] = UInt8(48 + v % 10)
+                    v /= 10
+                }
+            }
+            put(year, 4, at: 0)
+            out[4] = UInt8(ascii: "-")
+            put(month, 2, at: 5)
+            out[7] = UInt8(ascii: "-")
+            put(day, 2, at: 8)
+            out[10] = UInt8(ascii: "T")
+            put(secondOfDay / 3600, 2, at: 11)
+            out[13] = UInt8(ascii: ":")
+            put(secondOfDay / 60 % 60, 2, at: 14)
+            out[16] = UInt8(ascii: ":")
+            put(secondOfDay % 60, 2, at: 17)
+            out[19] = UInt8(ascii: ".")
+            put(fraction, 9, at: 20)
+            out[29] = UInt8(ascii: "Z")
+            return 30
+        }
     }
 }

@@ -119,6 +119,7 @@ public final class PostgresAuditStore: AuditStore {
                     "CREATE INDEX IF NOT EXISTS audit_events_by_run ON audit_events(run, seq)",
                     "CREATE TABLE IF NOT EXISTS audit_checkpoints (seq BIGINT PRIMARY KEY, hash TEXT NOT NULL, time_ns BIGINT NOT NULL, prev_signature TEXT NOT NULL, signature TEXT NOT NULL, public_key TEXT NOT NULL)",
                     "CREATE TABLE IF NOT EXISTS plain_events (seq BIGINT PRIMARY KEY, time_ns BIGINT NOT NULL, run TEXT, kind TEXT NOT NULL, actor TEXT NOT NULL, subject TEXT NOT NULL, decision TEXT, details TEXT NOT NULL)",
+                    "CREATE INDEX IF NOT EXISTS plain_events_by_run ON plain_events(run, seq)",
                 ] {
                     try await c.query(PostgresQuery(unsafeSQL: statement), logger: log)
                 }

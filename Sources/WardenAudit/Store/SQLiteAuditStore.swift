@@ -21,6 +21,7 @@ public final class SQLiteAuditStore: AuditStore {
         CREATE TABLE IF NOT EXISTS plain_events (
             seq INTEGER PRIMARY KEY, time_ns INTEGER NOT NULL, run TEXT, kind TEXT NOT NULL, actor TEXT NOT NULL,
             subject TEXT NOT NULL, decision TEXT, details TEXT NOT NULL);
+        CREATE INDEX IF NOT EXISTS plain_events_by_run ON plain_events(run, seq);
         """
 
     /// Opens (creating if needed) the database at `path`.
@@ -168,13 +169,16 @@ public final class SQLiteAuditStore: AuditStore {
 
     static func stored(_ row: Row) -> StoredEvent { stored(row, parse: true) }
 
+    /// Columns in the order `stored(_:parse:)` reads them by index (name lookups dominate otherwise).
+    static let eventColumns = "seq, time_ns, run, kind, actor, subject, decision, details, prev_hash, hash"
+
     static func stored(_ row: Row, parse: Bool) -> StoredEvent {
-        let details: String = row["details"]
+        let details: String = row[7]
         let draft = AuditDraft(
-            kind: row["kind"], actor: row["actor"], subject: row["subject"], run: row["run"], decision: row["decision"],
-            details: parse ? ((try? JSONValue.parse(details)) ?? .object([])) : .null, timeNanoseconds: row["time_ns"])
+            kind: row[3], actor: row[4], subject: row[5], run: row[2], decision: row[6],
+            details: parse ? ((try? JSONValue.parse(details)) ?? .object([])) : .null, timeNanoseconds: row[1])
         return StoredEvent(
-            event: AuditEvent(sequence: row["seq"], draft: draft, previousHash: row["prev_hash"], hash: row["hash"]),
+            event: AuditEvent(sequence: row[0], draft: draft, previousHash: row[8], hash: row[9]),
             canonicalDetails: details)
     }
 
@@ -182,7 +186,9 @@ public final class SQLiteAuditStore: AuditStore {
         do {
             return try await pool.read { db in
                 try Row.fetchAll(
-                    db, sql: "SELECT * FROM audit_events WHERE seq >= ? AND seq <= ? ORDER BY seq LIMIT ?",
+                    db,
+                    sql:
+                        "SELECT \(Self.eventColumns) FROM audit_events WHERE seq >= ? AND seq <= ? ORDER BY seq LIMIT ?",
                     arguments: [from, through ?? Int64.max, limit ?? -1]
                 ).map(Self.stored)
             }
@@ -203,7 +209,9 @@ public final class SQLiteAuditStore: AuditStore {
             do {
                 page = try pool.read { db in
                     try Row.fetchAll(
-                        db, sql: "SELECT * FROM audit_events WHERE seq >= ? AND seq <= ? ORDER BY seq LIMIT ?",
+                        db,
+                        sql:
+                            "SELECT \(Self.eventColumns) FROM audit_events WHERE seq >= ? AND seq <= ? ORDER BY seq LIMIT ?",
                         arguments: [next, through ?? Int64.max, pageSize]
                     ).map(Self.stored)
                 }
@@ -221,7 +229,9 @@ public final class SQLiteAuditStore: AuditStore {
         do {
             return try await pool.read { db in
                 try Row.fetchAll(
-                    db, sql: "SELECT * FROM audit_events WHERE seq >= ? AND seq <= ? ORDER BY seq LIMIT ?",
+                    db,
+                    sql:
+                        "SELECT \(Self.eventColumns) FROM audit_events WHERE seq >= ? AND seq <= ? ORDER BY seq LIMIT ?",
                     arguments: [from, through ?? Int64.max, limit ?? -1]
                 ).map { Self.stored($0, parse: false) }
             }
@@ -234,12 +244,15 @@ public final class SQLiteAuditStore: AuditStore {
         do {
             return try await pool.read { db in
                 try Row.fetchAll(
-                    db, sql: "SELECT * FROM plain_events WHERE seq >= ? ORDER BY seq LIMIT ?", arguments: [from, limit]
+                    db,
+                    sql:
+                        "SELECT seq, time_ns, run, kind, actor, subject, decision, details FROM plain_events WHERE seq >= ? ORDER BY seq LIMIT ?",
+                    arguments: [from, limit]
                 ).map { row in
                     AuditDraft(
-                        kind: row["kind"], actor: row["actor"], subject: row["subject"], run: row["run"],
-                        decision: row["decision"],
-                        details: .string(row["details"]), timeNanoseconds: row["time_ns"])
+                        kind: row[3], actor: row[4], subject: row[5], run: row[2], decision: row[6],
+                        details: .string(row[7]),
+                        timeNanoseconds: row[1])
                 }.count
             }
         } catch {
@@ -250,8 +263,11 @@ public final class SQLiteAuditStore: AuditStore {
     public func events(run: String) async throws(AuditError) -> [StoredEvent] {
         do {
             return try await pool.read { db in
-                try Row.fetchAll(db, sql: "SELECT * FROM audit_events WHERE run = ? ORDER BY seq", arguments: [run])
-                    .map(Self.stored)
+                try Row.fetchAll(
+                    db, sql: "SELECT \(Self.eventColumns) FROM audit_events WHERE run = ? ORDER BY seq",
+                    arguments: [run]
+                )
+                .map(Self.stored)
             }
         } catch {
             throw Self.describe(error, path: path, action: "read")
@@ -262,8 +278,11 @@ public final class SQLiteAuditStore: AuditStore {
     public func eventsNow(run: String) throws(AuditError) -> [StoredEvent] {
         do {
             return try pool.read { db in
-                try Row.fetchAll(db, sql: "SELECT * FROM audit_events WHERE run = ? ORDER BY seq", arguments: [run])
-                    .map(Self.stored)
+                try Row.fetchAll(
+                    db, sql: "SELECT \(Self.eventColumns) FROM audit_events WHERE run = ? ORDER BY seq",
+                    arguments: [run]
+                )
+                .map(Self.stored)
             }
         } catch {
             throw Self.describe(error, path: path, action: "read")

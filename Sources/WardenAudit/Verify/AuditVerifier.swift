@@ -1,3 +1,4 @@
+import Foundation
 import WardenCore
 
 /// The result of checking a log: everything that could be checked, and the first place it fails.
@@ -59,7 +60,10 @@ public struct AuditVerifier {
 
     /// Checks the next events in order; stop feeding once `failed` is true.
     public mutating func consume(_ events: [StoredEvent]) {
-        for stored in events where failure == nil {
+        // Each event's own hash depends only on its stored fields and stored previous hash, so those
+        // are computed in parallel; the links between events are then checked in order.
+        let computed = Self.hashes(events)
+        for (index, stored) in events.enumerated() where failure == nil {
             let e = stored.event
             if e.sequence > expected {
                 fail(
@@ -85,9 +89,7 @@ public struct AuditVerifier {
                 }
                 return
             }
-            let canonical = AuditEvent.canonical(
-                sequence: e.sequence, draft: e.draft, canonicalDetails: stored.canonicalDetails)
-            let hash = AuditEvent.chainHash(previous: e.previousHash, canonical: canonical)
+            let hash = computed[index]
             if hash != e.hash {
                 fail(e.sequence, "event \(e.sequence) was modified: its contents do not match its hash")
                 return
@@ -106,6 +108,26 @@ public struct AuditVerifier {
             lastSequence = e.sequence
             checked += 1
         }
+    }
+
+    static func hashes(_ events: [StoredEvent]) -> [String] {
+        var out = [String](repeating: "", count: events.count)
+        let chunks = max(1, min(ProcessInfo.processInfo.activeProcessorCount, events.count / 512))
+        out.withUnsafeMutableBufferPointer { buffer in
+            // Each chunk writes only its own slice of the buffer.
+            nonisolated(unsafe) let target = buffer
+            DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
+                let start = events.count * chunk / chunks
+                let end = events.count * (chunk + 1) / chunks
+                for i in start..<end {
+                    let e = events[i].event
+                    let canonical = AuditEvent.canonical(
+                        sequence: e.sequence, draft: e.draft, canonicalDetails: events[i].canonicalDetails)
+                    target[i] = AuditEvent.chainHash(previous: e.previousHash, canonical: canonical)
+                }
+            }
+        }
+        return out
     }
 
     func checkpointProblem(_ c: AuditCheckpoint, chainHash: String) -> String? {
