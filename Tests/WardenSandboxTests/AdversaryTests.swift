@@ -107,6 +107,8 @@ struct AdversaryTests {
                 FileManager.default.fileExists(atPath: harness.workspace + "/ready")
             }
             #expect(isReady, "the adversary never got its tactic in place")
+            // The heartbeat loop is a background job: under load its first write can trail `ready`.
+            _ = harness.waitUntil(timeout: 5) { !KernelProbe.heartbeats(in: harness.workspace).isEmpty }
             #expect(!KernelProbe.heartbeats(in: harness.workspace).isEmpty, "the adversary wrote no heartbeats")
         }
         return scenario
