@@ -36,19 +36,19 @@ public enum AuditOperations {
             checkpoints: checkpoints, publicKeyHex: publicKey, from: from, through: through, head: head)
         let pageSize = 20_000
         // Read the next page while the current one is hashed.
-        var page = try await store.rawEvents(from: max(1, from), through: through, limit: pageSize)
+        var page = try await store.verificationRows(from: max(1, from), through: through, limit: pageSize)
         while !verifier.failed, !page.isEmpty {
-            let last = page.last?.event.sequence ?? 0
+            let last = page.last?.sequence ?? 0
             let more = page.count == pageSize
-            let following = Task { () async -> Result<[StoredEvent], AuditError> in
+            let following = Task { () async -> Result<[VerificationRow], AuditError> in
                 do throws(AuditError) {
                     return .success(
-                        more ? try await store.rawEvents(from: last + 1, through: through, limit: pageSize) : [])
+                        more ? try await store.verificationRows(from: last + 1, through: through, limit: pageSize) : [])
                 } catch {
                     return .failure(error)
                 }
             }
-            verifier.consume(page)
+            verifier.consume(rows: page)
             progress?(last)
             page = try await following.value.get()
         }

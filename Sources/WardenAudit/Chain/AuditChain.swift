@@ -18,6 +18,27 @@ public struct StoredEvent: Sendable, Equatable {
     public var canonicalDetails: String
 }
 
+/// What verification needs of one event: its number, its hashes, and the exact bytes that were hashed.
+public struct VerificationRow: Sendable {
+    public var sequence: Int64
+    public var previousHash: String
+    public var hash: String
+    public var canonical: [UInt8]
+
+    public init(sequence: Int64, previousHash: String, hash: String, canonical: [UInt8]) {
+        self.sequence = sequence
+        self.previousHash = previousHash
+        self.hash = hash
+        self.canonical = canonical
+    }
+
+    public init(_ stored: StoredEvent) {
+        let e = stored.event
+        let text = AuditEvent.canonical(sequence: e.sequence, draft: e.draft, canonicalDetails: stored.canonicalDetails)
+        self.init(sequence: e.sequence, previousHash: e.previousHash, hash: e.hash, canonical: Array(text.utf8))
+    }
+}
+
 /// The end of the chain as a store sees it inside its write transaction.
 struct ChainTip: Sendable {
     var sequence: Int64
@@ -73,6 +94,8 @@ public protocol AuditStore: Sendable {
     /// Like `events(from:through:limit:)` but without decoding `details` (left `.null`; the canonical
     /// text is in `canonicalDetails`): what verification needs, and faster.
     func rawEvents(from: Int64, through: Int64?, limit: Int?) async throws(AuditError) -> [StoredEvent]
+    /// Events in order as verification needs them.
+    func verificationRows(from: Int64, through: Int64?, limit: Int) async throws(AuditError) -> [VerificationRow]
     /// Reads up to `limit` rows of the benchmark's plain table from `from` on, decoding them like
     /// events; returns how many it read.
     func plainRows(from: Int64, limit: Int) async throws(AuditError) -> Int
@@ -88,4 +111,40 @@ public protocol AuditStore: Sendable {
     func close() async
     /// `sqlite:/path` or `postgres://host/db` (without a password), for messages.
     var location: String { get }
+}
+
+extension AuditStore {
+    /// The portable path: decode events, then rebuild their canonical text.
+    public func verificationRows(from: Int64, through: Int64?, limit: Int) async throws(AuditError) -> [VerificationRow]
+    {
+        try await rawEvents(from: from, through: through, limit: limit).map(VerificationRow.init)
+    }
+}
+
+/// Builds canonical event bytes directly from column bytes (the SQLite fast path for verification);
+/// the output is byte-for-byte `AuditEvent.canonical`.
+enum CanonicalBytes {
+    static func appendString(_ bytes: UnsafeBufferPointer<UInt8>, to out: inout [UInt8]) {
+        out.append(UInt8(ascii: "\""))
+        for b in bytes {
+            switch b {
+            case UInt8(ascii: "\""): out.append(contentsOf: [92, 34])
+            case UInt8(ascii: "\\"): out.append(contentsOf: [92, 92])
+            case 0x0A: out.append(contentsOf: [92, 110])
+            case 0x0D: out.append(contentsOf: [92, 114])
+            case 0x09: out.append(contentsOf: [92, 116])
+            case 0x08: out.append(contentsOf: [92, 98])
+            case 0x0C: out.append(contentsOf: [92, 102])
+            case 0..<0x20:
+                let hex: [UInt8] = Array("0123456789abcdef".utf8)
+                out.append(contentsOf: [92, 117, 48, 48, hex[Int(b >> 4)], hex[Int(b & 15)]])
+            default: out.append(b)
+            }
+        }
+        out.append(UInt8(ascii: "\""))
+    }
+
+    static func appendLiteral(_ s: StaticString, to out: inout [UInt8]) {
+        out.append(contentsOf: UnsafeBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount))
+    }
 }

@@ -89,6 +89,26 @@ public struct AuditEvent: Sendable, Equatable {
 
     /// `SHA-256(previous ‖ canonical)` in hex.
     public static func chainHash(previous: String, canonical: String) -> String {
+        var text = canonical
+        return text.withUTF8 { chainHash(previous: previous, canonicalBytes: $0) }
+    }
+
+    /// Whether `expected` (hex) is `SHA-256(previous ‖ canonical bytes)`.
+    public static func chainHashMatches(previous: String, canonicalBytes: UnsafeBufferPointer<UInt8>, expected: String)
+        -> Bool
+    {
+        var hasher = Crypto.SHA256()
+        guard let previousBytes = AuditHex.decode32(previous), let expectedBytes = AuditHex.decode32(expected) else {
+            return chainHash(previous: previous, canonicalBytes: canonicalBytes) == expected
+        }
+        withUnsafeBytes(of: previousBytes) { hasher.update(bufferPointer: $0) }
+        hasher.update(bufferPointer: UnsafeRawBufferPointer(canonicalBytes))
+        let digest = hasher.finalize()
+        return withUnsafeBytes(of: expectedBytes) { e in digest.withUnsafeBytes { d in e.elementsEqual(d) } }
+    }
+
+    /// `SHA-256(previous ‖ canonical bytes)` in hex.
+    public static func chainHash(previous: String, canonicalBytes: UnsafeBufferPointer<UInt8>) -> String {
         var hasher = Crypto.SHA256()
         var previous = previous
         previous.withUTF8 { hex in
@@ -109,8 +129,7 @@ public struct AuditEvent: Sendable, Equatable {
                 hasher.update(data: bytes)
             }
         }
-        var text = canonical
-        text.withUTF8 { hasher.update(bufferPointer: UnsafeRawBufferPointer($0)) }
+        hasher.update(bufferPointer: UnsafeRawBufferPointer(canonicalBytes))
         return hasher.finalize().withUnsafeBytes { AuditHex.encode($0) }
     }
 
@@ -236,6 +255,23 @@ enum AuditHex {
                 out[2 * i + 1] = table[Int(b & 15)]
             }
             return bytes.count * 2
+        }
+    }
+
+    /// 64 hex digits as 32 bytes, without allocating.
+    static func decode32(_ hex: String) -> (UInt64, UInt64, UInt64, UInt64)? {
+        var hex = hex
+        return hex.withUTF8 { h -> (UInt64, UInt64, UInt64, UInt64)? in
+            guard h.count == 64 else { return nil }
+            var words: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+            let ok = withUnsafeMutableBytes(of: &words) { raw -> Bool in
+                for i in 0..<32 {
+                    guard let hi = nibble(h[2 * i]), let lo = nibble(h[2 * i + 1]) else { return false }
+                    raw[i] = hi << 4 | lo
+                }
+                return true
+            }
+            return ok ? words : nil
         }
     }
 

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import GRDBSQLite
 import WardenCore
 
 /// The embedded store: SQLite in WAL mode with `synchronous = FULL`, so a committed append survives a
@@ -228,12 +229,81 @@ public final class SQLiteAuditStore: AuditStore {
     public func rawEvents(from: Int64, through: Int64?, limit: Int?) async throws(AuditError) -> [StoredEvent] {
         do {
             return try await pool.read { db in
-                try Row.fetchAll(
+                // A cursor reads each row straight from the statement (fetchAll would copy every row first).
+                let cursor = try Row.fetchCursor(
                     db,
                     sql:
                         "SELECT \(Self.eventColumns) FROM audit_events WHERE seq >= ? AND seq <= ? ORDER BY seq LIMIT ?",
-                    arguments: [from, through ?? Int64.max, limit ?? -1]
-                ).map { Self.stored($0, parse: false) }
+                    arguments: [from, through ?? Int64.max, limit ?? -1])
+                var out: [StoredEvent] = []
+                out.reserveCapacity(limit ?? 1024)
+                while let row = try cursor.next() { out.append(Self.stored(row, parse: false)) }
+                return out
+            }
+        } catch {
+            throw Self.describe(error, path: path, action: "read")
+        }
+    }
+
+    /// Verification rows straight from SQLite's column buffers: no Swift strings for the fields, the
+    /// canonical bytes written as they are read.
+    public func verificationRows(from: Int64, through: Int64?, limit: Int) async throws(AuditError) -> [VerificationRow]
+    {
+        do {
+            return try await pool.read { db in
+                let statement = try db.makeStatement(
+                    sql:
+                        "SELECT seq, time_ns, run, kind, actor, subject, decision, details, prev_hash, hash FROM audit_events WHERE seq >= ? AND seq <= ? ORDER BY seq LIMIT ?"
+                )
+                try statement.setArguments([from, through ?? Int64.max, limit])
+                let s = statement.sqliteStatement
+                var rows: [VerificationRow] = []
+                rows.reserveCapacity(limit)
+                func text(_ column: Int32) -> UnsafeBufferPointer<UInt8>? {
+                    guard sqlite3_column_type(s, column) != SQLITE_NULL, let p = sqlite3_column_text(s, column) else {
+                        return nil
+                    }
+                    return UnsafeBufferPointer(start: p, count: Int(sqlite3_column_bytes(s, column)))
+                }
+                let empty = UnsafeBufferPointer<UInt8>(start: nil, count: 0)
+                while true {
+                    let rc = sqlite3_step(s)
+                    if rc == SQLITE_DONE { break }
+                    guard rc == SQLITE_ROW else { throw DatabaseError(resultCode: ResultCode(rawValue: rc)) }
+                    let seq = sqlite3_column_int64(s, 0)
+                    var out: [UInt8] = []
+                    out.reserveCapacity(256 + Int(sqlite3_column_bytes(s, 7)))
+                    CanonicalBytes.appendLiteral("{\"actor\":", to: &out)
+                    CanonicalBytes.appendString(text(4) ?? empty, to: &out)
+                    CanonicalBytes.appendLiteral(",\"decision\":", to: &out)
+                    if let d = text(6) {
+                        CanonicalBytes.appendString(d, to: &out)
+                    } else {
+                        CanonicalBytes.appendLiteral("null", to: &out)
+                    }
+                    CanonicalBytes.appendLiteral(",\"details\":", to: &out)
+                    out.append(contentsOf: text(7) ?? empty)
+                    CanonicalBytes.appendLiteral(",\"kind\":", to: &out)
+                    CanonicalBytes.appendString(text(3) ?? empty, to: &out)
+                    CanonicalBytes.appendLiteral(",\"run\":", to: &out)
+                    if let r = text(2) {
+                        CanonicalBytes.appendString(r, to: &out)
+                    } else {
+                        CanonicalBytes.appendLiteral("null", to: &out)
+                    }
+                    CanonicalBytes.appendLiteral(",\"seq\":", to: &out)
+                    out.append(contentsOf: String(seq).utf8)
+                    CanonicalBytes.appendLiteral(",\"subject\":", to: &out)
+                    CanonicalBytes.appendString(text(5) ?? empty, to: &out)
+                    CanonicalBytes.appendLiteral(",\"time\":\"", to: &out)
+                    out.append(contentsOf: AuditTime.rfc3339(sqlite3_column_int64(s, 1)).utf8)
+                    CanonicalBytes.appendLiteral("\"}", to: &out)
+                    rows.append(
+                        VerificationRow(
+                            sequence: seq, previousHash: String(decoding: text(8) ?? empty, as: UTF8.self),
+                            hash: String(decoding: text(9) ?? empty, as: UTF8.self), canonical: out))
+                }
+                return rows
             }
         } catch {
             throw Self.describe(error, path: path, action: "read")
@@ -243,17 +313,21 @@ public final class SQLiteAuditStore: AuditStore {
     public func plainRows(from: Int64, limit: Int) async throws(AuditError) -> Int {
         do {
             return try await pool.read { db in
-                try Row.fetchAll(
+                let cursor = try Row.fetchCursor(
                     db,
                     sql:
                         "SELECT seq, time_ns, run, kind, actor, subject, decision, details FROM plain_events WHERE seq >= ? ORDER BY seq LIMIT ?",
-                    arguments: [from, limit]
-                ).map { row in
-                    AuditDraft(
-                        kind: row[3], actor: row[4], subject: row[5], run: row[2], decision: row[6],
-                        details: .string(row[7]),
-                        timeNanoseconds: row[1])
-                }.count
+                    arguments: [from, limit])
+                var out: [AuditDraft] = []
+                out.reserveCapacity(limit)
+                while let row = try cursor.next() {
+                    out.append(
+                        AuditDraft(
+                            kind: row[3], actor: row[4], subject: row[5], run: row[2], decision: row[6],
+                            details: .string(row[7]),
+                            timeNanoseconds: row[1]))
+                }
+                return out.count
             }
         } catch {
             throw Self.describe(error, path: path, action: "read")

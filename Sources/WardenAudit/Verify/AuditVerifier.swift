@@ -60,11 +60,14 @@ public struct AuditVerifier {
 
     /// Checks the next events in order; stop feeding once `failed` is true.
     public mutating func consume(_ events: [StoredEvent]) {
+        consume(rows: events.map(VerificationRow.init))
+    }
+
+    public mutating func consume(rows events: [VerificationRow]) {
         // Each event's own hash depends only on its stored fields and stored previous hash, so those
         // are computed in parallel; the links between events are then checked in order.
-        let computed = Self.hashes(events)
-        for (index, stored) in events.enumerated() where failure == nil {
-            let e = stored.event
+        let matches = Self.hashesMatch(events)
+        for (index, e) in events.enumerated() where failure == nil {
             if e.sequence > expected {
                 fail(
                     expected,
@@ -89,8 +92,9 @@ public struct AuditVerifier {
                 }
                 return
             }
-            let hash = computed[index]
-            if hash != e.hash {
+            // Once an event's stored hash is confirmed, it stands for the computed one.
+            let hash = e.hash
+            if !matches[index] {
                 fail(e.sequence, "event \(e.sequence) was modified: its contents do not match its hash")
                 return
             }
@@ -110,8 +114,10 @@ public struct AuditVerifier {
         }
     }
 
-    static func hashes(_ events: [StoredEvent]) -> [String] {
-        var out = [String](repeating: "", count: events.count)
+    /// Whether each event's stored hash is `SHA-256(stored previous hash ‖ canonical bytes)`, computed on
+    /// every core and compared as bytes (no strings are built).
+    static func hashesMatch(_ events: [VerificationRow]) -> [Bool] {
+        var out = [Bool](repeating: false, count: events.count)
         let chunks = max(1, min(ProcessInfo.processInfo.activeProcessorCount, events.count / 512))
         out.withUnsafeMutableBufferPointer { buffer in
             // Each chunk writes only its own slice of the buffer.
@@ -120,10 +126,10 @@ public struct AuditVerifier {
                 let start = events.count * chunk / chunks
                 let end = events.count * (chunk + 1) / chunks
                 for i in start..<end {
-                    let e = events[i].event
-                    let canonical = AuditEvent.canonical(
-                        sequence: e.sequence, draft: e.draft, canonicalDetails: events[i].canonicalDetails)
-                    target[i] = AuditEvent.chainHash(previous: e.previousHash, canonical: canonical)
+                    target[i] = events[i].canonical.withUnsafeBufferPointer {
+                        AuditEvent.chainHashMatches(
+                            previous: events[i].previousHash, canonicalBytes: $0, expected: events[i].hash)
+                    }
                 }
             }
         }
