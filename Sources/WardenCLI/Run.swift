@@ -61,6 +61,12 @@ extension Warden {
             name: .customLong("allow-degraded"),
             help: "Run even if this layer is unavailable: limits, seccomp or landlock (repeatable).")
         var allowDegraded: [String] = []
+        @Option(
+            name: .customLong("audit-store"),
+            help:
+                "Record the run's events in this audit store: postgres://USER@HOST:PORT/DB or sqlite:PATH (default: the state directory's)."
+        )
+        var auditStore: String?
         @Option(name: .customLong("pass-env"), help: "Pass this environment variable to the agent (repeatable).")
         var passEnv: [String] = []
         @Flag(help: "Return once the agent is running and print the run id; the supervisor keeps running.")
@@ -106,6 +112,7 @@ extension Warden {
             flags.allowDegraded = Set(try allowDegraded.map { try Layer(degradable: $0, field: "--allow-degraded") })
             flags.passEnvironment = passEnv
             flags.command = command
+            flags.auditStore = auditStore
             return flags
         }
 

@@ -2,7 +2,7 @@ extension RunProfileOverrides {
     /// Every key a profile may set, for the "did you mean" list in errors.
     public static let profileKeys = [
         "name", "workspace", "network", "pids_max", "memory_max", "cpu_max", "protect", "hide", "tripwire",
-        "on_tamper", "grace", "lease", "allow_degraded", "pass_env", "command",
+        "on_tamper", "grace", "lease", "allow_degraded", "pass_env", "command", "audit_store",
     ]
 
     /// Reads a run profile; relative `workspace` paths are resolved against `baseDirectory`.
@@ -74,6 +74,7 @@ extension RunProfileOverrides {
             case "allow_degraded": allowDegraded = Set(try strings().map { try Layer(degradable: $0, field: field) })
             case "pass_env": passEnvironment = try strings()
             case "command": command = try strings()
+            case "audit_store": auditStore = try string()
             default:
                 throw WardenError.invalidInput(
                     "\(file):\(entry.line): unknown key '\(key)'; a profile may set: \(Self.profileKeys.joined(separator: ", "))"

@@ -64,6 +64,9 @@ public struct RunProfile: Sendable, Equatable {
     public var passEnvironment: [String] = []
     /// The command, when the profile names one and the command line does not.
     public var command: [String] = []
+    /// Where the run's events are recorded: `postgres://…` or `sqlite:PATH`; nil for the state
+    /// directory's SQLite audit log.
+    public var auditStore: String?
 
     public init() {}
 
@@ -80,6 +83,7 @@ public struct RunProfile: Sendable, Equatable {
         if let value = overrides.grace { result.grace = value }
         if let value = overrides.lease { result.lease = value }
         if let value = overrides.command, !value.isEmpty { result.command = value }
+        if let value = overrides.auditStore { result.auditStore = value }
         result.protect = Self.union(result.protect, overrides.protect)
         result.hide = Self.union(result.hide, overrides.hide)
         result.tripwires = Self.union(result.tripwires, overrides.tripwires)
@@ -123,6 +127,7 @@ public struct RunProfileOverrides: Sendable, Equatable {
     public var allowDegraded: Set<Layer> = []
     public var passEnvironment: [String] = []
     public var command: [String]?
+    public var auditStore: String?
 
     public init() {}
 }

@@ -106,6 +106,34 @@ struct AuditProcessTests {
         #expect(other.standardOutput.contains("signed by another key"))
     }
 
+    /// `warden run --audit-store` (or `audit_store` in a profile) sends the run's events to that store,
+    /// and `warden events` / `warden stop` from another process follow the run there.
+    @Test(arguments: StoreKind.allCases)
+    func aRunRecordsIntoTheStoreItWasStartedWith(kind: StoreKind) async throws {
+        if let reason = HostCapabilities.sandboxMissing { try Test.cancel("cannot sandbox on this machine: \(reason)") }
+        let fixture = try AuditFixture(kind)
+        let harness = try WardenHarness()
+        let profile = harness.root + "/profile.toml"
+        try harness.write("audit_store = \"\(fixture.location)\"\n", to: profile)
+        let id = try harness.start(["--profile", profile], command: ["/bin/sleep", "60"])
+        let stop = try harness.run(["stop", id, "--grace", "1s"])
+        #expect(stop.status == 0, "\(stop.standardError)")
+        let events = try harness.run(["events", id])
+        #expect(events.standardOutput.contains("started"))
+        #expect(events.standardOutput.contains("stopped"))
+        let store = try await AuditStores.open(location: fixture.location, stateDirectory: fixture.stateDirectory)
+        let recorded = try await store.events(run: id).map(\.event.draft.kind)
+        await store.close()
+        #expect(
+            recorded.contains("started") && recorded.contains("stop.requested") && recorded.contains("stopped"),
+            "\(recorded)")
+        let verify = try harness.run(["audit", "verify", "--store", fixture.location])
+        #expect(verify.status == 0, "\(verify.standardOutput)")
+        // Nothing of this run went to the default store.
+        let local = try harness.run(["audit", "tail", "-n", "100"])
+        #expect(!local.standardOutput.contains(id))
+    }
+
     @Test func theSigningKeyIsPrivateAndInvisibleInsideTheSandbox() throws {
         let harness = try WardenHarness()
         let key = try harness.run(["audit", "key"])

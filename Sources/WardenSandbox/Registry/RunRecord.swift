@@ -52,6 +52,8 @@ public struct RunRecord: Codable, Sendable {
     public var lease: Lease?
     public var graceNanoseconds: Int64
     public var onTamper: TamperAction
+    /// Where this run's events are recorded (nil: the state directory's SQLite audit log).
+    public var auditStore: String?
     public var tripwires: [TripwireBaseline]
     public var noticeFile: String
     public var stop: StopResult?
@@ -71,6 +73,7 @@ public struct RunRecord: Codable, Sendable {
         self.onTamper = plan.onTamper
         self.tripwires = []
         self.noticeFile = plan.workspace + "/" + StopProtocol.noticeFileName
+        self.auditStore = plan.auditStore
         self.warnings = []
         if let lease = plan.lease {
             self.lease = Lease(

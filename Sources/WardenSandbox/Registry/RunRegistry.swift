@@ -135,6 +135,8 @@ public struct RunRegistry: Sendable {
     }
 
     public func eventSink(for id: RunID) -> AuditEventSink {
-        AuditEventSink(stateDirectory: stateDirectory, run: id)
+        // Every process that records for this run (supervisor, `warden stop`, `warden renew`) uses the
+        // store the run was started with.
+        AuditEventSink(stateDirectory: stateDirectory, run: id, location: (try? load(id))?.auditStore)
     }
 }

@@ -17,6 +17,8 @@ public struct RunPlan: Sendable {
     public var onTamper: TamperAction
     public var grace: Duration
     public var lease: Duration?
+    /// Where the run's events go (nil: the state directory's SQLite audit log).
+    public var auditStore: String? = nil
     public var allowDegraded: Set<Layer>
     public var environment: [(name: String, value: String)]
     public var host: HostConfiguration
@@ -106,11 +108,20 @@ public struct RunPlan: Sendable {
         else {
             throw WardenError.invalidInput("--name: '\(name)' must be 1-64 letters, digits, '-', '_' or '.'")
         }
-        return RunPlan(
+        if let store = profile.auditStore {
+            guard store.hasPrefix("postgres://") || store.hasPrefix("postgresql://") || store.hasPrefix("sqlite:")
+            else {
+                throw WardenError.invalidInput(
+                    "--audit-store: '\(store)' must be postgres://USER@HOST:PORT/DB or sqlite:PATH")
+            }
+        }
+        var plan = RunPlan(
             name: name, command: profile.command, workspace: workspace, network: profile.network,
             limits: .init(pidsMax: profile.pidsMax, memoryMax: profile.memoryMax.bytes, cpuMax: profile.cpuMax),
             protect: protect, hide: hide, tripwires: tripwires, onTamper: profile.onTamper, grace: profile.grace,
             lease: profile.lease, allowDegraded: profile.allowDegraded, environment: environment, host: host)
+        plan.auditStore = profile.auditStore
+        return plan
     }
 }
 
