@@ -17,6 +17,8 @@ struct Warden: ParsableCommand {
               warden run --workspace ./ws --tripwire shutdown.sh -- python3 agent.py
               warden run --detach --lease 5m --workspace ./ws -- ./agent
               warden stop --all
+              warden policy eval --policies agent.cedar --principal 'Agent::"a"' --action 'Action::"call"' --resource 'Tool::"fs.write"'
+              warden audit verify
             Environment: WARDEN_STATE_DIR (state and run registry), WARDEN_BWRAP (bubblewrap binary),
             WARDEN_CGROUP_ROOT (cgroup v2 mount point).
             """,
