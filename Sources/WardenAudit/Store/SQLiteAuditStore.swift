@@ -50,6 +50,18 @@ public final class SQLiteAuditStore: AuditStore {
                 // Reading the schema back catches a file that is not a database before anything relies on it.
                 _ = try Int.fetchOne(db, sql: "SELECT count(*) FROM audit_checkpoints")
             }
+            // GRDB sets `synchronous = NORMAL` on the writer when it enables WAL (after `prepareDatabase`),
+            // which syncs only at checkpoints: a commit could be lost on power failure. Every append must
+            // be durable before the action it records, so the writer connection goes back to FULL, and
+            // that is checked rather than assumed.
+            let level = try pool.writeWithoutTransaction { db -> Int in
+                try db.execute(sql: "PRAGMA synchronous = FULL")
+                return try Int.fetchOne(db, sql: "PRAGMA synchronous") ?? 0
+            }
+            guard level >= 2 else {
+                throw AuditError(
+                    code: .systemCall, message: "\(path): SQLite refused synchronous=FULL; events would not be durable")
+            }
         } catch {
             throw Self.describe(error, path: path, action: "open")
         }
