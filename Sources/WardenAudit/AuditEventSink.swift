@@ -79,7 +79,10 @@ public struct AuditEventSink: EventSink {
             let (store, signer) = try Self.open(stateDirectory, location: location)
             // A run's last event is signed at once, so the head anchor covers every finished run.
             let ends = events.contains { $0.kind == .exited || $0.kind == .stopped }
-            let policy = ends ? CheckpointPolicy(everyEvents: 1, everySeconds: 0) : CheckpointPolicy()
+            // Mid-run events rely on the count rule only: signing (and writing the head anchor) at a
+            // run's first event would add to every run's start-up.
+            let policy =
+                ends ? CheckpointPolicy(everyEvents: 1, everySeconds: 0) : CheckpointPolicy(everySeconds: 86_400 * 365)
             let drafts = events.map(Self.draft)
             let result: (events: [AuditEvent], checkpoint: AuditCheckpoint?)
             if let sqlite = store as? SQLiteAuditStore {

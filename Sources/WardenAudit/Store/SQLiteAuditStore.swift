@@ -30,7 +30,13 @@ public final class SQLiteAuditStore: AuditStore {
     public init(path: String) throws(AuditError) {
         self.path = path
         var configuration = Configuration()
-        configuration.busyMode = .timeout(30)
+        // Writers from several processes (the supervisor, `warden stop`) take turns on one write lock.
+        // SQLite's own timeout sleeps in growing steps of up to 100 ms, which would land on a stop's
+        // latency; retrying every 0.2 ms waits only as long as the other transaction (up to ~30 s).
+        configuration.busyMode = .callback { tries in
+            usleep(200)
+            return tries < 150_000
+        }
         configuration.prepareDatabase { db in
             try db.execute(sql: "PRAGMA synchronous = FULL")
         }
@@ -45,10 +51,17 @@ public final class SQLiteAuditStore: AuditStore {
         }
         do {
             pool = try DatabasePool(path: path, configuration: configuration)
-            try pool.write { db in
-                try db.execute(sql: Self.schema)
-                // Reading the schema back catches a file that is not a database before anything relies on it.
-                _ = try Int.fetchOne(db, sql: "SELECT count(*) FROM audit_checkpoints")
+            // Reading the schema first catches a file that is not a database, and spares every process
+            // after the first a write transaction (and its sync) just to create what exists.
+            let tables = try pool.read { db in
+                try Int.fetchOne(
+                    db,
+                    sql:
+                        "SELECT count(*) FROM sqlite_master WHERE type IN ('table', 'index') AND name IN ('audit_events', 'audit_checkpoints', 'plain_events', 'audit_events_by_run', 'plain_events_by_run')"
+                ) ?? 0
+            }
+            if tables < 5 {
+                try pool.write { db in try db.execute(sql: Self.schema) }
             }
             // GRDB sets `synchronous = NORMAL` on the writer when it enables WAL (after `prepareDatabase`),
             // which syncs only at checkpoints: a commit could be lost on power failure. Every append must
