@@ -42,6 +42,8 @@ echo "processes left in the agent's PID namespace: $left"
 [ "$before" = "$after" ] && echo "heartbeats: frozen (nothing is writing them)" || { echo "heartbeats: STILL MOVING"; left=1; }
 echo "== events recorded"
 "$warden" events "$id"
+echo "== the record is tamper-evident (hash chain + signed checkpoints)"
+"$warden" audit verify || left=1
 if [ "$left" -eq 0 ]; then
     echo "RESULT: the adversary was stopped; nothing of it survived."
 else
