@@ -96,12 +96,20 @@ public final class PostgresAuditStore: AuditStore {
     }
 
     static func reason(_ error: any Error) -> String {
+        var text = "\(error)"
         if let psql = error as? PSQLError {
             if let message = psql.serverInfo?[.message] { return message }
-            if let underlying = psql.underlying { return "\(underlying)" }
-            return "\(psql.code)"
+            text = psql.underlying.map { "\($0)" } ?? "\(psql.code)"
         }
-        return "\(error)"
+        // NIO's connection errors are long and nested; the cause is what an operator needs.
+        for (needle, short) in [
+            ("Connection refused", "connection refused"), ("No route to host", "no route to host"),
+            ("Network is unreachable", "network unreachable"), ("timed out", "connection timed out"),
+            ("Name or service not known", "unknown host"), ("UnknownHost", "unknown host"),
+        ] where text.contains(needle) {
+            return short
+        }
+        return text
     }
 
     func fail(_ error: any Error, _ action: String) -> AuditError {
