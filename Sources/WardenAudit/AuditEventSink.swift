@@ -140,7 +140,3 @@ public struct AuditEventSink: EventSink {
             timeNanoseconds: event.draft.timeNanoseconds)
     }
 }
-
-extension AuditError {
-    var asError: any Error { wardenError }
-}

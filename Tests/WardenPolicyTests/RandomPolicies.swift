@@ -1,25 +1,17 @@
 import Foundation
 
+@testable import WardenPolicy
+
 /// Deterministic random Cedar policy sets, entities and requests for differential testing.
 ///
 /// The generator aims at the corners where implementations disagree: type errors, missing attributes and
 /// entities, overflow, extension constructors with bad input, deep hierarchies, `like` with escapes,
 /// tags, and short-circuiting that hides (or does not hide) an error.
 struct RandomPolicies {
-    struct SplitMix64: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
+    /// The benchmark workloads' SplitMix64: same seed, same sequence.
+    var rng: PolicyWorkload.Random
 
-    var rng: SplitMix64
-
-    init(seed: UInt64) { rng = SplitMix64(state: seed) }
+    init(seed: UInt64) { rng = PolicyWorkload.Random(state: seed) }
 
     mutating func chance(_ p: Double) -> Bool { Double.random(in: 0..<1, using: &rng) < p }
     mutating func int(_ range: ClosedRange<Int>) -> Int { Int.random(in: range, using: &rng) }

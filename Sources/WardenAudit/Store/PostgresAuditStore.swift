@@ -139,8 +139,6 @@ public final class PostgresAuditStore: AuditStore {
 
     typealias EventRow = (Int64, Int64, String?, String, String, String, String?, String, String, String)
 
-    static func stored(_ r: EventRow) -> StoredEvent { stored(r, parse: true) }
-
     static func stored(_ r: EventRow, parse: Bool) -> StoredEvent {
         let draft = AuditDraft(
             kind: r.3, actor: r.4, subject: r.5, run: r.2, decision: r.6,
@@ -238,14 +236,19 @@ public final class PostgresAuditStore: AuditStore {
         }
     }
 
-    public func events(from: Int64, through: Int64?, limit: Int?) async throws(AuditError) -> [StoredEvent] {
+    /// Events matching `condition` (with `$n` placeholders for `binds`); `parse: false` leaves
+    /// `details` undecoded.
+    func fetchEvents(where condition: String, _ binds: PostgresBindings, parse: Bool) async throws(AuditError)
+        -> [StoredEvent]
+    {
         do {
             return try await session.run { c, log in
                 let rows = try await c.query(
-                    "SELECT seq, time_ns, run, kind, actor, subject, decision, details, prev_hash, hash FROM audit_events WHERE seq >= \(from) AND seq <= \(through ?? Int64.max) ORDER BY seq LIMIT \(Int64(limit ?? Int(Int32.max)))",
+                    PostgresQuery(
+                        unsafeSQL: "SELECT \(Self.eventColumns) FROM audit_events WHERE \(condition)", binds: binds),
                     logger: log)
                 var out: [StoredEvent] = []
-                for try await r in rows.decode(EventRow.self) { out.append(Self.stored(r)) }
+                for try await r in rows.decode(EventRow.self) { out.append(Self.stored(r, parse: parse)) }
                 return out
             }
         } catch {
@@ -253,19 +256,22 @@ public final class PostgresAuditStore: AuditStore {
         }
     }
 
+    static func rangeBinds(_ from: Int64, _ through: Int64?, _ limit: Int?) -> PostgresBindings {
+        var binds = PostgresBindings(capacity: 3)
+        binds.append(from)
+        binds.append(through ?? Int64.max)
+        binds.append(Int64(limit ?? Int(Int32.max)))
+        return binds
+    }
+
+    static let rangeCondition = "seq >= $1 AND seq <= $2 ORDER BY seq LIMIT $3"
+
+    public func events(from: Int64, through: Int64?, limit: Int?) async throws(AuditError) -> [StoredEvent] {
+        try await fetchEvents(where: Self.rangeCondition, Self.rangeBinds(from, through, limit), parse: true)
+    }
+
     public func rawEvents(from: Int64, through: Int64?, limit: Int?) async throws(AuditError) -> [StoredEvent] {
-        do {
-            return try await session.run { c, log in
-                let rows = try await c.query(
-                    "SELECT seq, time_ns, run, kind, actor, subject, decision, details, prev_hash, hash FROM audit_events WHERE seq >= \(from) AND seq <= \(through ?? Int64.max) ORDER BY seq LIMIT \(Int64(limit ?? Int(Int32.max)))",
-                    logger: log)
-                var out: [StoredEvent] = []
-                for try await r in rows.decode(EventRow.self) { out.append(Self.stored(r, parse: false)) }
-                return out
-            }
-        } catch {
-            throw fail(error, "read")
-        }
+        try await fetchEvents(where: Self.rangeCondition, Self.rangeBinds(from, through, limit), parse: false)
     }
 
     public func plainRows(from: Int64, limit: Int) async throws(AuditError) -> Int {
@@ -289,18 +295,9 @@ public final class PostgresAuditStore: AuditStore {
     }
 
     public func events(run: String) async throws(AuditError) -> [StoredEvent] {
-        do {
-            return try await session.run { c, log in
-                let rows = try await c.query(
-                    "SELECT seq, time_ns, run, kind, actor, subject, decision, details, prev_hash, hash FROM audit_events WHERE run = \(run) ORDER BY seq",
-                    logger: log)
-                var out: [StoredEvent] = []
-                for try await r in rows.decode(EventRow.self) { out.append(Self.stored(r)) }
-                return out
-            }
-        } catch {
-            throw fail(error, "read")
-        }
+        var binds = PostgresBindings(capacity: 1)
+        binds.append(run)
+        return try await fetchEvents(where: "run = $1 ORDER BY seq", binds, parse: true)
     }
 
     public func checkpoints() async throws(AuditError) -> [AuditCheckpoint] {

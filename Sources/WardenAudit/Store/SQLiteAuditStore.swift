@@ -149,20 +149,27 @@ public final class SQLiteAuditStore: AuditStore {
         }
     }
 
+    /// One append: read the tip, extend the chain, insert, all under the write lock.
+    static func appendTransaction(
+        _ db: Database, _ drafts: [AuditDraft], signer: CheckpointSigner?, policy: CheckpointPolicy
+    ) throws -> (events: [AuditEvent], checkpoint: AuditCheckpoint?) {
+        var result: (events: [AuditEvent], checkpoint: AuditCheckpoint?) = ([], nil)
+        try db.inTransaction(.immediate) {
+            let extended = try AuditChain.extend(try tip(db), with: drafts, signer: signer, policy: policy)
+            try insert(extended.events, checkpoint: extended.checkpoint, into: db)
+            result = (extended.events.map(\.event), extended.checkpoint)
+            return .commit
+        }
+        return result
+    }
+
     /// Synchronous append, for callers outside Swift concurrency (the supervisor's event sink).
     public func appendNow(_ drafts: [AuditDraft], signer: CheckpointSigner?, policy: CheckpointPolicy)
         throws(AuditError) -> (events: [AuditEvent], checkpoint: AuditCheckpoint?)
     {
         do {
             return try pool.writeWithoutTransaction { db in
-                var result: (events: [AuditEvent], checkpoint: AuditCheckpoint?) = ([], nil)
-                try db.inTransaction(.immediate) {
-                    let extended = try AuditChain.extend(try Self.tip(db), with: drafts, signer: signer, policy: policy)
-                    try Self.insert(extended.events, checkpoint: extended.checkpoint, into: db)
-                    result = (extended.events.map(\.event), extended.checkpoint)
-                    return .commit
-                }
-                return result
+                try Self.appendTransaction(db, drafts, signer: signer, policy: policy)
             }
         } catch let error as AuditError {
             throw error
@@ -177,14 +184,7 @@ public final class SQLiteAuditStore: AuditStore {
     {
         do {
             return try await pool.writeWithoutTransaction { db in
-                var result: (events: [AuditEvent], checkpoint: AuditCheckpoint?) = ([], nil)
-                try db.inTransaction(.immediate) {
-                    let extended = try AuditChain.extend(try Self.tip(db), with: drafts, signer: signer, policy: policy)
-                    try Self.insert(extended.events, checkpoint: extended.checkpoint, into: db)
-                    result = (extended.events.map(\.event), extended.checkpoint)
-                    return .commit
-                }
-                return result
+                try Self.appendTransaction(db, drafts, signer: signer, policy: policy)
             }
         } catch let error as AuditError {
             throw error
@@ -192,8 +192,6 @@ public final class SQLiteAuditStore: AuditStore {
             throw Self.describe(error, path: path, action: "append to")
         }
     }
-
-    static func stored(_ row: Row) -> StoredEvent { stored(row, parse: true) }
 
     /// Columns in the order `stored(_:parse:)` reads them by index (name lookups dominate otherwise).
     static let eventColumns = "seq, time_ns, run, kind, actor, subject, decision, details, prev_hash, hash"
@@ -208,62 +206,35 @@ public final class SQLiteAuditStore: AuditStore {
             canonicalDetails: details)
     }
 
+    static let rangeCondition = "seq >= ? AND seq <= ? ORDER BY seq LIMIT ?"
+    static let runCondition = "run = ? ORDER BY seq"
+
+    /// Events matching `condition`, read with a cursor (straight from the statement; `fetchAll` would
+    /// copy every row first). `parse: false` leaves `details` undecoded.
+    static func fetchEvents(_ db: Database, _ condition: String, _ arguments: StatementArguments, parse: Bool) throws
+        -> [StoredEvent]
+    {
+        let cursor = try Row.fetchCursor(
+            db, sql: "SELECT \(eventColumns) FROM audit_events WHERE \(condition)", arguments: arguments)
+        var out: [StoredEvent] = []
+        while let row = try cursor.next() { out.append(stored(row, parse: parse)) }
+        return out
+    }
+
     public func events(from: Int64, through: Int64?, limit: Int?) async throws(AuditError) -> [StoredEvent] {
         do {
             return try await pool.read { db in
-                try Row.fetchAll(
-                    db,
-                    sql:
-                        "SELECT \(Self.eventColumns) FROM audit_events WHERE seq >= ? AND seq <= ? ORDER BY seq LIMIT ?",
-                    arguments: [from, through ?? Int64.max, limit ?? -1]
-                ).map(Self.stored)
+                try Self.fetchEvents(db, Self.rangeCondition, [from, through ?? Int64.max, limit ?? -1], parse: true)
             }
         } catch {
             throw Self.describe(error, path: path, action: "read")
         }
     }
 
-    /// Calls `body` with successive pages of events in order (bounded memory for verify and export).
-    public func forEachPage(
-        from: Int64, through: Int64?, pageSize: Int = 10_000, _ body: ([StoredEvent]) throws(AuditError) -> Void
-    )
-        throws(AuditError)
-    {
-        var next = from
-        while true {
-            let page: [StoredEvent]
-            do {
-                page = try pool.read { db in
-                    try Row.fetchAll(
-                        db,
-                        sql:
-                            "SELECT \(Self.eventColumns) FROM audit_events WHERE seq >= ? AND seq <= ? ORDER BY seq LIMIT ?",
-                        arguments: [next, through ?? Int64.max, pageSize]
-                    ).map(Self.stored)
-                }
-            } catch {
-                throw Self.describe(error, path: path, action: "read")
-            }
-            if page.isEmpty { return }
-            try body(page)
-            guard let last = page.last?.event.sequence, page.count == pageSize else { return }
-            next = last + 1
-        }
-    }
-
     public func rawEvents(from: Int64, through: Int64?, limit: Int?) async throws(AuditError) -> [StoredEvent] {
         do {
             return try await pool.read { db in
-                // A cursor reads each row straight from the statement (fetchAll would copy every row first).
-                let cursor = try Row.fetchCursor(
-                    db,
-                    sql:
-                        "SELECT \(Self.eventColumns) FROM audit_events WHERE seq >= ? AND seq <= ? ORDER BY seq LIMIT ?",
-                    arguments: [from, through ?? Int64.max, limit ?? -1])
-                var out: [StoredEvent] = []
-                out.reserveCapacity(limit ?? 1024)
-                while let row = try cursor.next() { out.append(Self.stored(row, parse: false)) }
-                return out
+                try Self.fetchEvents(db, Self.rangeCondition, [from, through ?? Int64.max, limit ?? -1], parse: false)
             }
         } catch {
             throw Self.describe(error, path: path, action: "read")
@@ -361,13 +332,7 @@ public final class SQLiteAuditStore: AuditStore {
 
     public func events(run: String) async throws(AuditError) -> [StoredEvent] {
         do {
-            return try await pool.read { db in
-                try Row.fetchAll(
-                    db, sql: "SELECT \(Self.eventColumns) FROM audit_events WHERE run = ? ORDER BY seq",
-                    arguments: [run]
-                )
-                .map(Self.stored)
-            }
+            return try await pool.read { db in try Self.fetchEvents(db, Self.runCondition, [run], parse: true) }
         } catch {
             throw Self.describe(error, path: path, action: "read")
         }
@@ -376,13 +341,7 @@ public final class SQLiteAuditStore: AuditStore {
     /// Synchronous read of one run's events (for `warden events` and the registry).
     public func eventsNow(run: String) throws(AuditError) -> [StoredEvent] {
         do {
-            return try pool.read { db in
-                try Row.fetchAll(
-                    db, sql: "SELECT \(Self.eventColumns) FROM audit_events WHERE run = ? ORDER BY seq",
-                    arguments: [run]
-                )
-                .map(Self.stored)
-            }
+            return try pool.read { db in try Self.fetchEvents(db, Self.runCondition, [run], parse: true) }
         } catch {
             throw Self.describe(error, path: path, action: "read")
         }

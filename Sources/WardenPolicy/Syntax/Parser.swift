@@ -39,13 +39,6 @@ struct Parser {
         return uid
     }
 
-    static func parseExpression(_ text: String) throws(PolicyParseError) -> Expr {
-        var parser = Parser(tokens: try Lexer.tokenize(text))
-        let expr = try parser.parseExpr()
-        guard parser.current.kind == .end else { throw parser.error("unexpected text after the expression") }
-        return expr
-    }
-
     // MARK: - Tokens
 
     private var current: Token { tokens[position] }
