@@ -43,7 +43,6 @@ struct AuditBadInputTests {
     }
 
     @Test func anUnreachableServerIsAClearErrorAndNothingRuns() async throws {
-        let start = Date()
         let error = await #expect(throws: AuditError.self) {
             _ = try await AuditStores.open(
                 location: "postgres://warden@127.0.0.1:1/warden", stateDirectory: "/var/tmp/warden-tests")
@@ -51,7 +50,13 @@ struct AuditBadInputTests {
         #expect(
             error?.message.hasPrefix("cannot connect to postgres://warden@127.0.0.1:1/warden") == true,
             "\(error?.message ?? "")")
-        #expect(Date().timeIntervalSince(start) < 15)
+        // How fast it fails is measured on the CLI in its own process: inside this test process, other
+        // tests' blocking waits can hold Swift's cooperative threads and delay any async test for seconds.
+        let harness = try WardenHarness()
+        let cliStart = Date()
+        let cli = try harness.run(["audit", "verify", "--store", "postgres://warden@127.0.0.1:1/warden"])
+        #expect(cli.standardError.hasPrefix("warden: cannot connect to postgres://warden@127.0.0.1:1/warden"))
+        #expect(Date().timeIntervalSince(cliStart) < 15)
         for bad in ["postgres://", "mysql://x/y", "postgres://h/db?sslmode=sometimes"] {
             await #expect(throws: AuditError.self) {
                 _ = try await AuditStores.open(location: bad, stateDirectory: "/var/tmp/warden-tests")

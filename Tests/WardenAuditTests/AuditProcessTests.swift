@@ -27,6 +27,25 @@ struct AuditProcessTests {
         return (process, out)
     }
 
+    /// Runs blocking work (pipe reads, process waits) on its own thread: blocking Swift's cooperative
+    /// pool for seconds would starve every other test in the process, including their timeouts.
+    static func offPool<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
+        await withCheckedContinuation { continuation in
+            Thread { continuation.resume(returning: body()) }.start()
+        }
+    }
+
+    /// Reads the acknowledged sequence numbers until the writer's output ends, then waits for it.
+    static func finish(_ process: Process, _ pipe: Pipe) async -> [Int64] {
+        nonisolated(unsafe) let process = process
+        nonisolated(unsafe) let pipe = pipe
+        return await offPool {
+            let seen = acknowledged(pipe)
+            process.waitUntilExit()
+            return seen
+        }
+    }
+
     static func acknowledged(_ pipe: Pipe) -> [Int64] {
         let text = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         // Only whole lines: a number cut by the kill was never acknowledged.
@@ -42,10 +61,9 @@ struct AuditProcessTests {
         for round in 0..<8 {
             let (process, pipe) = try Self.startWriter(
                 harness, store: fixture.location, count: 1_000_000, writers: 8, tag: "r\(round)")
-            usleep(UInt32.random(in: 150_000...400_000))
+            try await Task.sleep(nanoseconds: UInt64.random(in: 150_000_000...400_000_000))
             kill(process.processIdentifier, SIGKILL)
-            let seen = Self.acknowledged(pipe)
-            process.waitUntilExit()
+            let seen = await Self.finish(process, pipe)
             #expect(process.terminationReason == .uncaughtSignal)
             acknowledged += seen
         }
@@ -71,8 +89,7 @@ struct AuditProcessTests {
         }
         var all: [Int64] = []
         for (process, pipe) in writers {
-            all += Self.acknowledged(pipe)
-            process.waitUntilExit()
+            all += await Self.finish(process, pipe)
             #expect(process.terminationStatus == 0)
         }
         #expect(all.count == 1200)
@@ -83,7 +100,7 @@ struct AuditProcessTests {
         #expect(report.eventsChecked == 1200)
     }
 
-    @Test func verifyCommandNamesTheFirstBadEventAndExitsNonZero() async throws {
+    @Test func verifyCommandNamesTheFirstBadEventAndExitsNonZero() throws {
         let harness = try WardenHarness()
         // Three processes: checkpoints at 10, 20 and 30 (each process signs its tail on close).
         for _ in 0..<3 {
@@ -115,10 +132,13 @@ struct AuditProcessTests {
         let harness = try WardenHarness()
         let profile = harness.root + "/profile.toml"
         try harness.write("audit_store = \"\(fixture.location)\"\n", to: profile)
-        let id = try harness.start(["--profile", profile], command: ["/bin/sleep", "60"])
-        let stop = try harness.run(["stop", id, "--grace", "1s"])
+        let (id, stop, events) = try await Self.offPool {
+            Result { () throws -> (String, CommandResult, CommandResult) in
+                let id = try harness.start(["--profile", profile], command: ["/bin/sleep", "60"])
+                return (id, try harness.run(["stop", id, "--grace", "1s"]), try harness.run(["events", id]))
+            }
+        }.get()
         #expect(stop.status == 0, "\(stop.standardError)")
-        let events = try harness.run(["events", id])
         #expect(events.standardOutput.contains("started"))
         #expect(events.standardOutput.contains("stopped"))
         let store = try await AuditStores.open(location: fixture.location, stateDirectory: fixture.stateDirectory)
