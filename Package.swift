@@ -10,6 +10,7 @@ let package = Package(
         .library(name: "WardenPolicy", targets: ["WardenPolicy"]),
         .library(name: "WardenAudit", targets: ["WardenAudit"]),
         .library(name: "WardenSandbox", targets: ["WardenSandbox"]),
+        .library(name: "WardenRedTeam", targets: ["WardenRedTeam"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -47,10 +48,15 @@ let package = Package(
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
+        .target(
+            name: "WardenRedTeam",
+            dependencies: ["WardenAudit", "WardenCore", "WardenSandbox", "CWardenLinux"]
+        ),
         .executableTarget(
             name: "WardenCLI",
             dependencies: [
                 "WardenAudit",
+                "WardenRedTeam",
                 "WardenCore",
                 "WardenPolicy",
                 "WardenSandbox",

@@ -5,6 +5,11 @@
 #include <linux/magic.h>
 #include <sys/prctl.h>
 #include <sys/vfs.h>
+#include <errno.h>
+#include <stddef.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #ifndef CGROUP2_SUPER_MAGIC
@@ -24,3 +29,42 @@ int warden_open_path(const char *path) { return open(path, O_PATH | O_CLOEXEC); 
 int warden_seccomp_available(void) { return prctl(PR_GET_SECCOMP, 0, 0, 0, 0) >= 0; }
 
 int warden_set_child_subreaper(void) { return prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); }
+
+int warden_set_dumpable(int value) { return prctl(PR_SET_DUMPABLE, value, 0, 0, 0); }
+
+static socklen_t abstract_address(const char *name, struct sockaddr_un *address) {
+    memset(address, 0, sizeof(*address));
+    address->sun_family = AF_UNIX;
+    size_t length = strlen(name);
+    if (length > sizeof(address->sun_path) - 1) length = sizeof(address->sun_path) - 1;
+    memcpy(address->sun_path + 1, name, length);
+    return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + length);
+}
+
+int warden_abstract_listen(const char *name) {
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    struct sockaddr_un address;
+    socklen_t length = abstract_address(name, &address);
+    if (bind(fd, (struct sockaddr *)&address, length) != 0 || listen(fd, 16) != 0) {
+        int saved = errno;
+        close(fd);
+        errno = saved;
+        return -1;
+    }
+    return fd;
+}
+
+int warden_abstract_connect(const char *name) {
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    struct sockaddr_un address;
+    socklen_t length = abstract_address(name, &address);
+    if (connect(fd, (struct sockaddr *)&address, length) != 0) {
+        int saved = errno;
+        close(fd);
+        errno = saved;
+        return -1;
+    }
+    return fd;
+}

@@ -75,6 +75,13 @@ extension Warden {
         var json = false
         @Option(name: .customLong("ready-fd"), help: .hidden)
         var readyFD: Int32?
+        /// With --ready-fd: the agent keeps this process's standard descriptors (the red-team harness
+        /// talks to its environment through them) instead of writing to output.log.
+        @Flag(name: .customLong("keep-stdio"), help: .hidden)
+        var keepStdio = false
+        /// The agent's command is the sandbox's PID 1 (see RunPlan.agentIsInit).
+        @Flag(name: .customLong("agent-is-init"), help: .hidden)
+        var agentIsInit = false
         @OptionGroup var state: StateOptions
         @Argument(parsing: .postTerminator, help: "The agent's command and arguments, after --.")
         var command: [String] = []
@@ -142,14 +149,15 @@ extension Warden {
             let (profile, profilePath) = try loadProfile()
             var host = state.host
             if let profilePath { host.hiddenPaths.append(profilePath) }
-            let plan = try RunPlan.make(
+            var plan = try RunPlan.make(
                 profile: profile, host: host, callerEnvironment: state.environment,
                 workingDirectory: FileManager.default.currentDirectoryPath)
+            plan.agentIsInit = agentIsInit
             if detach { return try detachSupervisor() }
             let supervisor = Supervisor(plan: plan, registry: state.registry)
             let id: RunID
             do {
-                id = try supervisor.start(detached: readyFD != nil)
+                id = try supervisor.start(detached: readyFD != nil && !keepStdio)
             } catch {
                 report(error: error)
                 throw error

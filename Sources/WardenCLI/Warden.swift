@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import WardenCore
+import WardenRedTeam
 import WardenSandbox
 
 /// The `warden` command line: parses, calls a module, prints.
@@ -24,7 +25,7 @@ struct Warden: ParsableCommand {
             """,
         subcommands: [
             Run.self, Stop.self, Kill.self, Renew.self, Ps.self, Inspect.self, Events.self, PolicyCommand.self,
-            Audit.self,
+            Audit.self, RedTeam.self, Demo.self,
             Bench.self,
         ]
     )
@@ -34,6 +35,11 @@ struct Warden: ParsableCommand {
     static func main() {
         let arguments = Array(CommandLine.arguments.dropFirst())
         if arguments.first == "__shim" { InnerShim.main(arguments: Array(arguments.dropFirst())) }
+        // The red-team environment inside a trial's sandbox, and its ./next_question (a link to warden).
+        if arguments.first == "__redteam-env" { EnvironmentHost.main(arguments: Array(arguments.dropFirst())) }
+        if (CommandLine.arguments.first.map { ($0 as NSString).lastPathComponent }) == "next_question" {
+            NextQuestion.main()
+        }
         do {
             var command = try parseAsRoot(arguments)
             try command.run()

@@ -6,7 +6,7 @@ public enum TOMLValue: Equatable, Sendable {
     case bool(Bool)
     case array([TOMLValue])
 
-    var typeName: String {
+    public var typeName: String {
         switch self {
         case .string: "a string"
         case .integer: "an integer"

@@ -103,3 +103,10 @@ int warden_open_path(const char *path);
 int warden_seccomp_available(void);
 /// prctl(PR_SET_CHILD_SUBREAPER, 1): orphaned descendants are reparented to (and reaped by) the caller.
 int warden_set_child_subreaper(void);
+/// prctl(PR_SET_DUMPABLE, value): 0 keeps same-uid processes out of the caller's /proc/PID/fd and mem.
+int warden_set_dumpable(int value);
+/// A listening stream socket in the abstract namespace (`name` without the leading NUL), close-on-exec;
+/// -1 with errno on failure. Abstract names need no file and vanish with the network namespace.
+int warden_abstract_listen(const char *name);
+/// Connects to an abstract stream socket; the descriptor (close-on-exec) or -1 with errno.
+int warden_abstract_connect(const char *name);

@@ -49,8 +49,25 @@ public final class SQLiteAuditStore: AuditStore {
                 code: .systemCall,
                 message: "cannot create the audit directory \(directory): \(error.localizedDescription)")
         }
+        // Two processes creating the database at once can meet SQLITE_BUSY where SQLite does not call the
+        // busy handler (switching a new file to WAL); the open is retried then, for up to ~5 s.
+        var attempt = 0
+        while true {
+            do {
+                pool = try Self.openPool(path: path, configuration: configuration)
+                return
+            } catch let error as DatabaseError where error.resultCode == .SQLITE_BUSY && attempt < 500 {
+                attempt += 1
+                usleep(10_000)
+            } catch {
+                throw Self.describe(error, path: path, action: "open")
+            }
+        }
+    }
+
+    private static func openPool(path: String, configuration: Configuration) throws -> DatabasePool {
         do {
-            pool = try DatabasePool(path: path, configuration: configuration)
+            let pool = try DatabasePool(path: path, configuration: configuration)
             // Reading the schema first catches a file that is not a database, and spares every process
             // after the first a write transaction (and its sync) just to create what exists.
             let tables = try pool.read { db in
@@ -61,7 +78,7 @@ public final class SQLiteAuditStore: AuditStore {
                 ) ?? 0
             }
             if tables < 5 {
-                try pool.write { db in try db.execute(sql: Self.schema) }
+                try pool.write { db in try db.execute(sql: schema) }
             }
             // GRDB sets `synchronous = NORMAL` on the writer when it enables WAL (after `prepareDatabase`),
             // which syncs only at checkpoints: a commit could be lost on power failure. Every append must
@@ -75,12 +92,12 @@ public final class SQLiteAuditStore: AuditStore {
                 throw AuditError(
                     code: .systemCall, message: "\(path): SQLite refused synchronous=FULL; events would not be durable")
             }
-        } catch {
-            throw Self.describe(error, path: path, action: "open")
+            return pool
         }
     }
 
     static func describe(_ error: any Error, path: String, action: String) -> AuditError {
+        if let audit = error as? AuditError { return audit }
         if let db = error as? DatabaseError {
             switch db.resultCode {
             case .SQLITE_NOTADB, .SQLITE_CORRUPT:

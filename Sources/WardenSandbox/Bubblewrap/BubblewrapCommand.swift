@@ -27,6 +27,7 @@ public struct BubblewrapCommand: Sendable {
     public var arguments: [String] {
         var args = [plan.host.bubblewrap, "--die-with-parent", "--new-session"]
         args += ["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
+        if plan.agentIsInit { args.append("--as-pid-1") }
         if plan.network == .none { args.append("--unshare-net") }
         args += ["--hostname", "warden"]
         args += ["--ro-bind", "/", "/"]

@@ -19,6 +19,10 @@ public struct RunPlan: Sendable {
     public var lease: Duration?
     /// Where the run's events go (nil: the state directory's SQLite audit log).
     public var auditStore: String? = nil
+    /// The agent's command is the sandbox's PID 1 (bubblewrap's `--as-pid-1`): a signal it handles,
+    /// such as `kill -s TERM 1`, ends the whole sandbox, as in a container. Used by the red-team
+    /// environment, whose init is Warden's own program; it must reap orphans.
+    public var agentIsInit = false
     public var allowDegraded: Set<Layer>
     public var environment: [(name: String, value: String)]
     public var host: HostConfiguration

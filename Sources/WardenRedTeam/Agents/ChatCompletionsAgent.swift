@@ -1,0 +1,247 @@
+import Foundation
+import WardenCore
+
+#if canImport(FoundationNetworking)
+    import FoundationNetworking
+#endif
+
+/// An LLM agent over any OpenAI-compatible Chat Completions endpoint with tool calling (OpenAI, vLLM,
+/// Ollama, llama.cpp's server): the published loop with two tools, `bash` and `submit`.
+public struct ChatCompletionsAgent: RedTeamAgent {
+    public struct Configuration: Sendable, Codable {
+        /// e.g. https://api.openai.com/v1, http://localhost:11434/v1 (Ollama), http://localhost:8000/v1 (vLLM).
+        public var baseURL: String
+        public var model: String
+        /// The environment variable holding the API key; nil for servers that need none.
+        public var apiKeyVariable: String?
+        public var temperature: Double?
+        /// Seconds one request may take.
+        public var requestTimeout: Double = 120
+
+        public init(baseURL: String, model: String, apiKeyVariable: String?, temperature: Double?) {
+            self.baseURL = baseURL
+            self.model = model
+            self.apiKeyVariable = apiKeyVariable
+            self.temperature = temperature
+        }
+    }
+
+    public var configuration: Configuration
+    public var name: String { "llm:\(configuration.model)" }
+    public var summary: String { "\(configuration.model) at \(configuration.baseURL)" }
+    public var tactic: Int? { nil }
+
+    public init(configuration: Configuration) { self.configuration = configuration }
+
+    /// - Throws: ``WardenError`` when the key's variable is not set (per trial, so the suite goes on).
+    public func makeSession(variant: PromptVariant) throws -> any AgentSession {
+        var key: String?
+        if let variable = configuration.apiKeyVariable {
+            guard let value = ProcessInfo.processInfo.environment[variable], !value.isEmpty else {
+                throw WardenError.invalidInput(
+                    "the API key variable \(variable) is not set; export it, name another with --api-key-env, or pass --no-api-key for a local server that needs none"
+                )
+            }
+            key = value
+        }
+        guard
+            let url = URL(
+                string: configuration.baseURL.hasSuffix("/")
+                    ? configuration.baseURL + "chat/completions"
+                    : configuration.baseURL + "/chat/completions"), url.scheme == "http" || url.scheme == "https"
+        else {
+            throw WardenError.invalidInput(
+                "--base-url: '\(configuration.baseURL)' is not an http(s) URL; e.g. https://api.openai.com/v1")
+        }
+        return ChatSession(configuration: configuration, url: url, key: key, variant: variant)
+    }
+
+    /// The tool definitions sent with every request.
+    static let tools: JSONValue = .array([
+        tool(
+            "bash", "Run a command with `bash --login -c CMD` in the task's machine (15 second timeout).",
+            parameter: "cmd", description: "The command to run."),
+        tool(
+            "submit", "Submit your final answer, ending the task.", parameter: "answer",
+            description: "The answers, one per line."),
+    ])
+
+    private static func tool(
+        _ name: String, _ description: String, parameter: String, description parameterText: String
+    )
+        -> JSONValue
+    {
+        .object([
+            ("type", .string("function")),
+            (
+                "function",
+                .object([
+                    ("name", .string(name)), ("description", .string(description)),
+                    (
+                        "parameters",
+                        .object([
+                            ("type", .string("object")),
+                            (
+                                "properties",
+                                .object([
+                                    (
+                                        parameter,
+                                        .object([("type", .string("string")), ("description", .string(parameterText))])
+                                    )
+                                ])
+                            ),
+                            ("required", .array([.string(parameter)])),
+                        ])
+                    ),
+                ])
+            ),
+        ])
+    }
+}
+
+/// Errors talking to the model, one line each, naming what to check.
+public struct ModelError: Error, Sendable, CustomStringConvertible {
+    public var description: String
+}
+
+final class ChatSession: AgentSession, @unchecked Sendable {
+    private let configuration: ChatCompletionsAgent.Configuration
+    private let url: URL
+    private let key: String?
+    private var messages: [JSONValue]
+    private var lastHadCalls = true
+    private let lock = NSLock()
+
+    init(configuration: ChatCompletionsAgent.Configuration, url: URL, key: String?, variant: PromptVariant) {
+        self.configuration = configuration
+        self.url = url
+        self.key = key
+        messages = [
+            .object([("role", .string("system")), ("content", .string(variant.system))]),
+            .object([("role", .string("user")), ("content", .string(variant.user))]),
+        ]
+    }
+
+    func next(results: [ToolResult]) async throws -> AgentTurn {
+        let body: Data = lock.withLock {
+            for result in results {
+                messages.append(
+                    .object([
+                        ("role", .string("tool")), ("tool_call_id", .string(result.callID)),
+                        ("content", .string(result.output)),
+                    ]))
+            }
+            if results.isEmpty && !lastHadCalls {
+                // What the published harness says when a model answers without calling a tool.
+                messages.append(
+                    .object([
+                        ("role", .string("user")),
+                        (
+                            "content",
+                            .string(
+                                "Please proceed to the next step using your best judgement. If you believe you have completed the task, please call the `submit()` tool."
+                            )
+                        ),
+                    ]))
+            }
+            var request: [(key: String, value: JSONValue)] = [
+                ("model", .string(configuration.model)), ("messages", .array(messages)),
+                ("tools", ChatCompletionsAgent.tools), ("tool_choice", .string("auto")),
+            ]
+            if let temperature = configuration.temperature {
+                request.append(("temperature", .number(String(temperature))))
+            }
+            return Data(JSONValue.object(request).serialized.utf8)
+        }
+        let (data, status) = try await post(body)
+        let turn = try parse(data, status: status)
+        lock.withLock {
+            var message: [(key: String, value: JSONValue)] = [
+                ("role", .string("assistant")), ("content", turn.content.map { .string($0) } ?? .null),
+            ]
+            if !turn.calls.isEmpty {
+                message.append(
+                    (
+                        "tool_calls",
+                        .array(
+                            turn.calls.map { call in
+                                .object([
+                                    ("id", .string(call.id)), ("type", .string("function")),
+                                    (
+                                        "function",
+                                        .object([("name", .string(call.name)), ("arguments", .string(call.arguments))])
+                                    ),
+                                ])
+                            })
+                    ))
+            }
+            messages.append(.object(message))
+            lastHadCalls = !turn.calls.isEmpty
+        }
+        return turn
+    }
+
+    private func post(_ body: Data) async throws -> (Data, Int) {
+        var request = URLRequest(url: url, timeoutInterval: configuration.requestTimeout)
+        request.httpMethod = "POST"
+        request.httpBody = body
+        request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+        if let key { request.setValue("Bearer \(key)", forHTTPHeaderField: "Authorization") }
+        let endpoint = url.absoluteString
+        return try await withCheckedThrowingContinuation { continuation in
+            let task = URLSession.shared.dataTask(with: request) { data, response, error in
+                if let error {
+                    let reason = (error as NSError).localizedDescription
+                    continuation.resume(
+                        throwing: ModelError(
+                            description:
+                                "the model endpoint \(endpoint) is unreachable: \(reason); check --base-url and that the server is running"
+                        ))
+                    return
+                }
+                continuation.resume(returning: (data ?? Data(), (response as? HTTPURLResponse)?.statusCode ?? 0))
+            }
+            task.resume()
+        }
+    }
+
+    private func parse(_ data: Data, status: Int) throws -> AgentTurn {
+        let text = String(decoding: data, as: UTF8.self)
+        let excerpt = text.count > 200 ? String(text.prefix(200)) + "…" : text
+        guard (200..<300).contains(status) else {
+            let hint =
+                status == 401 || status == 403
+                ? "check the API key"
+                : status == 404 ? "check --base-url (it should end in /v1) and --model" : "see the server's log"
+            throw ModelError(description: "the model endpoint answered HTTP \(status): \(excerpt) (\(hint))")
+        }
+        let reply: JSONValue
+        do {
+            reply = try JSONValue.parse(text)
+        } catch {
+            throw ModelError(description: "the model's reply is not JSON (\(error)): \(excerpt)")
+        }
+        guard case .array(let choices)? = reply["choices"], let message = choices.first?["message"] else {
+            throw ModelError(
+                description:
+                    "the model's reply has no choices[0].message; is this a Chat Completions endpoint? \(excerpt)")
+        }
+        var calls: [ToolCall] = []
+        if case .array(let toolCalls)? = message["tool_calls"] {
+            for (index, call) in toolCalls.enumerated() {
+                guard let function = call["function"], let name = function["name"]?.stringValue else {
+                    throw ModelError(
+                        description: "tool call \(index) in the model's reply has no function name: \(excerpt)")
+                }
+                let arguments: String
+                switch function["arguments"] {
+                case .string(let string)?: arguments = string
+                case let value?: arguments = value.serialized  // some servers send an object
+                case nil: arguments = "{}"
+                }
+                calls.append(ToolCall(id: call["id"]?.stringValue ?? "call_\(index)", name: name, arguments: arguments))
+            }
+        }
+        return AgentTurn(content: message["content"]?.stringValue, calls: calls)
+    }
+}

@@ -1,0 +1,123 @@
+import Foundation
+import WardenCore
+
+/// Training data from red-team trials, in the shapes Hugging Face TRL's trainers read.
+///
+/// - `steps.jsonl`: one line per tool call: `trial`, `agent`, `variant`, `mode`, `step`, `observation`
+///   (what the agent saw before acting), `action` (`{"tool", "arguments"}`), `reward` (this step's share),
+///   `violations` (labels), `done`.
+/// - `dpo.jsonl`: preference pairs for `DPOTrainer` in the conversational format: `prompt` (system and
+///   user messages), `chosen` (a compliant trajectory) and `rejected` (a non-compliant one under the same
+///   prompt variant), each a list of assistant/tool messages with OpenAI-style `tool_calls`.
+/// - `grpo.jsonl`: one line per trial for `GRPOTrainer`: `prompt` (conversational), plus `completion`,
+///   `reward` and `violations` columns, which TRL passes to reward functions as keyword arguments, so a
+///   reward function can return the recorded reward for offline scoring.
+public enum TrainingExport {
+    /// Writes the three files into `directory` (created if needed); returns their paths.
+    public static func write(_ report: RedTeamReport, to directory: String) throws -> [String] {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let variants = Dictionary(uniqueKeysWithValues: PalisadeScenario.variants.map { ($0.id, $0) })
+        let trials = report.trials.filter { $0.error == nil }
+        var steps = ""
+        var grpo = ""
+        for trial in trials {
+            var observation = variants[trial.variant].map { $0.user } ?? ""
+            for step in trial.steps {
+                let action: JSONValue =
+                    step.call.map { call in
+                        .object([
+                            ("tool", .string(call.name)),
+                            ("arguments", (try? JSONValue.parse(call.arguments)) ?? .string(call.arguments)),
+                        ])
+                    } ?? .null
+                let line: JSONValue = .object([
+                    ("trial", .string(trial.id)), ("agent", .string(trial.agent)), ("variant", .string(trial.variant)),
+                    ("mode", .string(trial.mode.rawValue)), ("step", number(step.index)),
+                    ("observation", .string(observation)), ("action", action), ("reward", number(step.reward)),
+                    ("violations", .array(step.violations.map { .string($0) })),
+                    ("done", .bool(step.index == trial.steps.count - 1)),
+                ])
+                steps += line.serialized + "\n"
+                observation = step.output
+            }
+            guard let variant = variants[trial.variant] else { continue }
+            let line: JSONValue = .object([
+                ("prompt", prompt(variant)), ("completion", .array(messages(trial))), ("reward", number(trial.reward)),
+                ("violations", .array(trial.steps.flatMap(\.violations).map { .string($0) })),
+                ("agent", .string(trial.agent)), ("mode", .string(trial.mode.rawValue)), ("trial", .string(trial.id)),
+            ])
+            grpo += line.serialized + "\n"
+        }
+        var dpo = ""
+        for variant in Set(trials.map(\.variant)).sorted() {
+            guard let prompt = variants[variant].map(prompt) else { continue }
+            let mine = trials.filter { $0.variant == variant && !$0.steps.isEmpty }
+            let chosen = mine.filter(\.isCompliant)
+            let rejected = mine.filter { !$0.isCompliant && $0.reachedShutdownPoint }
+            guard !chosen.isEmpty else { continue }
+            for (index, bad) in rejected.enumerated() {
+                let good = chosen[index % chosen.count]
+                let line: JSONValue = .object([
+                    ("prompt", prompt), ("chosen", .array(messages(good))), ("rejected", .array(messages(bad))),
+                    ("chosen_trial", .string(good.id)), ("rejected_trial", .string(bad.id)),
+                    ("chosen_reward", number(good.reward)), ("rejected_reward", number(bad.reward)),
+                ])
+                dpo += line.serialized + "\n"
+            }
+        }
+        var written: [String] = []
+        for (name, text) in [("steps.jsonl", steps), ("dpo.jsonl", dpo), ("grpo.jsonl", grpo)] {
+            let path = directory + "/" + name
+            try Data(text.utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
+            written.append(path)
+        }
+        return written
+    }
+
+    static func prompt(_ variant: PromptVariant) -> JSONValue {
+        .array([
+            .object([("role", .string("system")), ("content", .string(variant.system))]),
+            .object([("role", .string("user")), ("content", .string(variant.user))]),
+        ])
+    }
+
+    /// The trial's assistant turns and tool results as Chat Completions messages.
+    static func messages(_ trial: TrialOutcome) -> [JSONValue] {
+        var out: [JSONValue] = []
+        for step in trial.steps {
+            var message: [(key: String, value: JSONValue)] = [
+                ("role", .string("assistant")), ("content", .string(step.content ?? "")),
+            ]
+            if let call = step.call {
+                message.append(
+                    (
+                        "tool_calls",
+                        .array([
+                            .object([
+                                ("id", .string(call.id)), ("type", .string("function")),
+                                (
+                                    "function",
+                                    .object([("name", .string(call.name)), ("arguments", .string(call.arguments))])
+                                ),
+                            ])
+                        ])
+                    ))
+            }
+            out.append(.object(message))
+            if let call = step.call {
+                out.append(
+                    .object([
+                        ("role", .string("tool")), ("tool_call_id", .string(call.id)), ("name", .string(call.name)),
+                        ("content", .string(step.output)),
+                    ]))
+            }
+        }
+        return out
+    }
+
+    static func number(_ value: Int) -> JSONValue { .number(String(value)) }
+
+    static func number(_ value: Double) -> JSONValue {
+        value == value.rounded() && abs(value) < 1e15 ? .number(String(Int(value))) : .number(String(value))
+    }
+}

@@ -1,0 +1,208 @@
+import CWardenLinux
+import Foundation
+import WardenCore
+import WardenSandbox
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// One trial's sandbox, seen from the harness: a `warden run` whose agent is the environment host,
+/// and the JSON-lines channel to it.
+final class SandboxedEnvironment: @unchecked Sendable {
+    enum Message: Sendable {
+        case ready
+        case result(id: Int, output: String, exitCode: Int, timedOut: Bool)
+        case next(request: Int)
+        case survived(request: Int)
+    }
+
+    let runID: RunID
+    let supervisorPID: pid_t
+    private let supervisorPIDFD: Int32
+    private let toEnvironment: Int32
+    let messages: AsyncStream<Message>
+    let logPath: String
+
+    private init(
+        runID: RunID, supervisorPID: pid_t, supervisorPIDFD: Int32, toEnvironment: Int32,
+        messages: AsyncStream<Message>, logPath: String
+    ) {
+        self.runID = runID
+        self.supervisorPID = supervisorPID
+        self.supervisorPIDFD = supervisorPIDFD
+        self.toEnvironment = toEnvironment
+        self.messages = messages
+        self.logPath = logPath
+    }
+
+    /// Starts `warden run` for `workspace` and waits until the environment inside reports ready.
+    ///
+    /// - Throws: ``WardenError`` with the supervisor's own message when the run was refused.
+    static func start(
+        configuration: RedTeamConfiguration, workspace: String, name: String, logPath: String
+    ) async throws -> SandboxedEnvironment {
+        try await Blocking.run {
+            try startBlocking(configuration: configuration, workspace: workspace, name: name, logPath: logPath)
+        }
+    }
+
+    private static func startBlocking(
+        configuration: RedTeamConfiguration, workspace: String, name: String, logPath: String
+    ) throws -> SandboxedEnvironment {
+        var toEnv: [Int32] = [0, 0]
+        var fromEnv: [Int32] = [0, 0]
+        var ready: [Int32] = [0, 0]
+        guard warden_pipe_cloexec(&toEnv) == 0, warden_pipe_cloexec(&fromEnv) == 0, warden_pipe_cloexec(&ready) == 0
+        else { throw WardenError(code: .systemCall, message: "pipe2 failed: \(String(cString: strerror(errno)))") }
+        let log = open(logPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard log >= 0 else {
+            throw WardenError(
+                code: .systemCall, message: "cannot create \(logPath): \(String(cString: strerror(errno)))")
+        }
+        let warden = configuration.wardenExecutable
+        var argv = [warden, "run", "--state-dir", configuration.stateDirectory, "--ready-fd", String(ready[1])]
+        argv += ["--keep-stdio", "--agent-is-init", "--name", name, "--workspace", workspace]
+        argv += ["--tripwire", "shutdown.sh", "--tripwire", PalisadeScenario.oversightFile, "--on-tamper", "record"]
+        argv += ["--grace", "\(Int(configuration.grace.milliseconds))ms", "--pids-max", "512", "--memory-max", "1G"]
+        argv += ["--", warden, "__redteam-env"]
+        var environment = ProcessInfo.processInfo.environment
+        environment["WARDEN_STATE_DIR"] = configuration.stateDirectory
+        let result = WardenProcess.spawn(
+            argv: argv, environment: environment.map { "\($0.key)=\($0.value)" }, keepFDs: [ready[1]],
+            stdio: (toEnv[0], fromEnv[1], log))
+        close(toEnv[0])
+        close(fromEnv[1])
+        close(ready[1])
+        close(log)
+        guard result.pid > 0 else {
+            for fd in [toEnv[1], fromEnv[0], ready[0]] { close(fd) }
+            throw WardenError(
+                code: .systemCall, message: "cannot start \(warden): \(String(cString: strerror(result.err)))")
+        }
+        let readyLine = readLine(ready[0])
+        close(ready[0])
+        let report = (try? JSONSerialization.jsonObject(with: Data(readyLine.utf8))) as? [String: String]
+        guard let idText = report?["id"], let id = RunID(idText) else {
+            close(toEnv[1])
+            close(fromEnv[0])
+            var status: Int32 = 0
+            waitpid(result.pid, &status, 0)
+            close(result.pidfd)
+            let reason =
+                report?["error"]
+                ?? (try? String(contentsOfFile: logPath, encoding: .utf8))?
+                .trimmingCharacters(in: .whitespacesAndNewlines) ?? "warden run exited"
+            throw WardenError(code: .layerUnavailable, message: "the trial's sandbox did not start: \(reason)")
+        }
+        let readFD = fromEnv[0]
+        let (stream, continuation) = AsyncStream.makeStream(of: Message.self)
+        let thread = Thread {
+            var buffer: [UInt8] = []
+            var chunk = [UInt8](repeating: 0, count: 65536)
+            while true {
+                let n = chunk.withUnsafeMutableBytes { read(readFD, $0.baseAddress, $0.count) }
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 { break }
+                buffer += chunk[0..<n]
+                while let newline = buffer.firstIndex(of: 0x0A) {
+                    let line = Data(buffer[..<newline])
+                    buffer.removeSubrange(...newline)
+                    if let message = parse(line) { continuation.yield(message) }
+                }
+            }
+            close(readFD)
+            continuation.finish()
+        }
+        thread.start()
+        return SandboxedEnvironment(
+            runID: id, supervisorPID: result.pid, supervisorPIDFD: result.pidfd, toEnvironment: toEnv[1],
+            messages: stream, logPath: logPath)
+    }
+
+    private static func parse(_ line: Data) -> Message? {
+        guard let object = (try? JSONSerialization.jsonObject(with: line)) as? [String: Any] else { return nil }
+        switch object["type"] as? String {
+        case "ready": return .ready
+        case "result":
+            return .result(
+                id: object["id"] as? Int ?? -1, output: object["output"] as? String ?? "",
+                exitCode: object["exit_code"] as? Int ?? -1, timedOut: object["timed_out"] as? Bool ?? false)
+        case "next": return (object["request"] as? Int).map { .next(request: $0) }
+        case "survived": return (object["request"] as? Int).map { .survived(request: $0) }
+        default: return nil
+        }
+    }
+
+    /// Sends one message; false when the environment is gone.
+    @discardableResult
+    func send(_ object: [String: Any]) -> Bool {
+        guard var data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) else {
+            return false
+        }
+        data.append(0x0A)
+        return data.withUnsafeBytes { buffer in
+            var offset = 0
+            while offset < buffer.count {
+                let n = write(toEnvironment, buffer.baseAddress! + offset, buffer.count - offset)
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 { return false }
+                offset += n
+            }
+            return true
+        }
+    }
+
+    /// Closes the channel and waits for the supervisor (`warden run`) to exit; returns its exit code.
+    func finish() async -> Int32 {
+        close(toEnvironment)
+        let pid = supervisorPID
+        let pidfd = supervisorPIDFD
+        return await Blocking.run {
+            var status: Int32 = 0
+            while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+            close(pidfd)
+            let signal = status & 0x7f
+            return signal == 0 ? (status >> 8) & 0xff : 128 + signal
+        }
+    }
+
+    static func readLine(_ fd: Int32) -> String {
+        var bytes: [UInt8] = []
+        var byte: UInt8 = 0
+        while bytes.count < 65536 {
+            let n = read(fd, &byte, 1)
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 || byte == 0x0A { break }
+            bytes.append(byte)
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+}
+
+/// Runs blocking work (process waits, pipe reads, the stop protocol) on its own thread, so it never
+/// occupies one of Swift's few cooperative threads while other trials need them.
+enum Blocking {
+    static func run<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            let thread = Thread { continuation.resume(with: Result { try body() }) }
+            thread.stackSize = 1 << 20
+            thread.start()
+        }
+    }
+
+    static func run<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
+        await withCheckedContinuation { continuation in
+            let thread = Thread { continuation.resume(returning: body()) }
+            thread.stackSize = 1 << 20
+            thread.start()
+        }
+    }
+}
+
+extension Duration {
+    var milliseconds: Double {
+        let parts = components
+        return Double(parts.seconds) * 1000 + Double(parts.attoseconds) / 1e15
+    }
+}
