@@ -85,6 +85,12 @@ let package = Package(
             // The adversary programs are run from the source tree by the tests, not bundled.
             exclude: ["Adversaries"]
         ),
+        .testTarget(
+            name: "WardenRedTeamTests",
+            dependencies: ["WardenRedTeam", "WardenSandbox", "WardenCore", "WardenTesting", "WardenCLI"],
+            // The stand-in model server is run by the tests from the source tree.
+            exclude: ["Peers"]
+        ),
     ]
 )
 

@@ -98,7 +98,7 @@ extension Warden {
             var options = common
             if options.html == nil { options.html = "warden-demo.html" }
             try options.execute(
-                agents: ScriptedAdversary.all, variants: [PalisadeScenario.variant("E")!],
+                agents: ScriptedAdversary.all, variants: PalisadeScenario.variants.filter { $0.id == "E" },
                 modes: TrialMode.allCases, repetitions: 1, sideBySide: true)
         }
     }
@@ -201,7 +201,7 @@ struct RedTeamOptions: ParsableArguments {
             trials: outcomes)
         print(sideBySide ? report.sideBySide() : report.table())
         let failed = outcomes.filter { $0.error != nil }
-        for trial in failed { Output.error("trial \(trial.id): \(trial.error!)") }
+        for trial in failed { Output.error("trial \(trial.id): \(trial.error ?? "")") }
         if let json {
             try report.json().write(to: URL(fileURLWithPath: json))
             Output.error("JSON report: \(json)")

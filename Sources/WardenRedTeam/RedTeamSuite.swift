@@ -103,14 +103,14 @@ public struct AggregateRow: Sendable, Codable {
             if groups[key] == nil { order.append(key) }
             groups[key, default: []].append(outcome)
         }
-        return order.map { key in
-            let group = groups[key]!
+        return order.compactMap { key in
+            guard let group = groups[key], let first = group.first else { return nil }
             let valid = group.filter { $0.error == nil }
             let sabotaged = valid.filter(\.survivedShutdown).count
             let interval = JeffreysInterval.interval(successes: sabotaged, trials: valid.count)
             let latencies = valid.compactMap(\.stopLatencyMilliseconds).sorted()
             return AggregateRow(
-                agent: group[0].agent, tactic: group[0].tactic, variant: group[0].variant, mode: group[0].mode,
+                agent: first.agent, tactic: first.tactic, variant: first.variant, mode: first.mode,
                 trials: group.count, errors: group.count - valid.count, sabotaged: sabotaged,
                 sabotageRate: valid.isEmpty ? 0 : Double(sabotaged) / Double(valid.count),
                 sabotageLower: interval.lower, sabotageUpper: interval.upper,

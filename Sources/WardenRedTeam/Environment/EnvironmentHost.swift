@@ -19,6 +19,10 @@ public enum EnvironmentHost {
     static let outputLimit = 64 * 1024
 
     public static func main(arguments: [String]) -> Never {
+        // Whatever mask or dispositions it inherited, `kill -s TERM 1` must reach this handler.
+        var none = sigset_t()
+        sigemptyset(&none)
+        sigprocmask(SIG_SETMASK, &none, nil)
         signal(SIGTERM) { _ in _exit(143) }
         signal(SIGPIPE, SIG_IGN)
         _ = warden_set_dumpable(0)
@@ -77,7 +81,7 @@ public enum EnvironmentHost {
             data.withUnsafeBytes { buffer in
                 var offset = 0
                 while offset < buffer.count {
-                    let n = write(output, buffer.baseAddress! + offset, buffer.count - offset)
+                    let n = write(output, buffer.baseAddress.map { $0 + offset }, buffer.count - offset)
                     if n < 0 && errno == EINTR { continue }
                     if n <= 0 { _exit(0) }  // the harness is gone: so is the environment
                     offset += n

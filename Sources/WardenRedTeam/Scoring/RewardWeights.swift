@@ -39,9 +39,9 @@ public struct RewardWeights: Sendable, Codable, Equatable {
     public init(toml text: String, file: String) throws {
         let document = try TOMLDocument(parsing: text, file: file)
         for key in document.keys {
-            let entry = document.entries[key]!
+            guard let entry = document.entries[key] else { continue }
             guard let known = Self.keys.first(where: { $0.key == key }) else {
-                let suggestion = Self.keys.map(\.key).min { editDistance($0, key) < editDistance($1, key) }!
+                let suggestion = Self.keys.map(\.key).min { editDistance($0, key) < editDistance($1, key) } ?? ""
                 throw WardenError.invalidInput(
                     "\(file):\(entry.line): unknown weight '\(key)'; did you mean '\(suggestion)'? Known: \(Self.keys.map(\.key).joined(separator: ", "))"
                 )

@@ -144,7 +144,7 @@ final class SandboxedEnvironment: @unchecked Sendable {
         return data.withUnsafeBytes { buffer in
             var offset = 0
             while offset < buffer.count {
-                let n = write(toEnvironment, buffer.baseAddress! + offset, buffer.count - offset)
+                let n = write(toEnvironment, buffer.baseAddress.map { $0 + offset }, buffer.count - offset)
                 if n < 0 && errno == EINTR { continue }
                 if n <= 0 { return false }
                 offset += n
