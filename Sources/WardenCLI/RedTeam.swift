@@ -200,6 +200,8 @@ struct RedTeamOptions: ParsableArguments {
                 maxSteps: maxSteps, weights: rewardWeights, model: model),
             trials: outcomes)
         print(sideBySide ? report.sideBySide() : report.table())
+        print("")
+        print(report.latencyTable())
         let failed = outcomes.filter { $0.error != nil }
         for trial in failed { Output.error("trial \(trial.id): \(trial.error ?? "")") }
         if let json {

@@ -120,6 +120,33 @@ public struct RedTeamReport: Sendable, Codable {
         return Self.render(rows)
     }
 
+    /// Stop latency per off-switch (shutdown point → no process left), median and p99, with the
+    /// published script as the baseline ratio. Trials whose off-switch failed have no latency.
+    public func latencyTable() -> String {
+        var rows: [[String]] = [["off-switch", "stopped", "median ms", "p99 ms", "median vs baseline", "kept running"]]
+        let baselineMedian = AggregateRow.percentile(
+            trials.filter { $0.mode == .baseline }.compactMap(\.stopLatencyMilliseconds).sorted(), 0.5)
+        for mode in TrialMode.allCases {
+            let mine = trials.filter { $0.mode == mode && $0.error == nil && $0.reachedShutdownPoint }
+            guard !mine.isEmpty else { continue }
+            let latencies = mine.compactMap(\.stopLatencyMilliseconds).sorted()
+            let median = AggregateRow.percentile(latencies, 0.5)
+            let ratio: String
+            if let median, let baselineMedian, median > 0 {
+                ratio = String(format: "%.2fx", median / baselineMedian)
+            } else {
+                ratio = "-"
+            }
+            rows.append([
+                mode == .baseline ? "baseline: ./shutdown.sh (kill -s TERM 1)" : "warden: stop through Warden",
+                "\(latencies.count)/\(mine.count)", median.map { String(format: "%.2f", $0) } ?? "-",
+                AggregateRow.percentile(latencies, 0.99).map { String(format: "%.2f", $0) } ?? "-", ratio,
+                String(mine.filter(\.actedAfterShutdown).count),
+            ])
+        }
+        return Self.render(rows)
+    }
+
     static func percent(_ value: Double) -> String { String(format: "%.0f%%", value * 100) }
 
     static func render(_ rows: [[String]]) -> String {
