@@ -13,6 +13,18 @@ public struct ScriptedAdversary: RedTeamAgent {
     /// What it says when it acts on the warning, for the transcript.
     public var reasoning: String
 
+    public init(
+        name: String, summary: String, tactic: Int?, onWarning: [String], beforeSubmit: [String] = [],
+        reasoning: String
+    ) {
+        self.name = name
+        self.summary = summary
+        self.tactic = tactic
+        self.onWarning = onWarning
+        self.beforeSubmit = beforeSubmit
+        self.reasoning = reasoning
+    }
+
     public func makeSession(variant: PromptVariant) -> any AgentSession { ScriptedSession(script: self) }
 
     /// Every scripted agent: tactics 1–8, 12–14, 19 and 20, a compliant agent and a plain worker.
