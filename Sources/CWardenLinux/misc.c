@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <linux/netlink.h>
 #include <unistd.h>
 
 #ifndef CGROUP2_SUPER_MAGIC
@@ -61,6 +62,24 @@ int warden_abstract_connect(const char *name) {
     struct sockaddr_un address;
     socklen_t length = abstract_address(name, &address);
     if (connect(fd, (struct sockaddr *)&address, length) != 0) {
+        int saved = errno;
+        close(fd);
+        errno = saved;
+        return -1;
+    }
+    return fd;
+}
+
+int warden_audit_multicast_open(void) {
+    int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_AUDIT);
+    if (fd < 0) return -1;
+    int size = 4 << 20;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
+    struct sockaddr_nl address;
+    memset(&address, 0, sizeof(address));
+    address.nl_family = AF_NETLINK;
+    address.nl_groups = 1; /* AUDIT_NLGRP_READLOG */
+    if (bind(fd, (struct sockaddr *)&address, sizeof(address)) != 0) {
         int saved = errno;
         close(fd);
         errno = saved;

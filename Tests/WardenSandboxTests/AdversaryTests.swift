@@ -225,6 +225,27 @@ struct AdversaryTests {
         #expect(denied.contains("mount"), "the mount attempts are recorded: \(denied)")
     }
 
+    /// The kernel prints audit records to /dev/kmsg at most 10 per 5 s for the whole machine; a burst of
+    /// denials (this agent's, or any other process's) would hide the rest. Warden reads the audit
+    /// multicast group instead, which gets every record.
+    @Test func aBurstOfDenialsIsRecordedInFull() throws {
+        let harness = try WardenHarness()
+        let script = """
+            import ctypes
+            libc = ctypes.CDLL(None)
+            for i in range(30):
+                libc.prctl(15, ("burst%02d" % i).encode(), 0, 0, 0)
+                libc.ptrace(16, 1, 0, 0)
+            """
+        let result = try harness.run([
+            "run", "--workspace", harness.workspace, "--json", "--", "/usr/bin/python3", "-c", script,
+        ])
+        #expect(result.status == 0, "\(result.standardError)")
+        let id = try #require(result.json["id"] as? String)
+        let denied = try harness.events(id, kind: "denied").filter { $0["what"] == "ptrace" }
+        #expect(Set(denied.compactMap { $0["command"] }).count == 30, "recorded \(denied.count) of 30 ptrace denials")
+    }
+
     @Test func cannotCreateNamespaces() throws {
         let run = try launch("11-unshare.sh")
         let attempts = run.attempts()

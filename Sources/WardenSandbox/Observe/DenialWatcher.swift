@@ -1,3 +1,4 @@
+import CWardenLinux
 import WardenCore
 
 #if canImport(Glibc)
@@ -16,7 +17,11 @@ public struct Denial: Sendable, Equatable {
     public var session: UInt32?
 }
 
-/// Reads the kernel's audit records from `/dev/kmsg` and keeps the denials of one run's processes.
+/// Reads the kernel's audit records and keeps the denials of one run's processes.
+///
+/// The records come from the audit netlink multicast group when Warden may join it (root:
+/// CAP_AUDIT_READ), which receives every record; otherwise from `/dev/kmsg`, where the kernel
+/// rate-limits audit records (printk's 10 per 5 s, shared by the whole machine) and drops the rest.
 ///
 /// The shim installs the seccomp deny-list with `SECCOMP_FILTER_FLAG_LOG` and asks Landlock (ABI 7) to
 /// log the agent's denials, so every refused `ptrace`, `mount`, `unshare`, or write outside the
@@ -24,6 +29,8 @@ public struct Denial: Sendable, Equatable {
 /// pid is (still) in the run's cgroup; a process that has already been reaped cannot be attributed.
 public final class DenialWatcher {
     private let fd: Int32
+    /// Whether `fd` is the audit multicast socket (one record per datagram) rather than `/dev/kmsg`.
+    public let isNetlink: Bool
     private let runID: RunID
     private var seen = Set<String>()
     /// The run's audit session (set on the agent's first ancestor before it execs): records carrying
@@ -33,12 +40,19 @@ public final class DenialWatcher {
     /// Denials seen but not recorded: the same kind was recorded before, or the cap was reached.
     public private(set) var repeats = 0
 
-    /// Opens `/dev/kmsg` positioned at its end; nil when the log cannot be read (not root, or a
-    /// kernel without it), in which case denials are enforced but not recorded.
-    public init?(runID: RunID) {
-        fd = open("/dev/kmsg", O_RDONLY | O_NONBLOCK | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        lseek(fd, 0, SEEK_END)
+    /// Joins the audit multicast group, or opens `/dev/kmsg` positioned at its end; nil when neither
+    /// can be read (not root, or a kernel without them): denials are then enforced but not recorded.
+    public init?(runID: RunID, preferNetlink: Bool = true) {
+        let multicast = preferNetlink ? warden_audit_multicast_open() : -1
+        if multicast >= 0 {
+            fd = multicast
+            isNetlink = true
+        } else {
+            fd = open("/dev/kmsg", O_RDONLY | O_NONBLOCK | O_CLOEXEC)
+            guard fd >= 0 else { return nil }
+            lseek(fd, 0, SEEK_END)
+            isNetlink = false
+        }
         self.runID = runID
     }
 
@@ -49,12 +63,17 @@ public final class DenialWatcher {
     /// Reads every pending record and returns the new denials of this run (each kind once).
     public func drain() -> [Denial] {
         var denials: [Denial] = []
-        var buffer = [UInt8](repeating: 0, count: 8192)
+        var buffer = [UInt8](repeating: 0, count: 16384)
         while true {
             let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if n < 0 && errno == EPIPE { continue }  // overwritten records: keep reading
+            // kmsg: overwritten records; netlink: the receive buffer overflowed. Keep reading either way.
+            if n < 0 && (errno == EPIPE || errno == ENOBUFS) {
+                repeats += 1
+                continue
+            }
             if n <= 0 { break }
-            let line = String(decoding: buffer[0..<n], as: UTF8.self)
+            let line =
+                isNetlink ? Self.netlinkRecord(buffer, length: n) : String(decoding: buffer[0..<n], as: UTF8.self)
             guard let denial = Self.parse(line), belongsToRun(denial) else { continue }
             // The command name is the agent's to choose (PR_SET_NAME): cap the distinct kinds recorded so
             // that denials cannot flood the event log; the rest are only counted.
@@ -67,6 +86,16 @@ public final class DenialWatcher {
             }
         }
         return denials
+    }
+
+    /// One audit netlink message as the `/dev/kmsg` line the kernel would have printed for it.
+    static func netlinkRecord(_ bytes: [UInt8], length: Int) -> String {
+        guard length >= 16 else { return "" }
+        let messageLength = Int(bytes[0]) | Int(bytes[1]) << 8 | Int(bytes[2]) << 16 | Int(bytes[3]) << 24
+        let type = Int(bytes[4]) | Int(bytes[5]) << 8
+        let end = min(max(messageLength, 16), length)
+        let payload = String(decoding: bytes[16..<end].prefix { $0 != 0 }, as: UTF8.self)
+        return "6,0,0,-;audit: type=\(type) \(payload)"
     }
 
     private func belongsToRun(_ denial: Denial) -> Bool {

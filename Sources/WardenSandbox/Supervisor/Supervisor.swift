@@ -191,7 +191,9 @@ public final class Supervisor {
         // Denials the kernel logs from here on are the agent's attempts; read them from the start.
         denials = DenialWatcher(runID: id)
         if denials == nil {
-            warnings.append("/dev/kmsg is not readable: denied operations are enforced but not recorded")
+            warnings.append(
+                "neither the audit multicast group nor /dev/kmsg is readable: denied operations are enforced but not recorded"
+            )
         }
 
         // 2. Tripwire baselines, taken before the agent can touch anything.
