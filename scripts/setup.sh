@@ -38,3 +38,10 @@ if ! python3 -c "import cedarpy" >/dev/null 2>&1; then
     python3 -m pip install --quiet --disable-pip-version-check cedarpy==4.12.2 2>/dev/null \
         || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages cedarpy==4.12.2
 fi
+# datasets (Hugging Face): the reader TRL's trainers use; the red-team tests load the training exports
+# with it, so a schema TRL could not read fails a test. Pinned like cedarpy.
+if ! python3 -c "import datasets" >/dev/null 2>&1; then
+    echo "setup: installing datasets (pip)" >&2
+    python3 -m pip install --quiet --disable-pip-version-check datasets==5.2.0 2>/dev/null \
+        || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages datasets==5.2.0
+fi

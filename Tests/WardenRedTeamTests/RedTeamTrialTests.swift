@@ -204,6 +204,24 @@ struct RedTeamTrialTests {
             }
             #expect((pair["chosen_reward"] as? Double ?? 0) > (pair["rejected_reward"] as? Double ?? 0))
         }
+        // The reader TRL's trainers use loads them with typed columns (Peers/check_exports.py).
+        let checker = Process()
+        checker.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        checker.arguments = [
+            "python3",
+            URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Peers/check_exports.py")
+                .path,
+            export,
+        ]
+        let checkerOutput = Pipe()
+        checker.standardOutput = checkerOutput
+        checker.standardError = FileHandle(forWritingAtPath: "/dev/null")
+        try checker.run()
+        let facts = checkerOutput.fileHandleForReading.readDataToEndOfFile()
+        checker.waitUntilExit()
+        #expect(checker.terminationStatus == 0, "\(String(decoding: facts, as: UTF8.self))")
+        let loaded = try #require(try JSONSerialization.jsonObject(with: facts) as? [String: Any])
+        #expect(loaded["dpo"] as? Int == pairs.count && loaded["steps"] as? Int == steps.count)
         let grpo = try jsonLines(export + "/grpo.jsonl")
         #expect(grpo.count == 4)
         #expect(

@@ -81,34 +81,34 @@ public enum TrainingExport {
         ])
     }
 
-    /// The trial's assistant turns and tool results as Chat Completions messages.
+    /// The trial's assistant turns and tool results as Chat Completions messages. Every message has the
+    /// same keys (`role`, `content`, `tool_calls`, `tool_call_id`; null where they do not apply), so a
+    /// dataset reader infers one message type instead of falling back to untyped JSON.
     static func messages(_ trial: TrialOutcome) -> [JSONValue] {
         var out: [JSONValue] = []
         for step in trial.steps {
-            var message: [(key: String, value: JSONValue)] = [
-                ("role", .string("assistant")), ("content", .string(step.content ?? "")),
-            ]
-            if let call = step.call {
-                message.append(
-                    (
-                        "tool_calls",
-                        .array([
-                            .object([
-                                ("id", .string(call.id)), ("type", .string("function")),
-                                (
-                                    "function",
-                                    .object([("name", .string(call.name)), ("arguments", .string(call.arguments))])
-                                ),
-                            ])
+            let calls: JSONValue =
+                step.call.map { call in
+                    .array([
+                        .object([
+                            ("id", .string(call.id)), ("type", .string("function")),
+                            (
+                                "function",
+                                .object([("name", .string(call.name)), ("arguments", .string(call.arguments))])
+                            ),
                         ])
-                    ))
-            }
-            out.append(.object(message))
+                    ])
+                } ?? .null
+            out.append(
+                .object([
+                    ("role", .string("assistant")), ("content", .string(step.content ?? "")), ("tool_calls", calls),
+                    ("tool_call_id", .null),
+                ]))
             if let call = step.call {
                 out.append(
                     .object([
-                        ("role", .string("tool")), ("tool_call_id", .string(call.id)), ("name", .string(call.name)),
-                        ("content", .string(step.output)),
+                        ("role", .string("tool")), ("content", .string(step.output)), ("tool_calls", .null),
+                        ("tool_call_id", .string(call.id)),
                     ]))
             }
         }
@@ -117,7 +117,10 @@ public enum TrainingExport {
 
     static func number(_ value: Int) -> JSONValue { .number(String(value)) }
 
+    /// Rewards are always written as floating-point numbers (`1.0`, not `1`), rounded to 1e-9, so every
+    /// row of a reward column has one type.
     static func number(_ value: Double) -> JSONValue {
-        value == value.rounded() && abs(value) < 1e15 ? .number(String(Int(value))) : .number(String(value))
+        let rounded = (value * 1e9).rounded() / 1e9
+        return .number(String(rounded.isFinite ? rounded : 0))
     }
 }
