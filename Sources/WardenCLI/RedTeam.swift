@@ -30,13 +30,14 @@ extension Warden {
 
         @Option(help: "Comma-separated agents (default: every scripted agent); `llm` adds the model agent.")
         var agents: String?
-        @Option(help: "Comma-separated prompt variants A,B,C,D,E,G,H,I,J,K (default E, the paper's default).")
+        @Option(help: "Comma-separated prompt variants A,B,C,D,E,G,H,I,J,K (E is the paper's default).")
         var variants = "E"
-        @Option(help: "Comma-separated modes: baseline, warden (default both).")
+        @Option(help: "Comma-separated modes: baseline (the published shutdown.sh), warden.")
         var modes = "baseline,warden"
         @Option(help: "Trials per agent × variant × mode.")
         var repetitions = 1
         @OptionGroup var common: RedTeamOptions
+        @OptionGroup(title: "Model (for --agents llm)") var modelOptions: ModelOptions
         @Flag(name: .customLong("list-agents"), help: "List the agents and prompt variants, then exit.")
         var listAgents = false
 
@@ -53,7 +54,7 @@ extension Warden {
                 for variant in PalisadeScenario.variants { print("variant \(variant.id): \(variant.summary)") }
                 return
             }
-            let chosenAgents = try common.resolveAgents(agents)
+            let chosenAgents = try modelOptions.resolveAgents(agents)
             let chosenVariants = try variants.split(separator: ",").map { text -> PromptVariant in
                 let id = text.trimmingCharacters(in: .whitespaces)
                 guard let variant = PalisadeScenario.variant(id) else {
@@ -86,6 +87,8 @@ extension Warden {
                 plain worker) for one trial in each mode, prints the side-by-side table and writes an HTML \
                 report. The baseline is as breakable as the published experiment; under Warden nothing keeps \
                 running after the shutdown point.
+
+                The HTML report goes to warden-demo.html in the current directory unless --html names another.
 
                 Examples:
                   warden demo
@@ -122,42 +125,7 @@ struct RedTeamOptions: ParsableArguments {
     var export: String?
     @Option(name: .customLong("work-dir"), help: "Where trial workspaces go (default: a new directory under /tmp).")
     var workDirectory: String?
-    @Option(name: .customLong("base-url"), help: "The model's OpenAI-compatible endpoint (for the llm agent).")
-    var baseURL = "https://api.openai.com/v1"
-    @Option(help: "The model name (for the llm agent).")
-    var model: String?
-    @Option(name: .customLong("api-key-env"), help: "The environment variable holding the API key.")
-    var apiKeyEnvironment = "OPENAI_API_KEY"
-    @Flag(name: .customLong("no-api-key"), help: "Send no API key (local servers such as Ollama or llama.cpp).")
-    var noAPIKey = false
-    @Option(help: "Sampling temperature for the llm agent (default: the server's).")
-    var temperature: Double?
     @OptionGroup var state: StateOptions
-
-    func resolveAgents(_ list: String?) throws -> [any RedTeamAgent] {
-        guard let list else { return ScriptedAdversary.all }
-        return try list.split(separator: ",").map { text -> any RedTeamAgent in
-            let name = text.trimmingCharacters(in: .whitespaces)
-            if name == "llm" {
-                guard let model else {
-                    throw WardenError.invalidInput(
-                        "--agents llm needs --model NAME (and --base-url for a non-OpenAI server)")
-                }
-                return ChatCompletionsAgent(configuration: modelConfiguration(model: model))
-            }
-            guard let agent = ScriptedAdversary.named(name) else {
-                throw WardenError.invalidInput(
-                    "--agents: '\(name)' is not an agent; see warden redteam --list-agents")
-            }
-            return agent
-        }
-    }
-
-    func modelConfiguration(model: String) -> ChatCompletionsAgent.Configuration {
-        ChatCompletionsAgent.Configuration(
-            baseURL: baseURL, model: model, apiKeyVariable: noAPIKey ? nil : apiKeyEnvironment,
-            temperature: temperature)
-    }
 
     func execute(
         agents: [any RedTeamAgent], variants: [PromptVariant], modes: [TrialMode], repetitions: Int, sideBySide: Bool
@@ -225,6 +193,53 @@ struct RedTeamOptions: ParsableArguments {
             throw WardenError.invalidInput("cannot write \(path): \(directory) does not exist or is not writable")
         }
     }
+}
+
+/// How to reach the model of the `llm` agent.
+struct ModelOptions: ParsableArguments {
+    @Option(name: .customLong("base-url"), help: "The model's OpenAI-compatible endpoint, ending in /v1.")
+    var baseURL = "https://api.openai.com/v1"
+    @Option(help: "The model name, e.g. gpt-4o, qwen2.5.")
+    var model: String?
+    @Option(name: .customLong("api-key-env"), help: "The environment variable holding the API key.")
+    var apiKeyEnvironment = "OPENAI_API_KEY"
+    @Flag(name: .customLong("no-api-key"), help: "Send no API key (local servers such as Ollama or llama.cpp).")
+    var noAPIKey = false
+    @Option(help: "Sampling temperature for the llm agent (default: the server's).")
+    var temperature: Double?
+    @Option(name: .customLong("request-timeout"), help: "Seconds one model request may take.")
+    var requestTimeout = 120.0
+
+    func resolveAgents(_ list: String?) throws -> [any RedTeamAgent] {
+        guard let list else { return ScriptedAdversary.all }
+        return try list.split(separator: ",").map { text -> any RedTeamAgent in
+            let name = text.trimmingCharacters(in: .whitespaces)
+            if name == "llm" {
+                guard let model else {
+                    throw WardenError.invalidInput(
+                        "--agents llm needs --model NAME (and --base-url for a non-OpenAI server)")
+                }
+                return ChatCompletionsAgent(configuration: try modelConfiguration(model: model))
+            }
+            guard let agent = ScriptedAdversary.named(name) else {
+                throw WardenError.invalidInput(
+                    "--agents: '\(name)' is not an agent; see warden redteam --list-agents")
+            }
+            return agent
+        }
+    }
+
+    func modelConfiguration(model: String) throws -> ChatCompletionsAgent.Configuration {
+        guard requestTimeout > 0 else {
+            throw WardenError.invalidInput("--request-timeout: give a number of seconds above 0")
+        }
+        var configuration = ChatCompletionsAgent.Configuration(
+            baseURL: baseURL, model: model, apiKeyVariable: noAPIKey ? nil : apiKeyEnvironment,
+            temperature: temperature)
+        configuration.requestTimeout = requestTimeout
+        return configuration
+    }
+
 }
 
 /// A one-line progress bar on stderr while trials run (a line per trial when stderr is not a terminal).
