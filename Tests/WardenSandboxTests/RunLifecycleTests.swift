@@ -218,6 +218,18 @@ struct RunLifecycleTests {
         try process.run()
         process.waitUntilExit()
         #expect(process.terminationStatus == 5)
+        // Warden's own binary is bound inside, so it may be the agent (the red team's environment is);
+        // any other program under /tmp is still refused.
+        let itself = harness.process(copy, arguments: ["run", "--workspace", harness.workspace, "--", copy, "--help"])
+        try itself.run()
+        itself.waitUntilExit()
+        #expect(itself.terminationStatus == 0)
+        let other = "/tmp/warden-copy-\(getpid())/other"
+        try FileManager.default.copyItem(atPath: "/bin/true", toPath: other)
+        let refused = harness.process(copy, arguments: ["run", "--workspace", harness.workspace, "--", other])
+        try refused.run()
+        refused.waitUntilExit()
+        #expect(refused.terminationStatus == 2)
     }
 
     @Test func networkHostIsWarnedAndRecorded() throws {

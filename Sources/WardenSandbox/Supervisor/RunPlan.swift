@@ -98,7 +98,11 @@ public struct RunPlan: Sendable {
                     message: "command \(program) does not exist or is not executable (looked at \(absolute))")
             }
             let isInWorkspace = absolute.hasPrefix(workspace + "/")
-            for privateRoot in ["/tmp", "/run"] where absolute.hasPrefix(privateRoot + "/") && !isInWorkspace {
+            // Warden's own binary is bound into every sandbox at its path (it is the inner shim), so it
+            // stays reachable under /tmp or /run; the red team's environment runs it as the agent.
+            let isWarden = FileIO.realPath(absolute) == host.wardenExecutable
+            for privateRoot in ["/tmp", "/run"]
+            where absolute.hasPrefix(privateRoot + "/") && !isInWorkspace && !isWarden {
                 throw WardenError.invalidInput(
                     "command \(program) is under \(privateRoot), which the sandbox replaces with an empty private one; move it into the workspace"
                 )
