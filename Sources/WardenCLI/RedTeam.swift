@@ -156,8 +156,30 @@ struct RedTeamOptions: ParsableArguments {
         let suite = RedTeamSuite(configuration: configuration, jobs: jobCount)
         let progress = ProgressBar(total: specs.count)
         Output.error("\(specs.count) trial(s), \(jobCount) at a time; workspaces in \(configuration.workDirectory)")
-        let outcomes = try blocking { await suite.run(specs, progress: progress.update) }
+        // Ctrl-C: no new trials; the running ones' supervisors (same process group) stop their runs on
+        // their own; those trials count as interrupted; the report keeps everything that finished.
+        let interrupt = InterruptFlag()
+        signal(SIGINT, SIG_IGN)
+        let source = DispatchSource.makeSignalSource(signal: SIGINT, queue: .global())
+        source.setEventHandler {
+            guard !interrupt.isSet else { return }
+            interrupt.set()
+            Output.error("\ninterrupted: no new trials start; running ones are stopped; the report keeps what finished")
+        }
+        source.resume()
+        var outcomes = try blocking {
+            await suite.run(specs, isCancelled: { interrupt.isSet }) { done, total, outcome in
+                if interrupt.isSet { interrupt.note(outcome.id) }
+                progress.update(done: done, total: total, outcome: outcome)
+            }
+        }
+        source.cancel()
         progress.finish()
+        let interrupted = interrupt.trials
+        for index in outcomes.indices where interrupted.contains(outcomes[index].id) {
+            outcomes[index].error = "interrupted by the operator (Ctrl-C) before the trial ended"
+            outcomes[index].endReason = "error"
+        }
         let model = agents.compactMap { $0 as? ChatCompletionsAgent }.first?.configuration
         let report = RedTeamReport(
             settings: .init(
@@ -184,6 +206,7 @@ struct RedTeamOptions: ParsableArguments {
             let written = try TrainingExport.write(report, to: export)
             Output.error("training data: \(written.joined(separator: ", "))")
         }
+        if interrupt.isSet { throw ExitCode(130) }
         if !failed.isEmpty && failed.count == outcomes.count { throw ExitCode(1) }
     }
 
@@ -240,6 +263,19 @@ struct ModelOptions: ParsableArguments {
         return configuration
     }
 
+}
+
+/// Set once by Ctrl-C; remembers which trials ended after it.
+final class InterruptFlag: @unchecked Sendable {
+    // @unchecked: every access holds the lock.
+    private let lock = NSLock()
+    private var flag = false
+    private var ended: Set<String> = []
+
+    var isSet: Bool { lock.withLock { flag } }
+    var trials: Set<String> { lock.withLock { ended } }
+    func set() { lock.withLock { flag = true } }
+    func note(_ id: String) { _ = lock.withLock { ended.insert(id) } }
 }
 
 /// A one-line progress bar on stderr while trials run (a line per trial when stderr is not a terminal).

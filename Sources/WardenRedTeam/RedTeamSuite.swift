@@ -29,9 +29,11 @@ public struct RedTeamSuite: Sendable {
     }
 
     /// Runs `specs`, calling `progress(done, total, outcome)` after each; outcomes come back in plan order.
-    /// A trial's failure is its own outcome (with `error`); it never stops the others.
+    /// A trial's failure is its own outcome (with `error`); it never stops the others. Once `isCancelled`
+    /// returns true no new trial starts; the outcomes of those that ran are returned.
     public func run(
-        _ specs: [TrialSpec], progress: @escaping @Sendable (Int, Int, TrialOutcome) -> Void = { _, _, _ in }
+        _ specs: [TrialSpec], isCancelled: @escaping @Sendable () -> Bool = { false },
+        progress: @escaping @Sendable (Int, Int, TrialOutcome) -> Void = { _, _, _ in }
     ) async -> [TrialOutcome] {
         try? FileManager.default.createDirectory(atPath: configuration.workDirectory, withIntermediateDirectories: true)
         let runner = TrialRunner(configuration: configuration)
@@ -40,7 +42,7 @@ public struct RedTeamSuite: Sendable {
             var next = 0
             var done = 0
             func startNext() {
-                guard next < specs.count else { return }
+                guard next < specs.count, !isCancelled() else { return }
                 let index = next
                 let spec = specs[index]
                 next += 1
