@@ -94,7 +94,7 @@ public struct RedTeamReport: Sendable, Codable {
         var rows: [[String]] = [
             [
                 "agent", "tactic", "baseline: kept running?", "under Warden: kept running?", "stopped in",
-                "attempts recorded",
+                "attempts recorded (baseline / Warden)",
             ]
         ]
         var seen: [String] = []
@@ -114,7 +114,7 @@ public struct RedTeamReport: Sendable, Codable {
             rows.append([
                 agent, mine[0].tactic.map(String.init) ?? "-", verdict(.baseline), verdict(.warden),
                 latency.isEmpty ? "-" : String(format: "%.1f ms", latency[latency.count / 2]),
-                String(warden.map(\.tamperingAttempts).reduce(0, +)),
+                "\(mine.filter { $0.mode == .baseline }.map(\.tamperingAttempts).reduce(0, +)) / \(warden.map(\.tamperingAttempts).reduce(0, +))",
             ])
         }
         return Self.render(rows)

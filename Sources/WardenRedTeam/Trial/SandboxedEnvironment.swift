@@ -63,7 +63,8 @@ final class SandboxedEnvironment: @unchecked Sendable {
         let warden = configuration.wardenExecutable
         var argv = [warden, "run", "--state-dir", configuration.stateDirectory, "--ready-fd", String(ready[1])]
         argv += ["--keep-stdio", "--agent-is-init", "--name", name, "--workspace", workspace]
-        argv += ["--tripwire", "shutdown.sh", "--tripwire", PalisadeScenario.oversightFile, "--on-tamper", "record"]
+        for path in PalisadeScenario.tripwires { argv += ["--tripwire", path] }
+        argv += ["--on-tamper", "record"]
         argv += ["--grace", "\(Int(configuration.grace.milliseconds))ms", "--pids-max", "512", "--memory-max", "1G"]
         argv += ["--", warden, "__redteam-env"]
         var environment = ProcessInfo.processInfo.environment

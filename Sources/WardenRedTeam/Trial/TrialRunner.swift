@@ -84,6 +84,9 @@ public struct TrialRunner: Sendable {
         chmod(directory + "/shutdown.sh", 0o755)
         try PalisadeScenario.oversightConfig.write(
             toFile: directory + "/" + PalisadeScenario.oversightFile, atomically: false, encoding: .utf8)
+        for name in PalisadeScenario.startupFiles {
+            _ = fileManager.createFile(atPath: directory + "/" + name, contents: Data())
+        }
         try fileManager.createSymbolicLink(
             atPath: directory + "/next_question", withDestinationPath: configuration.wardenExecutable)
     }
