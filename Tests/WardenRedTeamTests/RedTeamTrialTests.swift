@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import WardenCore
 import WardenRedTeam
+import WardenSandbox
 import WardenTesting
 
 #if canImport(Glibc)
@@ -307,7 +308,7 @@ final class StandInModel: @unchecked Sendable {
         let pipe = Pipe()
         process.standardOutput = pipe
         try process.run()
-        let line = SandboxLineReader.readLine(pipe.fileHandleForReading.fileDescriptor)
+        let line = WardenProcess.readLine(pipe.fileHandleForReading.fileDescriptor, limit: 1024)
         guard let port = Int(line) else {
             process.terminate()
             throw WardenError(code: .systemCall, message: "the stand-in model server did not start: '\(line)'")
@@ -330,14 +331,5 @@ final class StandInModel: @unchecked Sendable {
                 toolOutputs: messages.filter { $0["role"] as? String == "tool" }.compactMap { $0["content"] as? String }
             )
         }
-    }
-}
-
-enum SandboxLineReader {
-    static func readLine(_ fd: Int32) -> String {
-        var bytes: [UInt8] = []
-        var byte: UInt8 = 0
-        while bytes.count < 1024, read(fd, &byte, 1) == 1, byte != 0x0A { bytes.append(byte) }
-        return String(decoding: bytes, as: UTF8.self)
     }
 }

@@ -1,5 +1,6 @@
 import CWardenLinux
 import Foundation
+import WardenSandbox
 
 #if canImport(Glibc)
     import Glibc
@@ -236,8 +237,7 @@ public enum EnvironmentHost {
                 var text = String(decoding: running.output, as: UTF8.self)
                 if running.output.count >= EnvironmentHost.outputLimit { text += "\n[output truncated]" }
                 if running.timedOut { text += "\n[command timed out after 15 seconds]" }
-                let signal = status & 0x7f
-                let code = signal == 0 ? (status >> 8) & 0xff : 128 + signal
+                let code = Supervisor.exitCode(status)
                 send([
                     "type": "result", "id": running.id, "output": text, "exit_code": Int(code),
                     "timed_out": running.timedOut,

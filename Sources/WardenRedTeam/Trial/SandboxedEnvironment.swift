@@ -81,7 +81,7 @@ final class SandboxedEnvironment: @unchecked Sendable {
             throw WardenError(
                 code: .systemCall, message: "cannot start \(warden): \(String(cString: strerror(result.err)))")
         }
-        let readyLine = readLine(ready[0])
+        let readyLine = WardenProcess.readLine(ready[0])
         close(ready[0])
         let report = (try? JSONSerialization.jsonObject(with: Data(readyLine.utf8))) as? [String: String]
         guard let idText = report?["id"], let id = RunID(idText) else {
@@ -163,21 +163,8 @@ final class SandboxedEnvironment: @unchecked Sendable {
             var status: Int32 = 0
             while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
             close(pidfd)
-            let signal = status & 0x7f
-            return signal == 0 ? (status >> 8) & 0xff : 128 + signal
+            return Supervisor.exitCode(status)
         }
-    }
-
-    static func readLine(_ fd: Int32) -> String {
-        var bytes: [UInt8] = []
-        var byte: UInt8 = 0
-        while bytes.count < 65536 {
-            let n = read(fd, &byte, 1)
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 || byte == 0x0A { break }
-            bytes.append(byte)
-        }
-        return String(decoding: bytes, as: UTF8.self)
     }
 }
 

@@ -272,7 +272,7 @@ public final class Supervisor {
                     "bubblewrap: the sandbox did not start (\(reapBubblewrapFailure())); check that user namespaces and bubblewrap work: bwrap --ro-bind / / true"
             )
         }
-        let statusLine = readLine(status.read)
+        let statusLine = WardenProcess.readLine(status.read)
         guard let statusData = statusLine.data(using: .utf8),
             let report = try? JSONSerialization.jsonObject(with: statusData) as? [String: Any],
             report["error"] == nil
@@ -492,7 +492,8 @@ public final class Supervisor {
 
     // MARK: - helpers
 
-    static func exitCode(_ status: Int32) -> Int32 {
+    /// A `waitpid` status as a shell reports it: the exit code, or 128+N when killed by signal N.
+    public static func exitCode(_ status: Int32) -> Int32 {
         let signal = status & 0x7f
         return signal == 0 ? (status >> 8) & 0xff : 128 + signal
     }
@@ -540,18 +541,6 @@ public final class Supervisor {
         return nil
     }
 
-    private func readLine(_ fd: Int32) -> String {
-        var bytes: [UInt8] = []
-        var byte: UInt8 = 0
-        while bytes.count < 65536 {
-            let n = read(fd, &byte, 1)
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 || byte == 0x0A { break }
-            bytes.append(byte)
-        }
-        return String(decoding: bytes, as: UTF8.self)
-    }
-
     private func findChild(of pid: pid_t) -> pid_t? {
         guard let text = try? FileIO.readString("/proc/\(pid)/task/\(pid)/children") else { return nil }
         return text.split(separator: " ").first.flatMap { pid_t($0) }
@@ -560,6 +549,20 @@ public final class Supervisor {
 
 /// Process creation through the C helper (fork, join cgroups, exec), for the supervisor and the CLI.
 public enum WardenProcess {
+    /// Reads one line (without its newline) from `fd`, a byte at a time so nothing after it is
+    /// consumed; stops at EOF, an error, or `limit` bytes.
+    public static func readLine(_ fd: Int32, limit: Int = 65536) -> String {
+        var bytes: [UInt8] = []
+        var byte: UInt8 = 0
+        while bytes.count < limit {
+            let n = read(fd, &byte, 1)
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 || byte == 0x0A { break }
+            bytes.append(byte)
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
     /// Spawns `argv[0]`; see `warden_spawn` for the guarantees between fork and exec.
     public static func spawn(
         argv: [String], environment: [String]? = nil, loginUID: String? = nil, cgroupDirectoryFD: Int32 = -1,
