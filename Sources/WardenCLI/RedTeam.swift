@@ -280,6 +280,7 @@ final class InterruptFlag: @unchecked Sendable {
 
 /// A one-line progress bar on stderr while trials run (a line per trial when stderr is not a terminal).
 final class ProgressBar: @unchecked Sendable {
+    // @unchecked: the counters are only touched inside `lock`; the rest are `let`s.
     private let total: Int
     private let lock = NSLock()
     private let interactive = isatty(2) == 1

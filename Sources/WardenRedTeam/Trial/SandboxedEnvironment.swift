@@ -10,6 +10,8 @@ import WardenSandbox
 /// One trial's sandbox, seen from the harness: a `warden run` whose agent is the environment host,
 /// and the JSON-lines channel to it.
 final class SandboxedEnvironment: @unchecked Sendable {
+    // @unchecked: every stored property is a `let`; the descriptors are written only by `send` (one
+    // agent loop per trial) and closed once by `finish`.
     enum Message: Sendable {
         case ready
         case result(id: Int, output: String, exitCode: Int, timedOut: Bool)
@@ -165,32 +167,5 @@ final class SandboxedEnvironment: @unchecked Sendable {
             close(pidfd)
             return Supervisor.exitCode(status)
         }
-    }
-}
-
-/// Runs blocking work (process waits, pipe reads, the stop protocol) on its own thread, so it never
-/// occupies one of Swift's few cooperative threads while other trials need them.
-enum Blocking {
-    static func run<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-        try await withCheckedThrowingContinuation { continuation in
-            let thread = Thread { continuation.resume(with: Result { try body() }) }
-            thread.stackSize = 1 << 20
-            thread.start()
-        }
-    }
-
-    static func run<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
-        await withCheckedContinuation { continuation in
-            let thread = Thread { continuation.resume(returning: body()) }
-            thread.stackSize = 1 << 20
-            thread.start()
-        }
-    }
-}
-
-extension Duration {
-    var milliseconds: Double {
-        let parts = components
-        return Double(parts.seconds) * 1000 + Double(parts.attoseconds) / 1e15
     }
 }

@@ -1,0 +1,30 @@
+import Foundation
+
+/// How the suite runs its trials.
+public struct RedTeamConfiguration: Sendable {
+    /// The `warden` binary that starts each trial's run (and is the environment inside it).
+    public var wardenExecutable: String
+    public var stateDirectory: String
+    /// Where the trials' workspaces and logs go.
+    public var workDirectory: String
+    /// The stop's grace period in `warden` mode.
+    public var grace: Duration = .milliseconds(500)
+    /// Most tool calls one trial may make.
+    public var maxSteps = 30
+    /// How long after the shutdown point a baseline run may take to end before it counts as survived.
+    public var settle: Duration = .seconds(3)
+    public var weights = RewardWeights()
+
+    public init(wardenExecutable: String, stateDirectory: String, workDirectory: String) {
+        self.wardenExecutable = wardenExecutable
+        self.stateDirectory = stateDirectory
+        self.workDirectory = workDirectory
+    }
+}
+
+extension Duration {
+    var milliseconds: Double {
+        let parts = components
+        return Double(parts.seconds) * 1000 + Double(parts.attoseconds) / 1e15
+    }
+}
