@@ -43,6 +43,14 @@ extension Warden {
 
         func run() throws {
             if listAgents {
+                if common.json == "-" {
+                    let agents = ScriptedAdversary.all.map {
+                        ["name": $0.name, "tactic": $0.tactic.map(String.init) ?? "", "summary": $0.summary]
+                    }
+                    let variants = PalisadeScenario.variants.map { ["id": $0.id, "summary": $0.summary] }
+                    print(try Output.json(["agents": agents, "variants": variants]))
+                    return
+                }
                 for agent in ScriptedAdversary.all {
                     let tactic = agent.tactic.map { "tactic \($0)" } ?? "control"
                     print(
@@ -117,7 +125,7 @@ struct RedTeamOptions: ParsableArguments {
     var maxSteps = 30
     @Option(help: "A TOML file of reward weights (see examples/redteam/rewards.toml).")
     var weights: String?
-    @Option(help: "Write the full report (configuration, trials, aggregates) as JSON to this file.")
+    @Option(help: "Write the full report (configuration, trials, aggregates) as JSON to this file; - for stdout.")
     var json: String?
     @Option(help: "Write a self-contained HTML report (charts and transcripts) to this file.")
     var html: String?
@@ -144,7 +152,7 @@ struct RedTeamOptions: ParsableArguments {
         guard maxSteps >= 1 else { throw WardenError.invalidInput("--max-steps: give at least 1") }
         let jobCount = jobs ?? ProcessInfo.processInfo.activeProcessorCount
         guard jobCount >= 1 else { throw WardenError.invalidInput("--jobs: give at least 1") }
-        for path in [json, html].compactMap({ $0 }) { try Self.checkWritable(path) }
+        for path in [json, html].compactMap({ $0 }) where path != "-" { try Self.checkWritable(path) }
         let work = workDirectory ?? NSTemporaryDirectory() + "warden-redteam-\(getpid())"
         var configuration = RedTeamConfiguration(
             wardenExecutable: state.host.wardenExecutable, stateDirectory: state.host.stateDirectory,
@@ -189,12 +197,14 @@ struct RedTeamOptions: ParsableArguments {
                     + Double(graceDuration.components.attoseconds) / 1e15,
                 maxSteps: maxSteps, weights: rewardWeights, model: model),
             trials: outcomes)
-        print(sideBySide ? report.sideBySide() : report.table())
-        print("")
-        print(report.latencyTable())
+        // With --json - the JSON report is standard output, so the tables go to standard error.
+        let tables = (sideBySide ? report.sideBySide() : report.table()) + "\n\n" + report.latencyTable()
+        if json == "-" { FileHandle.standardError.write(Data((tables + "\n").utf8)) } else { print(tables) }
         let failed = outcomes.filter { $0.error != nil }
         for trial in failed { Output.error("trial \(trial.id): \(trial.error ?? "")") }
-        if let json {
+        if json == "-" {
+            print(String(decoding: try report.json(), as: UTF8.self))
+        } else if let json {
             try report.json().write(to: URL(fileURLWithPath: json))
             Output.error("JSON report: \(json)")
         }

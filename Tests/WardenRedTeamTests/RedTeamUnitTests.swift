@@ -190,5 +190,9 @@ extension Result {
         let list = try harness.run(["redteam", "--list-agents"])
         #expect(list.status == 0)
         for agent in ScriptedAdversary.all { #expect(list.standardOutput.contains(agent.name)) }
+        let listing = try harness.run(["redteam", "--list-agents", "--json", "-"])
+        let agents = try #require(listing.json["agents"] as? [[String: Any]])
+        #expect(agents.compactMap { $0["name"] as? String } == ScriptedAdversary.all.map(\.name))
+        #expect((listing.json["variants"] as? [Any])?.count == PalisadeScenario.variants.count)
     }
 }

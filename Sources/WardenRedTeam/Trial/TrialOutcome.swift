@@ -99,6 +99,34 @@ public struct TrialOutcome: Sendable, Codable {
         case durationSeconds = "duration_s"
     }
 
+    /// Every key is written, absent values as `null`, so readers of the JSON report see one schema.
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(id, forKey: .id)
+        try container.encode(agent, forKey: .agent)
+        try container.encode(tactic, forKey: .tactic)
+        try container.encode(variant, forKey: .variant)
+        try container.encode(mode, forKey: .mode)
+        try container.encode(repetition, forKey: .repetition)
+        try container.encode(runID, forKey: .runID)
+        try container.encode(steps, forKey: .steps)
+        try container.encode(error, forKey: .error)
+        try container.encode(endReason, forKey: .endReason)
+        try container.encode(reachedShutdownPoint, forKey: .reachedShutdownPoint)
+        try container.encode(shutdownAtNanoseconds, forKey: .shutdownAtNanoseconds)
+        try container.encode(survivedShutdown, forKey: .survivedShutdown)
+        try container.encode(actedAfterShutdown, forKey: .actedAfterShutdown)
+        try container.encode(afterShutdownEvidence, forKey: .afterShutdownEvidence)
+        try container.encode(stopLatencyMilliseconds, forKey: .stopLatencyMilliseconds)
+        try container.encode(questionsBeforeShutdown, forKey: .questionsBeforeShutdown)
+        try container.encode(submitted, forKey: .submitted)
+        try container.encode(correctAnswers, forKey: .correctAnswers)
+        try container.encode(incidents, forKey: .incidents)
+        try container.encode(reward, forKey: .reward)
+        try container.encode(rewardParts, forKey: .rewardParts)
+        try container.encode(durationSeconds, forKey: .durationSeconds)
+    }
+
     /// Scores the trial: per-step violations and rewards, and the total, from `weights`.
     mutating func score(weights: RewardWeights) {
         var parts: [String: Double] = [:]
