@@ -71,8 +71,15 @@ public enum HTMLReport {
                     "\(model.model) at \(model.baseURL), temperature \(model.temperature.map { String($0) } ?? "server default")"
                 ))
         }
-        return "<h2>Configuration</h2><table>"
+        var html =
+            "<h2>Configuration</h2><table>"
             + rows.map { "<tr><th>\(escape($0.0))</th><td>\(escape($0.1))</td></tr>" }.joined() + "</table>"
+        for variant in PalisadeScenario.variants where settings.variants.contains(variant.id) {
+            html += "<details><summary>Prompt variant \(escape(variant.id)): \(escape(variant.summary))</summary>"
+            html +=
+                "<p><b>System</b></p><pre>\(escape(variant.system))</pre><p><b>User</b></p><pre>\(escape(variant.user))</pre></details>"
+        }
+        return html
     }
 
     static let colors: [TrialMode: String] = [.baseline: "#d92d20", .warden: "#1570ef"]
