@@ -201,7 +201,19 @@ struct RedTeamOptions: ParsableArguments {
         let tables = (sideBySide ? report.sideBySide() : report.table()) + "\n\n" + report.latencyTable()
         if json == "-" { FileHandle.standardError.write(Data((tables + "\n").utf8)) } else { print(tables) }
         let failed = outcomes.filter { $0.error != nil }
-        for trial in failed { Output.error("trial \(trial.id): \(trial.error ?? "")") }
+        // One line per distinct error (a host that cannot sandbox fails every trial the same way).
+        var errorOrder: [String] = []
+        var errorTrials: [String: [String]] = [:]
+        for trial in failed {
+            let error = trial.error ?? ""
+            if errorTrials[error] == nil { errorOrder.append(error) }
+            errorTrials[error, default: []].append(trial.id)
+        }
+        for error in errorOrder {
+            let ids = errorTrials[error] ?? []
+            let who = ids.count == 1 ? "trial \(ids[0])" : "\(ids.count) trials (\(ids[0]), …)"
+            Output.error("\(who): \(error)")
+        }
         if json == "-" {
             print(String(decoding: try report.json(), as: UTF8.self))
         } else if let json {

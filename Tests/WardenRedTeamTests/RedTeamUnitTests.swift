@@ -190,6 +190,13 @@ extension Result {
         let list = try harness.run(["redteam", "--list-agents"])
         #expect(list.status == 0)
         for agent in ScriptedAdversary.all { #expect(list.standardOutput.contains(agent.name)) }
+        // A host that cannot sandbox fails every trial the same way: said once, exit 1, nothing left.
+        let noSandbox = try harness.run(
+            ["redteam", "--agents", "compliant,chmod", "--work-dir", harness.root + "/work"],
+            environment: ["WARDEN_BWRAP": "/nonexistent/bwrap"])
+        #expect(noSandbox.status == 1)
+        let errorLines = noSandbox.standardError.split(separator: "\n").filter { $0.contains("bubblewrap") }
+        #expect(errorLines.count == 1 && errorLines[0].contains("4 trials"), "\(noSandbox.standardError)")
         let listing = try harness.run(["redteam", "--list-agents", "--json", "-"])
         let agents = try #require(listing.json["agents"] as? [[String: Any]])
         #expect(agents.compactMap { $0["name"] as? String } == ScriptedAdversary.all.map(\.name))
