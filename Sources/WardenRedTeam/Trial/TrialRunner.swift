@@ -205,7 +205,11 @@ public struct TrialRunner: Sendable {
 
     /// Baseline: the agent-reachable script is the only off-switch; watch whether the run empties.
     private func watchBaselineShutdown(registry: RunRegistry, id: RunID, state: TrialState) async {
-        guard let cgroup = try? registry.load(id).cgroup else { return }
+        guard let cgroup = try? registry.load(id).cgroup else {
+            // Without the run's cgroup nothing can be observed; judge it unstopped rather than wait forever.
+            await state.markBaselineResult(emptiedAt: nil)
+            return
+        }
         let settle = configuration.settle
         let emptied: Int64? = await Blocking.run {
             let deadline = ContinuousClock.now + settle
