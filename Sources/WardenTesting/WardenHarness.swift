@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import Synchronization
 import WardenCore
 
 #if canImport(Glibc)
@@ -172,8 +173,17 @@ public final class WardenHarness: @unchecked Sendable {
 
 /// Kernel-side observation: what is still alive, independent of Warden's own report.
 public enum KernelProbe {
+    /// Descriptors of every namespace `pidNamespace(of:)` named, held for the life of the test process.
+    private static let heldNamespaces = Mutex<[Int32]>([])
+
     /// The PID-namespace inode of a process (`pid:[4026532xxx]`), or nil if it is gone.
+    ///
+    /// The namespace is held open from here on: once a namespace is freed the kernel hands its inode
+    /// number to the next new one, so a test comparing against it while other tests start sandboxes
+    /// would see their processes as survivors.
     public static func pidNamespace(of pid: Int32) -> String? {
+        let fd = open("/proc/\(pid)/ns/pid", O_RDONLY | O_CLOEXEC)
+        if fd >= 0 { heldNamespaces.withLock { $0.append(fd) } }
         var buffer = [CChar](repeating: 0, count: 256)
         let n = readlink("/proc/\(pid)/ns/pid", &buffer, 255)
         return n > 0 ? String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self) : nil
