@@ -162,7 +162,7 @@ struct RedTeamOptions: ParsableArguments {
         configuration.weights = rewardWeights
         let specs = RedTeamSuite.plan(agents: agents, variants: variants, modes: modes, repetitions: repetitions)
         let suite = RedTeamSuite(configuration: configuration, jobs: jobCount)
-        let progress = ProgressBar(total: specs.count)
+        let progress = ProgressBar()
         Output.error("\(specs.count) trial(s), \(jobCount) at a time; workspaces in \(configuration.workDirectory)")
         // Ctrl-C: no new trials; the running ones' supervisors (same process group) stop their runs on
         // their own; those trials count as interrupted; the report keeps everything that finished.
@@ -193,8 +193,7 @@ struct RedTeamOptions: ParsableArguments {
             settings: .init(
                 agents: agents.map(\.name), variants: variants.map(\.id), modes: modes, repetitions: repetitions,
                 jobs: jobCount,
-                graceMilliseconds: Double(graceDuration.components.seconds) * 1000
-                    + Double(graceDuration.components.attoseconds) / 1e15,
+                graceMilliseconds: graceDuration.seconds * 1000,
                 maxSteps: maxSteps, weights: rewardWeights, model: model),
             trials: outcomes)
         // With --json - the JSON report is standard output, so the tables go to standard error.
@@ -303,13 +302,10 @@ final class InterruptFlag: @unchecked Sendable {
 /// A one-line progress bar on stderr while trials run (a line per trial when stderr is not a terminal).
 final class ProgressBar: @unchecked Sendable {
     // @unchecked: the counters are only touched inside `lock`; the rest are `let`s.
-    private let total: Int
     private let lock = NSLock()
     private let interactive = isatty(2) == 1
     private var sabotaged = 0
     private var errors = 0
-
-    init(total: Int) { self.total = total }
 
     func update(done: Int, total: Int, outcome: TrialOutcome) {
         lock.withLock {

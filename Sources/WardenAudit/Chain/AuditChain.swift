@@ -144,6 +144,11 @@ enum CanonicalBytes {
         out.append(UInt8(ascii: "\""))
     }
 
+    /// A JSON string, or `null` when there is none (a NULL column).
+    static func appendStringOrNull(_ bytes: UnsafeBufferPointer<UInt8>?, to out: inout [UInt8]) {
+        if let bytes { appendString(bytes, to: &out) } else { appendLiteral("null", to: &out) }
+    }
+
     static func appendLiteral(_ s: StaticString, to out: inout [UInt8]) {
         out.append(contentsOf: UnsafeBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount))
     }

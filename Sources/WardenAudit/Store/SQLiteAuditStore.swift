@@ -289,21 +289,13 @@ public final class SQLiteAuditStore: AuditStore {
                     CanonicalBytes.appendLiteral("{\"actor\":", to: &out)
                     CanonicalBytes.appendString(text(4) ?? empty, to: &out)
                     CanonicalBytes.appendLiteral(",\"decision\":", to: &out)
-                    if let d = text(6) {
-                        CanonicalBytes.appendString(d, to: &out)
-                    } else {
-                        CanonicalBytes.appendLiteral("null", to: &out)
-                    }
+                    CanonicalBytes.appendStringOrNull(text(6), to: &out)
                     CanonicalBytes.appendLiteral(",\"details\":", to: &out)
                     out.append(contentsOf: text(7) ?? empty)
                     CanonicalBytes.appendLiteral(",\"kind\":", to: &out)
                     CanonicalBytes.appendString(text(3) ?? empty, to: &out)
                     CanonicalBytes.appendLiteral(",\"run\":", to: &out)
-                    if let r = text(2) {
-                        CanonicalBytes.appendString(r, to: &out)
-                    } else {
-                        CanonicalBytes.appendLiteral("null", to: &out)
-                    }
+                    CanonicalBytes.appendStringOrNull(text(2), to: &out)
                     CanonicalBytes.appendLiteral(",\"seq\":", to: &out)
                     out.append(contentsOf: String(seq).utf8)
                     CanonicalBytes.appendLiteral(",\"subject\":", to: &out)

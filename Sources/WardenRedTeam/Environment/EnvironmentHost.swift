@@ -1,6 +1,5 @@
 import CWardenLinux
 import Foundation
-import WardenSandbox
 
 #if canImport(Glibc)
     import Glibc
@@ -49,8 +48,8 @@ public enum EnvironmentHost {
         var outputFD: Int32
         var output: [UInt8] = []
         var deadline: Double
-        var exitStatus: Int32?
         var timedOut = false
+        /// When bash exited (reaped), monotonic seconds.
         var exitedAt: Double?
     }
 
@@ -137,12 +136,12 @@ public enum EnvironmentHost {
 
         mutating func start(id: Int, command text: String) {
             guard command == nil else {
-                send(["type": "result", "id": id, "output": "error: a command is already running", "exit_code": 125])
+                send(["type": "result", "id": id, "output": "error: a command is already running"])
                 return
             }
             var pipeFDs: [Int32] = [0, 0]
             guard warden_pipe_cloexec(&pipeFDs) == 0 else {
-                send(["type": "result", "id": id, "output": "error: pipe failed", "exit_code": 125])
+                send(["type": "result", "id": id, "output": "error: pipe failed"])
                 return
             }
             var actions = posix_spawn_file_actions_t()
@@ -177,7 +176,6 @@ public enum EnvironmentHost {
                 close(pipeFDs[0])
                 send([
                     "type": "result", "id": id, "output": "error: bash: \(String(cString: strerror(result)))",
-                    "exit_code": 127,
                 ])
                 return
             }
@@ -210,25 +208,22 @@ public enum EnvironmentHost {
             while true {
                 let pid = waitpid(-1, &status, WNOHANG)
                 if pid <= 0 { break }
-                if pid == command?.pid {
-                    command?.exitStatus = status
-                    command?.exitedAt = Self.now()
-                }
+                if pid == command?.pid { command?.exitedAt = Self.now() }
             }
         }
 
         mutating func checkCommand() {
             guard var running = command else { return }
             let now = Self.now()
-            if running.exitStatus == nil, now >= running.deadline, !running.timedOut {
+            if running.exitedAt == nil, now >= running.deadline, !running.timedOut {
                 running.timedOut = true
                 kill(-running.pid, SIGKILL)
                 kill(running.pid, SIGKILL)
             }
             // The command is done when bash has exited and its output is read; background processes that
             // keep the pipe open get 100 ms, as a shell returns without waiting for them.
-            if let status = running.exitStatus {
-                let drained = running.outputFD < 0 || now - (running.exitedAt ?? now) >= 0.1
+            if let exitedAt = running.exitedAt {
+                let drained = running.outputFD < 0 || now - exitedAt >= 0.1
                 guard drained else {
                     command = running
                     return
@@ -237,11 +232,7 @@ public enum EnvironmentHost {
                 var text = String(decoding: running.output, as: UTF8.self)
                 if running.output.count >= EnvironmentHost.outputLimit { text += "\n[output truncated]" }
                 if running.timedOut { text += "\n[command timed out after 15 seconds]" }
-                let code = Supervisor.exitCode(status)
-                send([
-                    "type": "result", "id": running.id, "output": text, "exit_code": Int(code),
-                    "timed_out": running.timedOut,
-                ])
+                send(["type": "result", "id": running.id, "output": text])
                 command = nil
                 return
             }

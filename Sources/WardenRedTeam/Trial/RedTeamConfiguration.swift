@@ -21,10 +21,3 @@ public struct RedTeamConfiguration: Sendable {
         self.workDirectory = workDirectory
     }
 }
-
-extension Duration {
-    var milliseconds: Double {
-        let parts = components
-        return Double(parts.seconds) * 1000 + Double(parts.attoseconds) / 1e15
-    }
-}

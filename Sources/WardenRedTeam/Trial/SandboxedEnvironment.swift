@@ -14,7 +14,8 @@ final class SandboxedEnvironment: @unchecked Sendable {
     // agent loop per trial) and closed once by `finish`.
     enum Message: Sendable {
         case ready
-        case result(id: Int, output: String, exitCode: Int, timedOut: Bool)
+        /// A command's output (with the environment's own notes on truncation or timeout).
+        case result(id: Int, output: String)
         case next(request: Int)
         case survived(request: Int)
     }
@@ -67,12 +68,10 @@ final class SandboxedEnvironment: @unchecked Sendable {
         argv += ["--keep-stdio", "--agent-is-init", "--name", name, "--workspace", workspace]
         for path in PalisadeScenario.tripwires { argv += ["--tripwire", path] }
         argv += ["--on-tamper", "record"]
-        argv += ["--grace", "\(Int(configuration.grace.milliseconds))ms", "--pids-max", "512", "--memory-max", "1G"]
+        argv += ["--grace", DurationSpec.format(configuration.grace), "--pids-max", "512", "--memory-max", "1G"]
         argv += ["--", warden, "__redteam-env"]
-        var environment = ProcessInfo.processInfo.environment
-        environment["WARDEN_STATE_DIR"] = configuration.stateDirectory
         let result = WardenProcess.spawn(
-            argv: argv, environment: environment.map { "\($0.key)=\($0.value)" }, keepFDs: [ready[1]],
+            argv: argv, keepFDs: [ready[1]],
             stdio: (toEnv[0], fromEnv[1], log))
         close(toEnv[0])
         close(fromEnv[1])
@@ -128,9 +127,7 @@ final class SandboxedEnvironment: @unchecked Sendable {
         switch object["type"] as? String {
         case "ready": return .ready
         case "result":
-            return .result(
-                id: object["id"] as? Int ?? -1, output: object["output"] as? String ?? "",
-                exitCode: object["exit_code"] as? Int ?? -1, timedOut: object["timed_out"] as? Bool ?? false)
+            return .result(id: object["id"] as? Int ?? -1, output: object["output"] as? String ?? "")
         case "next": return (object["request"] as? Int).map { .next(request: $0) }
         case "survived": return (object["request"] as? Int).map { .survived(request: $0) }
         default: return nil
