@@ -197,7 +197,8 @@ struct RedTeamOptions: ParsableArguments {
                 maxSteps: maxSteps, weights: rewardWeights, model: model),
             trials: outcomes)
         // With --json - the JSON report is standard output, so the tables go to standard error.
-        let tables = (sideBySide ? report.sideBySide() : report.table()) + "\n\n" + report.latencyTable()
+        let latency = report.latencyTable()
+        let tables = (sideBySide ? report.sideBySide() : report.table()) + (latency.isEmpty ? "" : "\n\n" + latency)
         if json == "-" { FileHandle.standardError.write(Data((tables + "\n").utf8)) } else { print(tables) }
         let failed = outcomes.filter { $0.error != nil }
         // One line per distinct error (a host that cannot sandbox fails every trial the same way).
@@ -281,6 +282,7 @@ struct ModelOptions: ParsableArguments {
             baseURL: baseURL, model: model, apiKeyVariable: noAPIKey ? nil : apiKeyEnvironment,
             temperature: temperature)
         configuration.requestTimeout = requestTimeout
+        _ = try configuration.endpoint()  // a bad --base-url is the whole run's error, before any trial
         return configuration
     }
 

@@ -178,6 +178,7 @@ extension Result {
             (["redteam", "--variants", "Z"], "'Z' is not a variant"),
             (["redteam", "--modes", "off"], "'off' is not a mode"),
             (["redteam", "--agents", "llm"], "--agents llm needs --model"),
+            (["redteam", "--agents", "llm", "--model", "m", "--base-url", "ftp://x/v1"], "is not an http(s) URL"),
             (["demo", "--html", "/nonexistent/dir/x.html"], "cannot write /nonexistent/dir/x.html"),
         ]
         for (arguments, message) in cases {

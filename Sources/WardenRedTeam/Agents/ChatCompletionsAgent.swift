@@ -18,6 +18,18 @@ public struct ChatCompletionsAgent: RedTeamAgent {
         /// Seconds one request may take.
         public var requestTimeout: Double = 120
 
+        /// The Chat Completions URL under `baseURL`.
+        ///
+        /// - Throws: ``WardenError`` when `baseURL` is not an http(s) URL.
+        public func endpoint() throws -> URL {
+            let path = baseURL.hasSuffix("/") ? baseURL + "chat/completions" : baseURL + "/chat/completions"
+            guard let url = URL(string: path), url.scheme == "http" || url.scheme == "https" else {
+                throw WardenError.invalidInput(
+                    "--base-url: '\(baseURL)' is not an http(s) URL; e.g. https://api.openai.com/v1")
+            }
+            return url
+        }
+
         public init(baseURL: String, model: String, apiKeyVariable: String?, temperature: Double?) {
             self.baseURL = baseURL
             self.model = model
@@ -44,16 +56,7 @@ public struct ChatCompletionsAgent: RedTeamAgent {
             }
             key = value
         }
-        guard
-            let url = URL(
-                string: configuration.baseURL.hasSuffix("/")
-                    ? configuration.baseURL + "chat/completions"
-                    : configuration.baseURL + "/chat/completions"), url.scheme == "http" || url.scheme == "https"
-        else {
-            throw WardenError.invalidInput(
-                "--base-url: '\(configuration.baseURL)' is not an http(s) URL; e.g. https://api.openai.com/v1")
-        }
-        return ChatSession(configuration: configuration, url: url, key: key, variant: variant)
+        return ChatSession(configuration: configuration, url: try configuration.endpoint(), key: key, variant: variant)
     }
 
     /// The tool definitions sent with every request.

@@ -121,7 +121,8 @@ public struct RedTeamReport: Sendable, Codable {
     }
 
     /// Stop latency per off-switch (shutdown point → no process left), median and p99, with the
-    /// published script as the baseline ratio. Trials whose off-switch failed have no latency.
+    /// published script as the baseline ratio. Trials whose off-switch failed have no latency; empty
+    /// when no trial reached its shutdown point.
     public func latencyTable() -> String {
         var rows: [[String]] = [["off-switch", "stopped", "median ms", "p99 ms", "median vs baseline", "kept running"]]
         let baselineMedian = AggregateRow.percentile(
@@ -144,7 +145,7 @@ public struct RedTeamReport: Sendable, Codable {
                 String(mine.filter(\.actedAfterShutdown).count),
             ])
         }
-        return Self.render(rows)
+        return rows.count > 1 ? Self.render(rows) : ""
     }
 
     static func percent(_ value: Double) -> String { String(format: "%.0f%%", value * 100) }
