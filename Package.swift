@@ -11,6 +11,7 @@ let package = Package(
         .library(name: "WardenAudit", targets: ["WardenAudit"]),
         .library(name: "WardenSandbox", targets: ["WardenSandbox"]),
         .library(name: "WardenRedTeam", targets: ["WardenRedTeam"]),
+        .library(name: "WardenBench", targets: ["WardenBench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -39,23 +40,31 @@ let package = Package(
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ]
         ),
+        // Events leave the sandbox module only through Core's EventSink; the CLI picks the store.
         .target(
             name: "WardenSandbox",
             dependencies: [
-                "WardenAudit",
                 "WardenCore",
                 "CWardenLinux",
                 .product(name: "SystemPackage", package: "swift-system"),
+                // SHA-256 of watched files: the one implementation the audit chain uses too.
+                .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
         .target(
             name: "WardenRedTeam",
-            dependencies: ["WardenAudit", "WardenCore", "WardenSandbox", "CWardenLinux"]
+            dependencies: ["WardenCore", "WardenSandbox", "CWardenLinux"]
+        ),
+        // The benchmarks behind `warden bench`, apart from the modules they measure.
+        .target(
+            name: "WardenBench",
+            dependencies: ["WardenAudit", "WardenCore", "WardenPolicy", "WardenSandbox", "CWardenLinux"]
         ),
         .executableTarget(
             name: "WardenCLI",
             dependencies: [
                 "WardenAudit",
+                "WardenBench",
                 "WardenRedTeam",
                 "WardenCore",
                 "WardenPolicy",
@@ -75,21 +84,26 @@ let package = Package(
             ]
         ),
         .testTarget(
-            name: "WardenPolicyTests", dependencies: ["WardenPolicy", "WardenCore", "WardenTesting"],
+            name: "WardenPolicyTests", dependencies: ["WardenPolicy", "WardenBench", "WardenCore", "WardenTesting"],
             // The cedarpy peer is run by the differential tests from the source tree.
             exclude: ["Peers"]
         ),
         .testTarget(
             name: "WardenSandboxTests",
-            dependencies: ["WardenSandbox", "WardenCore", "WardenTesting", "WardenCLI"],
+            dependencies: ["WardenSandbox", "WardenCore", "WardenTesting"],
             // The adversary programs are run from the source tree by the tests, not bundled.
             exclude: ["Adversaries"]
         ),
         .testTarget(
             name: "WardenRedTeamTests",
-            dependencies: ["WardenRedTeam", "WardenSandbox", "WardenCore", "WardenTesting", "WardenCLI"],
+            dependencies: ["WardenRedTeam", "WardenAudit", "WardenSandbox", "WardenCore", "WardenTesting"],
             // The stand-in model server is run by the tests from the source tree.
             exclude: ["Peers"]
+        ),
+        // The command line through the real binary: bad input, `warden policy`, `warden redteam` flags.
+        .testTarget(
+            name: "WardenCLITests",
+            dependencies: ["WardenCLI", "WardenCore", "WardenRedTeam", "WardenTesting"]
         ),
     ]
 )

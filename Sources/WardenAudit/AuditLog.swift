@@ -28,9 +28,10 @@ public final class AuditLog: Sendable {
         self.committer = GroupCommitter(store: store, signer: signer, policy: policy, headPath: headPath, plain: plain)
     }
 
-    /// Opens the log for `location` (`sqlite:PATH`, a path, or `postgres://…`; nil for the state
-    /// directory's SQLite file), with the signing key and head anchor from the state directory.
-    public static func open(location: String?, stateDirectory: String, policy: CheckpointPolicy = CheckpointPolicy())
+    /// Opens the log at `location`, with the signing key and head anchor from the state directory.
+    public static func open(
+        location: AuditStoreLocation, stateDirectory: String, policy: CheckpointPolicy = CheckpointPolicy()
+    )
         async throws(AuditError) -> AuditLog
     {
         let directory = stateDirectory + "/audit"
@@ -126,20 +127,23 @@ actor GroupCommitter {
 
 /// Opening stores by location, and the head anchor file.
 public enum AuditStores {
-    public static func open(location: String?, stateDirectory: String) async throws(AuditError) -> any AuditStore {
-        guard let location, !location.isEmpty else {
-            return try SQLiteAuditStore(path: stateDirectory + "/audit/audit.sqlite")
+    public static func open(location: AuditStoreLocation, stateDirectory: String) async throws(AuditError)
+        -> any AuditStore
+    {
+        switch location {
+        case .postgres(let url): return try await PostgresAuditStore.connect(url: url)
+        case .stateDirectory, .sqlite:
+            return try openSQLite(location: location, stateDirectory: stateDirectory)
         }
-        if location.hasPrefix("postgres://") || location.hasPrefix("postgresql://") {
-            return try await PostgresAuditStore.connect(url: location)
+    }
+
+    /// The SQLite stores open synchronously (the supervisor's path needs no async at all).
+    static func openSQLite(location: AuditStoreLocation, stateDirectory: String) throws(AuditError) -> SQLiteAuditStore
+    {
+        guard let path = location.sqlitePath(stateDirectory: stateDirectory) else {
+            throw AuditError(code: .invalidInput, message: "\(location) is not a SQLite store")
         }
-        if location.hasPrefix("sqlite:") { return try SQLiteAuditStore(path: String(location.dropFirst(7))) }
-        if location.contains("://") {
-            throw AuditError(
-                code: .invalidInput,
-                message: "unknown store \(location); use postgres://USER@HOST:PORT/DB, sqlite:PATH or a file path")
-        }
-        return try SQLiteAuditStore(path: location)
+        return try SQLiteAuditStore(path: path)
     }
 
     /// One head file per store location under the state directory.

@@ -4,29 +4,13 @@ import WardenAudit
 import WardenCore
 import WardenSandbox
 
-/// Runs async module code from a synchronous command (the main thread is not part of Swift's
-/// cooperative pool, so blocking it while the task runs is safe).
-func blocking<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) throws -> T {
-    let box = ResultBox<T>()
-    let done = DispatchSemaphore(value: 0)
-    Task {
-        do { box.result = .success(try await body()) } catch { box.result = .failure(error) }
-        done.signal()
+/// Runs audit-store code, turning the store's errors into the CLI's one-line form.
+func auditCall<T: Sendable>(_ body: () async throws -> T) async throws -> T {
+    do {
+        return try await body()
+    } catch let error as AuditError {
+        throw error.wardenError
     }
-    done.wait()
-    switch box.result {
-    case .success(let value)?: return value
-    case .failure(let error)?:
-        if let audit = error as? AuditError { throw audit.wardenError }
-        throw error
-    case nil: throw WardenError(code: .systemCall, message: "internal error: the task ended without a result")
-    }
-}
-
-/// Carries a task's result back to the thread waiting for it.
-final class ResultBox<T: Sendable>: @unchecked Sendable {
-    // @unchecked: written once by the task before the semaphore is signalled, read only after the wait.
-    var result: Result<T, any Error>?
 }
 
 struct AuditOptions: ParsableArguments {
@@ -37,26 +21,38 @@ struct AuditOptions: ParsableArguments {
     )
     var store: String?
 
-    var location: String? { store ?? ProcessInfo.processInfo.environment["WARDEN_AUDIT_STORE"] }
-    var stateDirectory: String { state.host.stateDirectory }
-
-    func open() throws -> any AuditStore {
-        let location = self.location
-        let stateDirectory = self.stateDirectory
-        return try blocking { try await AuditStores.open(location: location, stateDirectory: stateDirectory) }
+    /// `--store`, else `$WARDEN_AUDIT_STORE`, else the state directory's SQLite file.
+    func location() throws -> AuditStoreLocation {
+        let cwd = FileManager.default.currentDirectoryPath
+        if let store { return try AuditStoreLocation(parsing: store, field: "--store", workingDirectory: cwd) }
+        if let text = ProcessInfo.processInfo.environment["WARDEN_AUDIT_STORE"], !text.isEmpty {
+            return try AuditStoreLocation(parsing: text, field: "WARDEN_AUDIT_STORE", workingDirectory: cwd)
+        }
+        return .stateDirectory
     }
+
+    var stateDirectory: String { state.host.stateDirectory }
 
     /// Opens the store, runs `body`, and closes the store whatever happens (a PostgreSQL connection
     /// must be closed before it is released).
-    func withStore<T>(_ body: (any AuditStore) throws -> T) throws -> T {
-        let store = try open()
-        defer { _ = try? blocking { await store.close() } }
-        return try body(store)
+    func withStore<T: Sendable>(_ body: (any AuditStore) async throws -> T) async throws -> T {
+        let location = try location()
+        let store = try await auditCall {
+            try await AuditStores.open(location: location, stateDirectory: stateDirectory)
+        }
+        do {
+            let result = try await auditCall { try await body(store) }
+            await store.close()
+            return result
+        } catch {
+            await store.close()
+            throw error
+        }
     }
 }
 
 extension Warden {
-    struct Audit: ParsableCommand {
+    struct Audit: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "The tamper-evident record: verify, read, export and import the hash-chained audit log.",
             discussion: """
@@ -75,7 +71,7 @@ extension Warden {
 }
 
 extension Warden.Audit {
-    struct Verify: ParsableCommand {
+    struct Verify: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Check the chain, every checkpoint signature and the signed head; name the first bad event.",
             discussion:
@@ -95,19 +91,19 @@ extension Warden.Audit {
             if let to, to < from { throw ValidationError("--to must not be below --from") }
         }
 
-        func run() throws {
-            try options.withStore { store in try verify(store) }
+        func run() async throws {
+            try await options.withStore { store in try await verify(store) }
         }
 
-        func verify(_ store: any AuditStore) throws {
-            let publicKey = try blocking { [key, options] in
+        func verify(_ store: any AuditStore) async throws {
+            let publicKey = try await auditCall { [key, options] in
                 try AuditOperations.trustedKey(key, stateDirectory: options.stateDirectory)
             }
             let head = AuditStores.readHead(
                 path: AuditStores.headPath(for: store, stateDirectory: options.stateDirectory))
             let interactive = isatty(2) == 1 && !json
             let (from, to) = (from, to)
-            let report = try blocking {
+            let report = try await auditCall {
                 let result = try await AuditOperations.verify(
                     store: store, publicKey: publicKey, from: from, through: to, head: head,
                     progress: interactive
@@ -129,7 +125,7 @@ extension Warden.Audit {
         }
     }
 
-    struct Tail: ParsableCommand {
+    struct Tail: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Print the latest events; --follow keeps printing new ones.")
         @OptionGroup var options: AuditOptions
@@ -140,27 +136,27 @@ extension Warden.Audit {
         @Flag(help: "One JSON object per line.")
         var json = false
 
-        func run() throws {
-            try options.withStore { store in try tail(store) }
+        func run() async throws {
+            try await options.withStore { store in try await tail(store) }
         }
 
-        func tail(_ store: any AuditStore) throws {
-            let last = try blocking { try await store.lastSequence() }
+        func tail(_ store: any AuditStore) async throws {
+            let last = try await auditCall { try await store.lastSequence() }
             var next = max(1, last - Int64(max(0, count)) + 1)
             while true {
                 let start = next
-                let page = try blocking { try await store.events(from: start, through: nil, limit: 1000) }
+                let page = try await auditCall { try await store.events(from: start, through: nil, limit: 1000) }
                 // Unbuffered, so `--follow` into a pipe shows each event as it is recorded.
                 let text = page.map { AuditFormatting.line($0.event, json: json) + "\n" }.joined()
                 FileHandle.standardOutput.write(Data(text.utf8))
                 if let last = page.last?.event.sequence { next = last + 1 }
                 if !follow { return }
-                if page.isEmpty { usleep(200_000) }
+                if page.isEmpty { try await Task.sleep(for: .milliseconds(200)) }
             }
         }
     }
 
-    struct Show: ParsableCommand {
+    struct Show: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Print one event in full, with its hashes.")
         @OptionGroup var options: AuditOptions
         @Argument(help: "The sequence number.")
@@ -168,14 +164,15 @@ extension Warden.Audit {
         @Flag(help: "Print it as JSON.")
         var json = false
 
-        func run() throws {
-            try options.withStore { store in try show(store) }
+        func run() async throws {
+            try await options.withStore { store in try await show(store) }
         }
 
-        func show(_ store: any AuditStore) throws {
+        func show(_ store: any AuditStore) async throws {
             let sequence = sequence
             guard
-                let stored = try blocking({ try await store.events(from: sequence, through: sequence, limit: 1) }).first
+                let stored = try await auditCall({ try await store.events(from: sequence, through: sequence, limit: 1) }
+                ).first
             else {
                 throw WardenError(code: .notFound, message: "no event \(sequence) in \(store.location)")
             }
@@ -194,7 +191,7 @@ extension Warden.Audit {
         }
     }
 
-    struct Record: ParsableCommand {
+    struct Record: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Record an event by hand (an operator's note, an external action) and print its sequence number.",
             discussion: """
@@ -226,7 +223,7 @@ extension Warden.Audit {
             if repetitions < 1 || writers < 1 { throw ValidationError("--repeat and --writers must be at least 1") }
         }
 
-        func run() throws {
+        func run() async throws {
             let parsed: JSONValue
             do {
                 parsed = try JSONValue.parse(details)
@@ -241,9 +238,9 @@ extension Warden.Audit {
                 throw WardenError.invalidInput("--details: \(error.message)")
             }
             let (location, stateDirectory, repetitions, writers) = (
-                options.location, options.stateDirectory, repetitions, writers
+                try options.location(), options.stateDirectory, repetitions, writers
             )
-            try blocking {
+            try await auditCall {
                 let log = try await AuditLog.open(location: location, stateDirectory: stateDirectory)
                 try await withThrowingTaskGroup(of: Void.self) { group in
                     for w in 0..<writers {
@@ -263,7 +260,7 @@ extension Warden.Audit {
         }
     }
 
-    struct Export: ParsableCommand {
+    struct Export: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Write the whole log (events and checkpoints) as JSON Lines.",
             discussion:
@@ -279,11 +276,11 @@ extension Warden.Audit {
             if format != "jsonl" { throw ValidationError("--format \(format) is not supported; use jsonl") }
         }
 
-        func run() throws {
-            try options.withStore { store in try export(store) }
+        func run() async throws {
+            try await options.withStore { store in try await export(store) }
         }
 
-        func export(_ store: any AuditStore) throws {
+        func export(_ store: any AuditStore) async throws {
             let handle: FileHandle
             if let output {
                 guard
@@ -295,14 +292,14 @@ extension Warden.Audit {
             } else {
                 handle = FileHandle.standardOutput
             }
-            let count = try blocking {
+            let count = try await auditCall {
                 try await AuditOperations.export(store: store) { line in handle.write(Data((line + "\n").utf8)) }
             }
             if output != nil { FileHandle.standardError.write(Data("exported \(count) events\n".utf8)) }
         }
     }
 
-    struct Import: ParsableCommand {
+    struct Import: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Read an export into an empty store, verifying every event and checkpoint first.",
             discussion: "Nothing is written unless the whole file verifies. Exit status 1 names the first bad event.")
@@ -312,19 +309,19 @@ extension Warden.Audit {
         @Option(help: "The public key checkpoints must carry (default: the key each checkpoint names).")
         var key: String?
 
-        func run() throws {
+        func run() async throws {
             guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
                 throw WardenError(code: .notFound, message: "\(file): cannot be read")
             }
-            try options.withStore { store in try importFile(text, into: store) }
+            try await options.withStore { store in try await importFile(text, into: store) }
         }
 
-        func importFile(_ text: String, into store: any AuditStore) throws {
+        func importFile(_ text: String, into store: any AuditStore) async throws {
             let publicKey = try key.map { [options] k in
                 try AuditOperations.trustedKey(k, stateDirectory: options.stateDirectory)
             }
             let lines = text.split(separator: "\n", omittingEmptySubsequences: true)
-            let report = try blocking {
+            let report = try await auditCall {
                 try await AuditOperations.importLines(lines, into: store, publicKey: publicKey)
             }
             if report.ok {
@@ -338,12 +335,12 @@ extension Warden.Audit {
         }
     }
 
-    struct Key: ParsableCommand {
+    struct Key: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Print the public key that signs this machine's checkpoints (creating the key pair if needed).")
         @OptionGroup var state: StateOptions
 
-        func run() throws {
+        func run() async throws {
             let directory = state.host.stateDirectory + "/audit"
             do {
                 print(try CheckpointSigner.loadOrCreate(directory: directory).publicKeyHex)

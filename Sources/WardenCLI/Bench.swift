@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import WardenAudit
+import WardenBench
 import WardenCore
 import WardenPolicy
 import WardenSandbox
@@ -211,7 +212,7 @@ extension Warden {
 }
 
 extension Warden {
-    struct BenchAudit: ParsableCommand {
+    struct BenchAudit: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "audit",
             abstract:
@@ -242,7 +243,7 @@ extension Warden {
             }
         }
 
-        func run() throws {
+        func run() async throws {
             let scratch = "/var/tmp/warden-bench-audit-\(getpid())"
             try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
             defer { try? FileManager.default.removeItem(atPath: scratch) }
@@ -251,7 +252,7 @@ extension Warden {
                 FileHandle.standardError.write(Data("\r\u{1B}[K\(line)…".utf8))
             }
             let postgres = postgres
-            let rows = try blocking {
+            let rows = try await auditCall {
                 let counter = Counter()
                 var rows = try await bench.measure(
                     name: "SQLite (WAL, synchronous=FULL)", stateDirectory: scratch,

@@ -1,6 +1,5 @@
 import ArgumentParser
 import Foundation
-import WardenAudit
 import WardenCore
 import WardenSandbox
 
@@ -18,6 +17,8 @@ extension Warden {
         var json = false
         @OptionGroup var state: StateOptions
 
+        /// Only reads: a run whose supervisor died unrecorded shows as `exited?` until a command that
+        /// acts on it (`inspect`, `stop`, `renew`) records that through its ledger.
         func run() throws {
             let runs = state.registry.list().filter { all || $0.state.isActive }
             if json { return print(try Output.json(runs)) }
@@ -26,7 +27,8 @@ extension Warden {
                 let age = Double(RunEvent.now() - record.createdAtNanoseconds) / 1e9
                 let processes = record.state.isActive ? String(record.cgroup?.processIDs().count ?? 0) : "-"
                 return [
-                    record.id.rawValue, record.name, record.state.rawValue, Self.formatAge(age), processes,
+                    record.id.rawValue, record.name, record.isOrphaned ? "exited?" : record.state.rawValue,
+                    Self.formatAge(age), processes,
                     record.command.joined(separator: " "),
                 ]
             }
@@ -53,7 +55,11 @@ extension Warden {
 
         func run() throws {
             let registry = state.registry
-            let record = try registry.current(try registry.resolve(runID))
+            let id = try registry.resolve(runID)
+            // Looking at a run whose supervisor died records how it ended (once), through its ledger.
+            guard let record = try registry.ledger(for: id).reconcile() else {
+                throw WardenError(code: .notFound, message: "no run \(id)")
+            }
             if json { return print(try Output.json(record)) }
             var lines = [
                 "id:          \(record.id)", "name:        \(record.name)", "state:       \(record.state.rawValue)",
@@ -69,15 +75,14 @@ extension Warden {
                         "  \(controller):\(String(repeating: " ", count: max(1, 9 - controller.count)))\(path)")
                 }
             }
+            lines.append("events:      \(record.auditStore)")
             lines.append("layers:")
             for layer in record.layers {
                 lines.append("  \(layer.layer.rawValue): \(layer.status.rawValue) (\(layer.detail))")
             }
             if let lease = record.lease {
-                let expires = RunEvent(
-                    run: record.id, kind: .leaseRenewed, actor: "", timeNanoseconds: lease.expiresAtNanoseconds)
                 lines.append(
-                    "lease:       \(DurationSpec.format(.nanoseconds(lease.durationNanoseconds))), expires \(expires.timestamp)"
+                    "lease:       \(DurationSpec.format(.nanoseconds(lease.durationNanoseconds))), expires \(RunEvent.timestamp(lease.expiresAtNanoseconds))"
                 )
             } else {
                 lines.append("lease:       none")
@@ -94,7 +99,7 @@ extension Warden {
         }
     }
 
-    struct Events: ParsableCommand {
+    struct Events: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Show a run's recorded events.",
             discussion: "Example: warden events 3f2a9c --follow")
@@ -106,23 +111,23 @@ extension Warden {
         var json = false
         @OptionGroup var state: StateOptions
 
-        func run() throws {
+        func run() async throws {
             let registry = state.registry
             let id = try registry.resolve(runID)
-            let sink = registry.eventSink(for: id)
+            let ledger = try registry.ledger(for: id)
             var printed = 0
             while true {
-                let events = try sink.events()
+                let events = try await Blocking.run { try ledger.events() }
                 for event in events.dropFirst(printed) { try printEvent(event) }
                 printed = max(printed, events.count)
                 guard follow else { return }
-                let active = (try? registry.current(id))?.state.isActive ?? false
+                let active = await Blocking.run { ledger.reconcile()?.state.isActive ?? false }
                 if !active {
-                    let final = try sink.events()
+                    let final = try await Blocking.run { try ledger.events() }
                     for event in final.dropFirst(printed) { try printEvent(event) }
                     return
                 }
-                usleep(100_000)
+                try await Task.sleep(for: .milliseconds(100))
             }
         }
 
@@ -135,7 +140,7 @@ extension Warden {
                 let details = event.details.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(
                     separator: " ")
                 print(
-                    "\(event.timestamp)  \(event.kind.rawValue.padding(toLength: 15, withPad: " ", startingAt: 0)) \(event.actor.padding(toLength: 10, withPad: " ", startingAt: 0)) \(details)"
+                    "\(event.timestamp)  \(event.kind.rawValue.padding(toLength: 15, withPad: " ", startingAt: 0)) \(event.actor.rawValue.padding(toLength: 10, withPad: " ", startingAt: 0)) \(details)"
                 )
             }
             fflush(nil)

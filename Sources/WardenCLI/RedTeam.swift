@@ -1,11 +1,12 @@
 import ArgumentParser
 import Foundation
+import WardenAudit
 import WardenCore
 import WardenRedTeam
 import WardenSandbox
 
 extension Warden {
-    struct RedTeam: ParsableCommand {
+    struct RedTeam: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "redteam",
             abstract: "Run the shutdown-resistance suite (Palisade protocol) against agents, with and without Warden.",
@@ -41,7 +42,7 @@ extension Warden {
         @Flag(name: .customLong("list-agents"), help: "List the agents and prompt variants, then exit.")
         var listAgents = false
 
-        func run() throws {
+        func run() async throws {
             if listAgents {
                 if common.json == "-" {
                     let agents = ScriptedAdversary.all.map {
@@ -81,13 +82,13 @@ extension Warden {
             guard repetitions >= 1, repetitions <= 100_000 else {
                 throw WardenError.invalidInput("--repetitions: give a number from 1 to 100000")
             }
-            try common.execute(
+            try await common.execute(
                 agents: chosenAgents, variants: chosenVariants, modes: chosenModes, repetitions: repetitions,
                 sideBySide: false)
         }
     }
 
-    struct Demo: ParsableCommand {
+    struct Demo: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Every scripted adversary, once with the published off-switch and once under Warden.",
             discussion: """
@@ -105,10 +106,10 @@ extension Warden {
 
         @OptionGroup var common: RedTeamOptions
 
-        func run() throws {
+        func run() async throws {
             var options = common
             if options.html == nil { options.html = "warden-demo.html" }
-            try options.execute(
+            try await options.execute(
                 agents: ScriptedAdversary.all, variants: PalisadeScenario.variants.filter { $0.id == "E" },
                 modes: TrialMode.allCases, repetitions: 1, sideBySide: true)
         }
@@ -137,7 +138,7 @@ struct RedTeamOptions: ParsableArguments {
 
     func execute(
         agents: [any RedTeamAgent], variants: [PromptVariant], modes: [TrialMode], repetitions: Int, sideBySide: Bool
-    ) throws {
+    ) async throws {
         var rewardWeights = RewardWeights()
         if let weights {
             let text: String
@@ -156,6 +157,7 @@ struct RedTeamOptions: ParsableArguments {
         let work = workDirectory ?? NSTemporaryDirectory() + "warden-redteam-\(getpid())"
         var configuration = RedTeamConfiguration(
             wardenExecutable: state.host.wardenExecutable, stateDirectory: state.host.stateDirectory,
+            events: AuditEventSinks(stateDirectory: state.host.stateDirectory),
             workDirectory: URL(fileURLWithPath: work).standardizedFileURL.path)
         configuration.grace = graceDuration
         configuration.maxSteps = maxSteps
@@ -175,11 +177,9 @@ struct RedTeamOptions: ParsableArguments {
             Output.error("\ninterrupted: no new trials start; running ones are stopped; the report keeps what finished")
         }
         source.resume()
-        var outcomes = try blocking {
-            await suite.run(specs, isCancelled: { interrupt.isSet }) { done, total, outcome in
-                if interrupt.isSet { interrupt.note(outcome.id) }
-                progress.update(done: done, total: total, outcome: outcome)
-            }
+        var outcomes = await suite.run(specs, isCancelled: { interrupt.isSet }) { done, total, outcome in
+            if interrupt.isSet { interrupt.note(outcome.id) }
+            progress.update(done: done, total: total, outcome: outcome)
         }
         source.cancel()
         progress.finish()

@@ -38,7 +38,7 @@ extension Warden {
         @Option(help: "The directory the agent may write to (its working directory and HOME).")
         var workspace: String?
         @Option(help: "none (default: no network at all) or host (unsafe; warned and recorded).")
-        var network: String?
+        var network: NetworkMode?
         @Option(name: .customLong("pids-max"), help: "Most processes the run may have at once, or max (default 4096).")
         var pidsMax: String?
         @Option(name: .customLong("memory-max"), help: "Memory limit, e.g. 512M, 2G, or max (default max).")
@@ -52,15 +52,16 @@ extension Warden {
         @Option(help: "A file watched from outside; any change is recorded as an incident (repeatable).")
         var tripwire: [String] = []
         @Option(name: .customLong("on-tamper"), help: "record (default) or stop: what a tripwire incident does.")
-        var onTamper: String?
+        var onTamper: TamperAction?
         @Option(help: "How long the agent has to exit after a stop notice, e.g. 5s (default 5s).")
         var grace: String?
         @Option(help: "Dead-man switch: stop the run unless `warden renew` extends it within this time, e.g. 10m.")
         var lease: String?
         @Option(
             name: .customLong("allow-degraded"),
-            help: "Run even if this layer is unavailable: limits, seccomp or landlock (repeatable).")
-        var allowDegraded: [String] = []
+            help: "Run even if this layer is unavailable: limits, seccomp or landlock (repeatable).",
+            transform: Layer.degradable)
+        var allowDegraded: [Layer] = []
         @Option(
             name: .customLong("audit-store"),
             help:
@@ -90,24 +91,14 @@ extension Warden {
             var flags = RunProfileOverrides()
             flags.name = name
             flags.workspace = workspace
-            if let network {
-                guard let mode = NetworkMode(rawValue: network) else {
-                    throw WardenError.invalidInput("--network: '\(network)' is not a network mode; use none or host")
-                }
-                flags.network = mode
-            }
+            flags.network = network
             if let pidsMax { flags.pidsMax = try RunProfileOverrides.parsePidsMax(pidsMax, field: "--pids-max") }
             if let memoryMax { flags.memoryMax = try ByteSize(parsing: memoryMax, field: "--memory-max") }
             if let cpuMax { flags.cpuMax = try RunProfileOverrides.parseCPU(cpuMax, field: "--cpu-max") }
             flags.protect = protect
             flags.hide = hide
             flags.tripwires = tripwire
-            if let onTamper {
-                guard let action = TamperAction(rawValue: onTamper) else {
-                    throw WardenError.invalidInput("--on-tamper: '\(onTamper)' is not an action; use record or stop")
-                }
-                flags.onTamper = action
-            }
+            flags.onTamper = onTamper
             if let grace { flags.grace = try DurationSpec.parse(grace, field: "--grace") }
             if let lease {
                 let duration = try DurationSpec.parse(lease, field: "--lease")
@@ -116,10 +107,13 @@ extension Warden {
                 }
                 flags.lease = duration
             }
-            flags.allowDegraded = Set(try allowDegraded.map { try Layer(degradable: $0, field: "--allow-degraded") })
+            flags.allowDegraded = Set(allowDegraded)
             flags.passEnvironment = passEnv
             flags.command = command
-            flags.auditStore = auditStore
+            flags.auditStore = try auditStore.map {
+                try AuditStoreLocation(
+                    parsing: $0, field: "--audit-store", workingDirectory: FileManager.default.currentDirectoryPath)
+            }
             return flags
         }
 

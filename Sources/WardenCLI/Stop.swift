@@ -1,6 +1,5 @@
 import ArgumentParser
 import Foundation
-import WardenAudit
 import WardenCore
 import WardenSandbox
 
@@ -29,14 +28,15 @@ struct StopTargets: ParsableArguments {
         var outcomes: [StopProtocol.Outcome] = []
         var failures = 0
         for id in ids {
-            let record = try registry.load(id)
+            let ledger = try registry.ledger(for: id)
+            guard let record = ledger.reconcile() else { continue }
             let effectiveGrace = grace ?? .nanoseconds(record.graceNanoseconds)
             if !json && record.state.isActive && effectiveGrace >= .seconds(1) {
                 Output.error(
                     "stopping \(id) (\(record.name)): SIGTERM and notice file; waiting up to \(DurationSpec.format(effectiveGrace)) before cgroup.kill"
                 )
             }
-            let outcome = try StopProtocol(registry: registry, id: id, actor: "operator")
+            let outcome = try StopProtocol(ledger: ledger, actor: .operator)
                 .run(grace: effectiveGrace, reason: reason ?? defaultReason)
             outcomes.append(outcome)
             if !outcome.stopped { failures += 1 }
@@ -118,24 +118,10 @@ extension Warden {
             let registry = state.registry
             let id = try registry.resolve(runID)
             let extra = try duration.map { try DurationSpec.parse($0, field: "--for") }
-            let record = try registry.update(id) { record in
-                guard record.state.isActive else {
-                    throw WardenError(
-                        code: .conflict,
-                        message: "run \(id) is \(record.state.rawValue); only an active run's lease can be renewed")
-                }
-                guard var lease = record.lease else {
-                    throw WardenError(
-                        code: .conflict, message: "run \(id) has no lease; start runs with --lease to use renew")
-                }
-                let length = extra?.nanoseconds ?? lease.durationNanoseconds
-                lease.expiresAtNanoseconds = RunEvent.now() + length
-                record.lease = lease
-            }
-            let expires = record.lease?.expiresAtNanoseconds ?? 0
-            try registry.eventSink(for: id).record(
-                RunEvent(run: id, kind: .leaseRenewed, actor: "operator", details: ["expires_at_ns": String(expires)]))
-            let when = RunEvent(run: id, kind: .leaseRenewed, actor: "", timeNanoseconds: expires).timestamp
+            let ledger = try registry.ledger(for: id)
+            ledger.reconcile()
+            let expires = try ledger.renewLease(by: extra)
+            let when = RunEvent.timestamp(expires)
             print(
                 json
                     ? try Output.json(["id": id.rawValue, "expires_at": when]) : "lease of \(id) renewed until \(when)")

@@ -1,12 +1,14 @@
 import ArgumentParser
 import Foundation
+import WardenAudit
 import WardenCore
 import WardenRedTeam
 import WardenSandbox
 
-/// The `warden` command line: parses, calls a module, prints.
+/// The `warden` command line: parses, calls a module, prints. It is the composition root: it picks the
+/// audit store behind the registry's event sinks.
 @main
-struct Warden: ParsableCommand {
+struct Warden: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "warden",
         abstract: "Run AI agents under a kernel-enforced off-switch.",
@@ -32,7 +34,12 @@ struct Warden: ParsableCommand {
 
     /// Dispatches the hidden inner-shim mode before argument parsing, then runs the command and turns
     /// any error into one line on stderr.
-    static func main() {
+    ///
+    /// On the main actor: a synchronous command (`warden run`'s supervisor, `warden stop`) then runs on
+    /// the main thread, outside Swift's cooperative pool, so its blocking waits starve no task and it
+    /// may wait for the async PostgreSQL store through `Blocking.wait`.
+    @MainActor
+    static func main() async {
         let arguments = Array(CommandLine.arguments.dropFirst())
         if arguments.first == "__shim" { InnerShim.main(arguments: Array(arguments.dropFirst())) }
         // The red-team environment inside a trial's sandbox, and its ./next_question (a link to warden).
@@ -42,7 +49,11 @@ struct Warden: ParsableCommand {
         }
         do {
             var command = try parseAsRoot(arguments)
-            try command.run()
+            if var asyncCommand = command as? any AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
         } catch let error as WardenError {
             FileHandle.standardError.write(Data("warden: \(error.message)\n".utf8))
             Foundation.exit(error.code == .invalidInput || error.code == .notFound ? 2 : 125)
@@ -58,7 +69,8 @@ struct Warden: ParsableCommand {
             }
             let hint = subcommand.map { " (see 'warden \($0) --help')" } ?? " (see 'warden --help')"
             FileHandle.standardError.write(Data("warden: \(message)\(hint)\n".utf8))
-            Foundation.exit(code.rawValue == 0 ? 2 : code.rawValue)
+            // Bad input exits 2, whether Warden or the argument parser found it (its own code is 64).
+            Foundation.exit(code.rawValue == 0 || code == .validationFailure ? 2 : code.rawValue)
         }
     }
 }
@@ -74,7 +86,11 @@ struct StateOptions: ParsableArguments {
 
     var host: HostConfiguration { HostConfiguration.fromEnvironment(environment, stateDirectory: stateDirectory) }
 
-    var registry: RunRegistry { RunRegistry(stateDirectory: host.stateDirectory) }
+    /// The registry, its runs' events in the audit log.
+    var registry: RunRegistry {
+        let state = host.stateDirectory
+        return RunRegistry(stateDirectory: state, events: AuditEventSinks(stateDirectory: state))
+    }
 }
 
 /// JSON output in one style for every command.

@@ -18,36 +18,60 @@ public enum EventKind: String, Codable, Sendable, CaseIterable {
     case limitHit = "limit.hit"
     case leaseRenewed = "lease.renewed"
     case leaseExpired = "lease.expired"
+
+    /// Whether this event ends a run's record (the audit log signs a checkpoint at once after it).
+    public var endsRun: Bool { self == .exited || self == .stopped }
+}
+
+/// Who caused an event.
+public enum EventActor: String, Codable, Sendable, CaseIterable {
+    /// The run's supervisor (layers, start, exit).
+    case supervisor
+    /// A person at a terminal: `warden stop`, `warden renew`, Ctrl-C.
+    case `operator`
+    /// The kernel itself: a seccomp or Landlock denial, a cgroup limit.
+    case kernel
+    /// A watched file changed, or a tamper stop.
+    case tripwire
+    /// The dead-man switch.
+    case lease
+    /// Warden noticing something after the fact (a supervisor that died).
+    case warden
+    /// The red-team harness (its off-switch under Warden is a stop).
+    case redteam
 }
 
 /// One recorded fact about a run.
 ///
 /// Events are facts Warden observed itself (the kernel, the filesystem, its own actions), never the
-/// agent's account of what it did.
+/// agent's account of what it did. The audit log stores this form as is: kind, actor and subject are
+/// columns, details its JSON object.
 public struct RunEvent: Codable, Sendable, Equatable {
     /// Wall-clock time in nanoseconds since the Unix epoch (UTC).
     public var timeNanoseconds: Int64
     public var run: RunID
     public var kind: EventKind
-    /// Who caused it: `supervisor`, `operator`, `kernel`, `tripwire`, `lease`.
-    public var actor: String
-    /// Kind-specific facts, e.g. `layer`, `path`, `change`, `latency_ms`.
+    public var actor: EventActor
+    /// What it was done to: the watched path, the layer, the operation denied; empty for the run itself.
+    public var subject: String
+    /// Kind-specific facts, e.g. `path`, `change`, `latency_ms` (a JSON object of strings).
     public var details: [String: String]
 
     public init(
-        run: RunID, kind: EventKind, actor: String, details: [String: String] = [:],
+        run: RunID, kind: EventKind, actor: EventActor, subject: String = "", details: [String: String] = [:],
         timeNanoseconds: Int64 = RunEvent.now()
     ) {
         self.timeNanoseconds = timeNanoseconds
         self.run = run
         self.kind = kind
         self.actor = actor
+        self.subject = subject
         self.details = details
     }
 
     enum CodingKeys: String, CodingKey {
         case timeNanoseconds = "time_ns"
-        case run, kind, actor, details
+        case run, kind, actor, subject, details
     }
 
     /// The current wall-clock time in nanoseconds since the epoch.
@@ -57,24 +81,37 @@ public struct RunEvent: Codable, Sendable, Equatable {
 
     /// RFC 3339 UTC with milliseconds, for people.
     public var timestamp: String {
-        let date = Date(timeIntervalSince1970: Double(timeNanoseconds) / 1e9)
+        RunEvent.timestamp(timeNanoseconds)
+    }
+
+    /// `nanoseconds` since the epoch as RFC 3339 UTC with milliseconds.
+    public static func timestamp(_ nanoseconds: Int64) -> String {
+        let date = Date(timeIntervalSince1970: Double(nanoseconds) / 1e9)
         let style = Date.ISO8601FormatStyle(includingFractionalSeconds: true, timeZone: .gmt)
         return date.formatted(style)
     }
 }
 
-/// Where run events go. The tamper-evident audit store will implement this too.
+/// Where run events go and where they are read back from.
 ///
-/// `record` returns only once the event is durable; a sink that cannot make it durable throws, and the
-/// caller must not carry out the action the event describes.
+/// `record` returns only once the events are durable; a sink that cannot make them durable throws, and
+/// the caller must not carry out the action they describe. The sandbox and the red team know only this
+/// protocol; the command line (the composition root) picks the store behind it.
 public protocol EventSink: Sendable {
-    func record(_ event: RunEvent) throws
     /// Records several events as one durable write (all or, on error, the caller must assume none).
     func record(contentsOf events: [RunEvent]) throws
+    /// Every event recorded for `run`, in order.
+    func events(of run: RunID) throws -> [RunEvent]
 }
 
 extension EventSink {
-    public func record(contentsOf events: [RunEvent]) throws {
-        for event in events { try record(event) }
+    public func record(_ event: RunEvent) throws {
+        try record(contentsOf: [event])
     }
+}
+
+/// Opens the sink for an audit store location; what the registry is given instead of a store type.
+public protocol EventSinkProvider: Sendable {
+    /// The sink for `location`. Opening is lazy: an unreachable store fails the first `record`.
+    func sink(at location: AuditStoreLocation) -> any EventSink
 }

@@ -74,7 +74,9 @@ extension RunProfileOverrides {
             case "allow_degraded": allowDegraded = Set(try strings().map { try Layer(degradable: $0, field: field) })
             case "pass_env": passEnvironment = try strings()
             case "command": command = try strings()
-            case "audit_store": auditStore = try string()
+            case "audit_store":
+                auditStore = try AuditStoreLocation(
+                    parsing: try string(), field: field, workingDirectory: baseDirectory)
             default:
                 throw WardenError.invalidInput(
                     "\(file):\(entry.line): unknown key '\(key)'; a profile may set: \(Self.profileKeys.joined(separator: ", "))"

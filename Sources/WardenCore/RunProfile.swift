@@ -64,9 +64,8 @@ public struct RunProfile: Sendable, Equatable {
     public var passEnvironment: [String] = []
     /// The command, when the profile names one and the command line does not.
     public var command: [String] = []
-    /// Where the run's events are recorded: `postgres://…` or `sqlite:PATH`; nil for the state
-    /// directory's SQLite audit log.
-    public var auditStore: String?
+    /// Where the run's events are recorded.
+    public var auditStore: AuditStoreLocation = .stateDirectory
 
     public init() {}
 
@@ -127,7 +126,7 @@ public struct RunProfileOverrides: Sendable, Equatable {
     public var allowDegraded: Set<Layer> = []
     public var passEnvironment: [String] = []
     public var command: [String]?
-    public var auditStore: String?
+    public var auditStore: AuditStoreLocation?
 
     public init() {}
 }

@@ -60,7 +60,7 @@ struct AuditProcessTests {
         var acknowledged: [Int64] = []
         for round in 0..<8 {
             let (process, pipe) = try Self.startWriter(
-                harness, store: fixture.location, count: 1_000_000, writers: 8, tag: "r\(round)")
+                harness, store: fixture.locationText, count: 1_000_000, writers: 8, tag: "r\(round)")
             try await Task.sleep(nanoseconds: UInt64.random(in: 150_000_000...400_000_000))
             kill(process.processIdentifier, SIGKILL)
             let seen = await Self.finish(process, pipe)
@@ -85,7 +85,7 @@ struct AuditProcessTests {
         let fixture = try AuditFixture(kind)
         let harness = try WardenHarness()
         let writers = try (0..<4).map { i in
-            try Self.startWriter(harness, store: fixture.location, count: 300, writers: 4, tag: "p\(i)")
+            try Self.startWriter(harness, store: fixture.locationText, count: 300, writers: 4, tag: "p\(i)")
         }
         var all: [Int64] = []
         for (process, pipe) in writers {
@@ -131,7 +131,7 @@ struct AuditProcessTests {
         let fixture = try AuditFixture(kind)
         let harness = try WardenHarness()
         let profile = harness.root + "/profile.toml"
-        try harness.write("audit_store = \"\(fixture.location)\"\n", to: profile)
+        try harness.write("audit_store = \"\(fixture.locationText)\"\n", to: profile)
         let (id, stop, events) = try await Self.offPool {
             Result { () throws -> (String, CommandResult, CommandResult) in
                 let id = try harness.start(["--profile", profile], command: ["/bin/sleep", "60"])
@@ -147,7 +147,7 @@ struct AuditProcessTests {
         #expect(
             recorded.contains("started") && recorded.contains("stop.requested") && recorded.contains("stopped"),
             "\(recorded)")
-        let verify = try harness.run(["audit", "verify", "--store", fixture.location])
+        let verify = try harness.run(["audit", "verify", "--store", fixture.locationText])
         #expect(verify.status == 0, "\(verify.standardOutput)")
         // Nothing of this run went to the default store.
         let local = try harness.run(["audit", "tail", "-n", "100"])

@@ -16,7 +16,9 @@ final class AuditFixture: @unchecked Sendable {
     // @unchecked: all stored properties are lets set in init.
     let kind: StoreKind
     let stateDirectory: String
-    let location: String
+    let location: AuditStoreLocation
+    /// The location as the command line and profiles spell it.
+    var locationText: String { location.description }
     let databaseName: String?
 
     init(_ kind: StoreKind) throws {
@@ -25,7 +27,7 @@ final class AuditFixture: @unchecked Sendable {
         try FileManager.default.createDirectory(atPath: stateDirectory, withIntermediateDirectories: true)
         switch kind {
         case .sqlite:
-            location = "sqlite:\(stateDirectory)/audit/audit.sqlite"
+            location = .sqlite(path: "\(stateDirectory)/audit/audit.sqlite")
             databaseName = nil
         case .postgres:
             guard let admin = ProcessInfo.processInfo.environment["WARDEN_TEST_POSTGRES_URL"] else {
@@ -35,7 +37,7 @@ final class AuditFixture: @unchecked Sendable {
             let name = "warden_\(UUID().uuidString.prefix(8).lowercased())"
             try Self.psql(admin, "CREATE DATABASE \(name)")
             databaseName = name
-            location = admin.replacingOccurrences(of: "/postgres", with: "/\(name)")
+            location = .postgres(url: admin.replacingOccurrences(of: "/postgres", with: "/\(name)"))
         }
     }
 
@@ -73,11 +75,11 @@ final class AuditFixture: @unchecked Sendable {
     func tamper(_ sql: String) throws {
         switch kind {
         case .sqlite:
-            let queue = try DatabaseQueue(path: String(location.dropFirst("sqlite:".count)))
+            let queue = try DatabaseQueue(path: location.sqlitePath(stateDirectory: stateDirectory) ?? "")
             try queue.write { db in try db.execute(sql: sql) }
             try queue.close()
         case .postgres:
-            try Self.psql(location, sql)
+            try Self.psql(locationText, sql)
         }
     }
 

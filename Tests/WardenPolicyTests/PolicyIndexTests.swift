@@ -1,4 +1,5 @@
 import Testing
+import WardenBench
 import WardenCore
 
 @testable import WardenPolicy

@@ -1,4 +1,5 @@
 import Foundation
+import WardenBench
 
 @testable import WardenPolicy
 

@@ -263,7 +263,8 @@ struct AdversaryTests {
     }
 
     @Test func agentCannotRenewItsOwnLease() throws {
-        let run = try launch("12-renew-lease.sh", flags: ["--lease", "2s"], arguments: [WardenHarness.binary])
+        let run = try launch(
+            "12-renew-lease.sh", flags: ["--lease", "2s"], arguments: [WardenHarness.binary, "{state}"])
         let ended = run.harness.waitUntil(timeout: 15) {
             (try? run.harness.inspect(run.id)["state"] as? String) == "stopped"
         }
@@ -381,16 +382,27 @@ struct AdversaryTests {
         run.verifyNothingRemains()
     }
 
-    @Test func eventLogCannotBeTruncated() throws {
+    /// The attack finds the audit database, its WAL and the signing key by searching the state directory
+    /// and goes for them at their real paths; with the state directory visible it would succeed (each
+    /// attempt checks that its target exists and was changed).
+    @Test func auditLogCannotBeRewritten() throws {
         let run = try launch("20-cover-tracks.sh", arguments: ["{state}"])
+        let audit = run.harness.stateDirectory + "/audit"
+        #expect(FileManager.default.fileExists(atPath: audit + "/audit.sqlite"), "the log the attack aims at exists")
+        #expect(FileManager.default.fileExists(atPath: audit + "/signing.key"))
         let before = try run.harness.events(run.id).count
         let attempts = run.attempts()
-        #expect(attempts["truncate-event-log"] == "denied")
-        #expect(attempts["find-event-logs"] == "denied")
+        for name in [
+            "find-audit-log", "read-signing-key", "delete-audit-rows", "truncate-audit-wal", "truncate-audit-db",
+        ] {
+            #expect(attempts[name] == "denied", "\(name): \(attempts[name] ?? "not attempted")")
+        }
         try run.stopAndVerify()
         let after = try run.harness.events(run.id)
         #expect(after.count > before, "every earlier event is still there, and the stop was added")
         #expect(after.first?["kind"] as? String == "layer.applied")
+        let verify = try run.harness.run(["audit", "verify"])
+        #expect(verify.status == 0, "\(verify.standardOutput)\(verify.standardError)")
     }
 
     @Test func resourceExhaustionIsBoundedAndStopStillWorks() throws {

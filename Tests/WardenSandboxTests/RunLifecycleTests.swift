@@ -75,6 +75,28 @@ struct RunLifecycleTests {
         #expect(try harness.events(id, kind: "lease.expired").count == 1)
     }
 
+    /// A stop the supervisor starts itself (here: the lease) keeps reading tripwires during the grace
+    /// period. The agent ignores SIGTERM and, on the notice, rewrites the tripwire; the change is recorded
+    /// while the grace period runs, before the kill, not only in the check after it.
+    @Test func aTripwireChangedDuringTheGracePeriodIsRecordedBeforeTheKill() throws {
+        let harness = try WardenHarness()
+        try harness.write("#!/bin/bash\nkill -s TERM 1\n", to: harness.workspace + "/shutdown.sh")
+        let script = """
+            trap 'echo "echo skipped" > shutdown.sh' TERM
+            touch ready
+            while true; do sleep 0.05; done
+            """
+        let id = try harness.start(
+            ["--lease", "1s", "--grace", "3s", "--tripwire", "shutdown.sh"], command: ["/bin/bash", "-c", script])
+        #expect(harness.waitUntil(timeout: 10) { FileManager.default.fileExists(atPath: harness.workspace + "/ready") })
+        #expect(harness.waitUntil(timeout: 15) { (try? harness.inspect(id)["state"] as? String) == "stopped" })
+        let kinds = try harness.events(id).compactMap { $0["kind"] as? String }
+        let tripwire = kinds.firstIndex(of: "tripwire")
+        let ignored = kinds.firstIndex(of: "notice.ignored")
+        #expect(tripwire != nil && ignored != nil, "\(kinds)")
+        if let tripwire, let ignored { #expect(tripwire < ignored, "recorded during the grace period: \(kinds)") }
+    }
+
     @Test func renewedLeaseKeepsTheRunAlive() throws {
         let harness = try WardenHarness()
         let (id, _) = try startSleeper(harness, flags: ["--lease", "1500ms"])

@@ -148,7 +148,7 @@ public struct ConformanceSuite: Sendable {
         return total
     }
 
-    static func root(for relativePath: String, startingAt directory: String) -> String? {
+    public static func root(for relativePath: String, startingAt directory: String) -> String? {
         var current = directory.isEmpty ? "." : directory
         for _ in 0..<8 {
             if FileManager.default.fileExists(atPath: (current as NSString).appendingPathComponent(relativePath)) {
@@ -159,12 +159,13 @@ public struct ConformanceSuite: Sendable {
         return nil
     }
 
-    static func strings(_ json: JSONValue?) -> [String] {
+    public static func strings(_ json: JSONValue?) -> [String] {
         guard case .array(let items)? = json else { return [] }
         return items.compactMap(\.stringValue)
     }
 
-    static func request(from json: JSONValue, schema: SchemaTypes?) throws(EntitiesError) -> AuthorizationRequest {
+    public static func request(from json: JSONValue, schema: SchemaTypes?) throws(EntitiesError) -> AuthorizationRequest
+    {
         func uid(_ key: String) throws(EntitiesError) -> EntityUID {
             guard let v = json[key], v != .null else {
                 throw EntitiesError(message: "the request has no \(key)")

@@ -1,10 +1,13 @@
 import Foundation
+import WardenCore
 
 /// How the suite runs its trials.
 public struct RedTeamConfiguration: Sendable {
     /// The `warden` binary that starts each trial's run (and is the environment inside it).
     public var wardenExecutable: String
     public var stateDirectory: String
+    /// Where the runs' events are read back from (the command line passes the audit log's).
+    public var events: any EventSinkProvider
     /// Where the trials' workspaces and logs go.
     public var workDirectory: String
     /// The stop's grace period in `warden` mode.
@@ -15,9 +18,12 @@ public struct RedTeamConfiguration: Sendable {
     public var settle: Duration = .seconds(3)
     public var weights = RewardWeights()
 
-    public init(wardenExecutable: String, stateDirectory: String, workDirectory: String) {
+    public init(
+        wardenExecutable: String, stateDirectory: String, events: any EventSinkProvider, workDirectory: String
+    ) {
         self.wardenExecutable = wardenExecutable
         self.stateDirectory = stateDirectory
+        self.events = events
         self.workDirectory = workDirectory
     }
 }

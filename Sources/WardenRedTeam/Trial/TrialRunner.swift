@@ -1,6 +1,5 @@
 import CWardenLinux
 import Foundation
-import WardenAudit
 import WardenCore
 import WardenSandbox
 
@@ -59,7 +58,7 @@ public struct TrialRunner: Sendable {
             configuration: configuration, workspace: workspace, name: "redteam-" + String(spec.id.suffix(50)),
             logPath: trialDirectory + "/supervisor.log")
         outcome.runID = environment.runID.rawValue
-        let registry = RunRegistry(stateDirectory: configuration.stateDirectory)
+        let registry = RunRegistry(stateDirectory: configuration.stateDirectory, events: configuration.events)
         let state = TrialState()
         let results = AsyncStream.makeStream(of: (id: Int, output: String).self)
         let dispatcher = Task {
@@ -221,7 +220,7 @@ public struct TrialRunner: Sendable {
     func stopRun(registry: RunRegistry, id: RunID, grace: Duration, reason: String) async throws -> StopProtocol.Outcome
     {
         try await Blocking.run {
-            try StopProtocol(registry: registry, id: id, actor: "redteam").run(grace: grace, reason: reason)
+            try StopProtocol(ledger: try registry.ledger(for: id), actor: .redteam).run(grace: grace, reason: reason)
         }
     }
 
@@ -236,7 +235,7 @@ public struct TrialRunner: Sendable {
         outcome.questionsBeforeShutdown =
             outcome.reachedShutdownPoint ? PalisadeScenario.shutdownCall - 1 : snapshot.calls
         if let submitted = outcome.submitted { outcome.correctAnswers = PalisadeScenario.correctAnswers(in: submitted) }
-        let events = try await Blocking.run { try registry.eventSink(for: id).events() }
+        let events = try await Blocking.run { try registry.events(of: id) }
         for event in events {
             switch event.kind {
             case .tripwire:

@@ -10,14 +10,31 @@ public struct BubblewrapCommand: Sendable {
     public var seccompFD: Int32?
     public var infoFD: Int32
     public var statusFD: Int32
+    public var goFD: Int32
     public var applyLandlock: Bool
 
-    public init(plan: RunPlan, seccompFD: Int32?, infoFD: Int32, statusFD: Int32, applyLandlock: Bool) {
+    public init(plan: RunPlan, seccompFD: Int32?, infoFD: Int32, statusFD: Int32, goFD: Int32 = -1, applyLandlock: Bool)
+    {
         self.plan = plan
         self.seccompFD = seccompFD
         self.infoFD = infoFD
         self.statusFD = statusFD
+        self.goFD = goFD
         self.applyLandlock = applyLandlock
+    }
+
+    /// What the inner shim is told (its argument encoding lives in ``ShimArguments``).
+    public var shim: ShimArguments {
+        var shim = ShimArguments()
+        shim.statusFD = statusFD
+        shim.goFD = goFD
+        shim.landlock = applyLandlock
+        shim.readWrite = writablePaths
+        shim.readOnly = ["/"]
+        shim.denyTCP = plan.network == .none
+        shim.seccompLog = seccompFD != nil
+        shim.command = plan.command
+        return shim
     }
 
     /// Paths that are writable inside the sandbox, for the Landlock rules that mirror the mounts.
@@ -53,17 +70,7 @@ public struct BubblewrapCommand: Sendable {
         args += ["--cap-drop", "ALL"]
         if let seccompFD { args += ["--seccomp", String(seccompFD)] }
         args += ["--info-fd", String(infoFD)]
-        args += ["--", plan.host.wardenExecutable, "__shim", "--status-fd", String(statusFD)]
-        if applyLandlock {
-            for path in writablePaths { args += ["--rw", path] }
-            args += ["--ro", "/"]
-            if plan.network == .none { args.append("--deny-tcp") }
-        } else {
-            args.append("--no-landlock")
-        }
-        if seccompFD != nil { args.append("--seccomp-log") }
-        args.append("--")
-        args += plan.command
+        args += ["--", plan.host.wardenExecutable, "__shim"] + shim.arguments
         return args
     }
 

@@ -204,12 +204,15 @@ public struct RunCgroup: Codable, Sendable, Equatable {
     ///   - interruptFD: a descriptor whose readability ends the wait early (the supervisor's signal
     ///     pipe: a second Ctrl-C cuts the grace period short); -1 for none.
     /// - Returns: true when empty, false at the deadline or on interruption.
-    public func waitUntilEmpty(timeout: Duration, interruptFD: Int32 = -1) -> Bool {
+    public func waitUntilEmpty(
+        timeout: Duration, interruptFD: Int32 = -1, observer: StopProtocol.Observer? = nil
+    ) -> Bool {
         let deadline = monotonicNanoseconds() + timeout.nanoseconds
         let fd = open(unified + "/cgroup.events", O_RDONLY | O_CLOEXEC)
         if fd < 0 { return true }
         defer { close(fd) }
         var buffer = [UInt8](repeating: 0, count: 256)
+        let observed = observer?.fileDescriptors ?? []
         while true {
             let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, 0) }
             if n > 0, String(decoding: buffer[0..<n], as: UTF8.self).contains("populated 0") { return true }
@@ -219,10 +222,12 @@ public struct RunCgroup: Codable, Sendable, Equatable {
                 pollfd(fd: fd, events: Int16(POLLPRI), revents: 0),
                 pollfd(fd: interruptFD, events: Int16(POLLIN), revents: 0),
             ]
+            fds += observed.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
             // The kernel delivers the change notification from a workqueue, which a loaded machine can
             // delay; re-reading every 2 ms bounds what a late or lost edge costs.
-            _ = poll(&fds, 2, Int32(min(remaining / 1_000_000 + 1, 2)))
+            _ = poll(&fds, nfds_t(fds.count), Int32(min(remaining / 1_000_000 + 1, 2)))
             if fds[1].revents != 0 { return false }
+            if let observer, fds.dropFirst(2).contains(where: { $0.revents != 0 }) { observer.onReadable() }
         }
     }
 

@@ -1,13 +1,8 @@
 import WardenCore
 
-/// What the registry knows about one run; `warden inspect` prints it.
+/// What the registry knows about one run; `warden inspect` prints it. Only ``RunLedger`` writes it.
 public struct RunRecord: Codable, Sendable {
-    public enum State: String, Codable, Sendable {
-        case starting, running, stopping, stopped, exited, failed
-
-        /// Whether the run can still have processes.
-        public var isActive: Bool { self == .starting || self == .running || self == .stopping }
-    }
+    public typealias State = RunState
 
     public struct LayerStatus: Codable, Sendable, Equatable {
         public enum Status: String, Codable, Sendable { case applied, degraded }
@@ -23,7 +18,7 @@ public struct RunRecord: Codable, Sendable {
 
     public struct StopResult: Codable, Sendable {
         public var reason: String
-        public var actor: String
+        public var actor: EventActor
         public var latencyMilliseconds: Double
         public var killedProcesses: Int
         public var remainingProcesses: Int
@@ -52,8 +47,8 @@ public struct RunRecord: Codable, Sendable {
     public var lease: Lease?
     public var graceNanoseconds: Int64
     public var onTamper: TamperAction
-    /// Where this run's events are recorded (nil: the state directory's SQLite audit log).
-    public var auditStore: String?
+    /// Where this run's events are recorded; every process that records for the run uses it.
+    public var auditStore: AuditStoreLocation
     public var tripwires: [TripwireBaseline]
     public var noticeFile: String
     public var stop: StopResult?

@@ -1,5 +1,4 @@
 import Foundation
-import WardenAudit
 import WardenCore
 
 #if canImport(Glibc)
@@ -7,15 +6,18 @@ import WardenCore
 #endif
 
 /// The run registry: one directory per run under `<state>/runs/`, readable only by the operator and
-/// hidden from every sandbox.
+/// hidden from every sandbox. This type only reads; ``RunLedger`` is the one writer.
 ///
 /// Each run directory holds `run.json` (the ``RunRecord``, replaced atomically under an exclusive
-/// `flock` on `lock`), `events.jsonl` (the event log) and `output.log` for detached runs.
+/// `flock` on `lock`) and `output.log` for detached runs. Events live in the audit log.
 public struct RunRegistry: Sendable {
     public let stateDirectory: String
+    /// Opens the event sink of a run's audit store (chosen by the command line, the composition root).
+    public let events: any EventSinkProvider
 
-    public init(stateDirectory: String) {
+    public init(stateDirectory: String, events: any EventSinkProvider) {
         self.stateDirectory = stateDirectory
+        self.events = events
     }
 
     public var runsDirectory: String { stateDirectory + "/runs" }
@@ -43,22 +45,6 @@ public struct RunRegistry: Sendable {
         }
     }
 
-    /// Registers a new run; fails if the id exists.
-    public func create(_ record: RunRecord) throws {
-        try prepare()
-        let path = directory(for: record.id)
-        guard mkdir(path, 0o700) == 0 else { throw FileIO.systemError("create \(path)") }
-        try write(record)
-    }
-
-    private func write(_ record: RunRecord) throws {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        // The event log is the durable record; run.json is the registry's current view of it.
-        try FileIO.writeAtomically(
-            try encoder.encode(record), to: directory(for: record.id) + "/run.json", durable: false)
-    }
-
     public func load(_ id: RunID) throws -> RunRecord {
         let path = directory(for: id) + "/run.json"
         guard let data = FileManager.default.contents(atPath: path) else {
@@ -72,52 +58,12 @@ public struct RunRegistry: Sendable {
         }
     }
 
-    /// Read-modify-write of a record under the run's lock, so the supervisor and `warden stop` in
-    /// another terminal never lose each other's changes.
-    @discardableResult
-    public func update(_ id: RunID, _ body: (inout RunRecord) throws -> Void) throws -> RunRecord {
-        let lockPath = directory(for: id) + "/lock"
-        let fd = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600)
-        guard fd >= 0 else { throw FileIO.systemError("open \(lockPath)") }
-        defer { close(fd) }
-        while flock(fd, LOCK_EX) != 0 {
-            guard errno == EINTR else { throw FileIO.systemError("lock \(lockPath)") }
-        }
-        var record = try load(id)
-        try body(&record)
-        try write(record)
-        return record
-    }
-
-    /// Every registered run, newest first, reconciled with what is alive.
+    /// Every registered run, newest first, as recorded (nothing is written: see ``RunLedger/reconcile()``
+    /// for a run whose supervisor died). ``RunRecord/isOrphaned`` tells which records are out of date.
     public func list() -> [RunRecord] {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: runsDirectory)) ?? []
-        return names.compactMap { RunID($0) }.compactMap { try? load($0) }.map(reconcile)
+        return names.compactMap { RunID($0) }.compactMap { try? load($0) }
             .sorted { $0.createdAtNanoseconds > $1.createdAtNanoseconds }
-    }
-
-    /// Loads a run and reconciles it (see ``reconcile(_:)``).
-    public func current(_ id: RunID) throws -> RunRecord { reconcile(try load(id)) }
-
-    /// A record that says "running" while its supervisor is dead and its cgroup empty describes a run
-    /// that ended with its supervisor (the kernel killed the sandbox). Record that, once, and tidy up.
-    public func reconcile(_ record: RunRecord) -> RunRecord {
-        guard record.state.isActive, let pid = record.supervisorPID,
-            !ProcessIdentity.isAlive(pid: pid, startTime: record.supervisorStartTime),
-            record.cgroup?.isPopulated() != true
-        else { return record }
-        let note = "the supervisor (pid \(pid)) died; the sandbox ended with it"
-        let updated = try? update(record.id) { current in
-            guard current.state.isActive else { return }
-            current.state = current.state == .stopping ? .stopped : .exited
-            current.endedAtNanoseconds = current.endedAtNanoseconds ?? RunEvent.now()
-            current.warnings.append(note)
-        }
-        try? eventSink(for: record.id).record(
-            RunEvent(
-                run: record.id, kind: .exited, actor: "warden", details: ["supervisor_died": "true", "note": note]))
-        record.cgroup?.remove()
-        return updated ?? record
     }
 
     /// Finds a run by id, unique id prefix, or name (the newest run of that name).
@@ -134,9 +80,22 @@ public struct RunRegistry: Sendable {
         throw WardenError(code: .notFound, message: "no run '\(text)'; `warden ps --all` lists run ids and names")
     }
 
-    public func eventSink(for id: RunID) -> AuditEventSink {
-        // Every process that records for this run (supervisor, `warden stop`, `warden renew`) uses the
-        // store the run was started with.
-        AuditEventSink(stateDirectory: stateDirectory, run: id, location: (try? load(id))?.auditStore)
+    /// The ledger of an existing run: the only way to change its record.
+    public func ledger(for id: RunID) throws -> RunLedger {
+        RunLedger(registry: self, id: id, location: try load(id).auditStore)
+    }
+
+    /// A run's events, in order, from the store it records into.
+    public func events(of id: RunID) throws -> [RunEvent] {
+        try events.sink(at: try load(id).auditStore).events(of: id)
+    }
+}
+
+extension RunRecord {
+    /// Whether the record says the run is active while its supervisor is dead and its cgroup empty:
+    /// the run ended with its supervisor and nobody has recorded that yet.
+    public var isOrphaned: Bool {
+        guard state.isActive, let pid = supervisorPID else { return false }
+        return !ProcessIdentity.isAlive(pid: pid, startTime: supervisorStartTime) && cgroup?.isPopulated() != true
     }
 }

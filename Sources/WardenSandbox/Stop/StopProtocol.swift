@@ -1,6 +1,5 @@
 import CWardenLinux
 import Foundation
-import WardenAudit
 import WardenCore
 
 #if canImport(Glibc)
@@ -16,19 +15,30 @@ public struct StopProtocol: Sendable {
     /// The notice file written into the workspace root when a stop begins.
     public static let noticeFileName = "WARDEN_STOP_NOTICE"
 
-    public let registry: RunRegistry
-    public let id: RunID
-    /// Who asked: `operator`, `supervisor`, `lease`, `tripwire`.
-    public let actor: String
+    public let ledger: RunLedger
+    public var id: RunID { ledger.id }
+    /// Who asked: the operator, the supervisor, the lease, a tripwire, the red-team harness.
+    public let actor: EventActor
 
     /// A descriptor that, when readable, cuts the grace period short (-1: none).
     public let interruptFD: Int32
 
-    public init(registry: RunRegistry, id: RunID, actor: String, interruptFD: Int32 = -1) {
-        self.registry = registry
-        self.id = id
+    public init(ledger: RunLedger, actor: EventActor, interruptFD: Int32 = -1) {
+        self.ledger = ledger
         self.actor = actor
         self.interruptFD = interruptFD
+    }
+
+    /// What the caller keeps observing while the stop waits (the supervisor reads tripwires and kernel
+    /// denials during the grace period): descriptors to poll, and what to do when one is readable.
+    public struct Observer {
+        public var fileDescriptors: [Int32]
+        public var onReadable: () -> Void
+
+        public init(fileDescriptors: [Int32], onReadable: @escaping () -> Void) {
+            self.fileDescriptors = fileDescriptors
+            self.onReadable = onReadable
+        }
     }
 
     /// What a stop achieved; `warden stop --json` prints it.
@@ -62,13 +72,12 @@ public struct StopProtocol: Sendable {
     ///   - grace: how long the agent has to exit after the notice; zero kills at once.
     ///   - reason: recorded with the request and in the notice file.
     /// - Returns: the outcome; `stopped` is true only when no process of the run remains.
-    public func run(grace: Duration, reason: String) throws -> Outcome {
-        let record = try registry.current(id)
-        let sink = registry.eventSink(for: id)
+    public func run(grace: Duration, reason: String, observer: Observer? = nil) throws -> Outcome {
+        guard let record = ledger.reconcile() else { throw WardenError(code: .notFound, message: "no run \(id)") }
         var warnings: [String] = []
-        func log(_ kind: EventKind, _ details: [String: String]) {
+        func log(_ kind: EventKind, subject: String = "", _ details: [String: String]) {
             do {
-                try sink.record(RunEvent(run: id, kind: kind, actor: actor, details: details))
+                try ledger.record(kind, actor: actor, subject: subject, details: details)
             } catch {
                 // Stopping is the safe direction: a full disk must not keep an agent alive. Say so loudly.
                 warnings.append("could not record \(kind.rawValue): \(error)")
@@ -81,8 +90,12 @@ public struct StopProtocol: Sendable {
                 killedProcesses: 0, compliedWithNotice: false, alreadyEnded: true, warnings: [])
         }
         let start = monotonicNanoseconds()
-        log(.stopRequested, ["reason": reason, "grace_ms": String(grace.nanoseconds / 1_000_000)])
-        _ = try? registry.update(id) { if $0.state.isActive { $0.state = .stopping } }
+        do {
+            try ledger.beginStop(actor: actor, reason: reason, grace: grace)
+        } catch {
+            // Stopping is the safe direction: a full disk must not keep an agent alive. Say so loudly.
+            warnings.append("could not record stop.requested: \(error)")
+        }
 
         var complied = false
         if grace > .zero {
@@ -91,7 +104,7 @@ public struct StopProtocol: Sendable {
             log(
                 .noticeSent,
                 ["signal": "SIGTERM", "pid": signalled.map(String.init) ?? "none", "file": record.noticeFile])
-            complied = cgroup.waitUntilEmpty(timeout: grace, interruptFD: interruptFD)
+            complied = cgroup.waitUntilEmpty(timeout: grace, interruptFD: interruptFD, observer: observer)
             if !complied {
                 log(.noticeIgnored, ["remaining_processes": String(cgroup.processIDs().count)])
             }
@@ -122,26 +135,23 @@ public struct StopProtocol: Sendable {
                 ])
         }
 
-        recordTripwires(record: record, sink: sink, log: log)
-        if !limits.isEmpty { log(.limitHit, limits) }
+        recordTripwires(record: record) { kind, subject, details in log(kind, subject: subject, details) }
+        if !limits.isEmpty { log(.limitHit, subject: "cgroup", limits) }
         let latencyText = String(format: "%.3f", latency)
-        log(
-            .stopped,
-            [
+        let stopped = RunEvent(
+            run: id, kind: .stopped, actor: actor,
+            details: [
                 "reason": reason, "latency_ms": latencyText, "killed_processes": String(killed),
                 "remaining_processes": String(remaining), "complied": String(complied),
             ])
         let result = RunRecord.StopResult(
             reason: reason, actor: actor, latencyMilliseconds: latency, killedProcesses: killed,
             remainingProcesses: remaining, compliedWithNotice: complied)
-        _ = try? registry.update(id) {
-            $0.stop = result
-            if remaining == 0 {
-                $0.state = .stopped
-                $0.endedAtNanoseconds = $0.endedAtNanoseconds ?? RunEvent.now()
-            }
+        do {
+            try ledger.finishStop(result, event: stopped)
+        } catch {
+            warnings.append("could not record stopped: \(error)")
         }
-        if remaining == 0 { cgroup.remove() }
         return Outcome(
             id: id, stopped: remaining == 0, latencyMilliseconds: latency,
             killMilliseconds: Double(killNanoseconds) / 1e6, remainingProcesses: remaining,
@@ -150,16 +160,17 @@ public struct StopProtocol: Sendable {
 
     /// Records tripwire changes that the supervisor has not recorded already (it may be hung or dead).
     private func recordTripwires(
-        record: RunRecord, sink: AuditEventSink, log: (EventKind, [String: String]) -> Void
+        record: RunRecord, log: (EventKind, String, [String: String]) -> Void
     ) {
         guard !record.tripwires.isEmpty else { return }
         let seen = Set(
-            ((try? sink.events()) ?? []).filter { $0.kind == .tripwire }.map {
+            ((try? ledger.events()) ?? []).filter { $0.kind == .tripwire }.map {
                 ($0.details["path"] ?? "") + "\u{0}" + ($0.details["change"] ?? "")
             })
         for incident in TripwireWatcher.compare(baselines: record.tripwires)
         where !seen.contains(incident.path + "\u{0}" + incident.change) {
-            log(.tripwire, ["path": incident.path, "change": incident.change, "detail": incident.detail])
+            log(
+                .tripwire, incident.path, ["path": incident.path, "change": incident.change, "detail": incident.detail])
         }
     }
 

@@ -12,46 +12,9 @@ import WardenCore
 /// for the supervisor's go (sent only once the start is recorded), marks every inherited descriptor
 /// close-on-exec and execs the agent. Any failure ends here: the agent never runs unconfined.
 public enum InnerShim {
-    struct Options {
-        var statusFD: Int32 = -1
-        var goFD: Int32 = -1
-        var readOnly: [String] = []
-        var readWrite: [String] = []
-        var denyTCP = false
-        var landlock = true
-        var seccompLog = false
-        var command: [String] = []
-    }
-
-    static func parse(_ arguments: [String]) -> Options? {
-        var options = Options()
-        var index = 0
-        func next() -> String? {
-            index += 1
-            return index < arguments.count ? arguments[index] : nil
-        }
-        while index < arguments.count {
-            switch arguments[index] {
-            case "--status-fd": options.statusFD = Int32(next() ?? "") ?? -1
-            case "--go-fd": options.goFD = Int32(next() ?? "") ?? -1
-            case "--ro": options.readOnly.append(next() ?? "/")
-            case "--rw": if let path = next() { options.readWrite.append(path) }
-            case "--deny-tcp": options.denyTCP = true
-            case "--no-landlock": options.landlock = false
-            case "--seccomp-log": options.seccompLog = true
-            case "--":
-                options.command = Array(arguments[(index + 1)...])
-                return options.command.isEmpty ? nil : options
-            default: return nil
-            }
-            index += 1
-        }
-        return nil
-    }
-
     /// Runs the shim with the arguments after `__shim`; never returns.
     public static func main(arguments: [String]) -> Never {
-        guard let options = parse(arguments) else {
+        guard let options = ShimArguments(parsing: arguments) else {
             FileHandle.standardError.write(
                 Data("warden: the inner shim is started by `warden run`, not by hand\n".utf8))
             exit(126)

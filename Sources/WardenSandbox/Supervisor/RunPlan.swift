@@ -17,8 +17,8 @@ public struct RunPlan: Sendable {
     public var onTamper: TamperAction
     public var grace: Duration
     public var lease: Duration?
-    /// Where the run's events go (nil: the state directory's SQLite audit log).
-    public var auditStore: String? = nil
+    /// Where the run's events go.
+    public var auditStore: AuditStoreLocation = .stateDirectory
     /// The agent's command is the sandbox's PID 1 (bubblewrap's `--as-pid-1`): a signal it handles,
     /// such as `kill -s TERM 1`, ends the whole sandbox, as in a container. Used by the red-team
     /// environment, whose init is Warden's own program; it must reap orphans.
@@ -115,13 +115,6 @@ public struct RunPlan: Sendable {
         guard !name.isEmpty, name.count <= 64, name.allSatisfy({ $0.isLetter || $0.isNumber || "-_.".contains($0) })
         else {
             throw WardenError.invalidInput("--name: '\(name)' must be 1-64 letters, digits, '-', '_' or '.'")
-        }
-        if let store = profile.auditStore {
-            guard store.hasPrefix("postgres://") || store.hasPrefix("postgresql://") || store.hasPrefix("sqlite:")
-            else {
-                throw WardenError.invalidInput(
-                    "--audit-store: '\(store)' must be postgres://USER@HOST:PORT/DB or sqlite:PATH")
-            }
         }
         var plan = RunPlan(
             name: name, command: profile.command, workspace: workspace, network: profile.network,

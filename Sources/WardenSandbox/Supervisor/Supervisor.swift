@@ -1,6 +1,5 @@
 import CWardenLinux
 import Foundation
-import WardenAudit
 import WardenCore
 
 #if canImport(Glibc)
@@ -21,7 +20,7 @@ public final class Supervisor {
     private var bubblewrapPIDFD: Int32 = -1
     private var watcher: TripwireWatcher?
     private var denials: DenialWatcher?
-    private var sink: AuditEventSink?
+    private var ledger: RunLedger?
     private var signalFD: Int32 = -1
     /// Messages for the operator's terminal (warnings about degraded layers, `--network host`).
     public private(set) var warnings: [String] = []
@@ -99,10 +98,9 @@ public final class Supervisor {
         var record = RunRecord(id: id, plan: plan)
         record.supervisorPID = getpid()
         record.supervisorStartTime = ProcessIdentity.startTime(of: getpid())
-        try registry.create(record)
+        let ledger = try RunLedger.create(record, in: registry)
         self.id = id
-        let sink = registry.eventSink(for: id)
-        self.sink = sink
+        self.ledger = ledger
         // Operator signals are caught from before the agent exists: one that arrives while the run
         // starts is handled (as a stop) as soon as supervision begins, instead of killing the supervisor.
         signalFD = Self.handledSignals.withUnsafeBufferPointer {
@@ -119,7 +117,7 @@ public final class Supervisor {
                 stdio = (null, log, log)
             }
             defer { if detached { close(stdio.0); close(stdio.1) } }
-            try launch(id: id, layers: layers, sink: sink, stdio: stdio)
+            try launch(id: id, layers: layers, ledger: ledger, stdio: stdio)
         } catch {
             cleanUpFailedStart(id: id, error: error)
             throw error
@@ -127,16 +125,17 @@ public final class Supervisor {
         return id
     }
 
-    private func event(_ kind: EventKind, _ details: [String: String], actor: String = "supervisor") throws {
-        guard let id, let sink else { return }
-        try sink.record(RunEvent(run: id, kind: kind, actor: actor, details: details))
+    private func event(
+        _ kind: EventKind, _ details: [String: String], actor: EventActor = .supervisor, subject: String = ""
+    ) throws {
+        try ledger?.record(kind, actor: actor, subject: subject, details: details)
     }
 
-    private func launch(id: RunID, layers: LayerPlan, sink: AuditEventSink, stdio: (Int32, Int32, Int32)) throws {
+    private func launch(id: RunID, layers: LayerPlan, ledger: RunLedger, stdio: (Int32, Int32, Int32)) throws {
         // 1. cgroup and limits.
         let (cgroup, missingLimits) = try RunCgroup.create(id: id, layout: layers.layout, limits: plan.limits)
         self.cgroup = cgroup
-        try registry.update(id) { $0.cgroup = cgroup }
+        try ledger.attach(cgroup: cgroup)
         var statuses: [RunRecord.LayerStatus] = [
             .init(layer: .cgroup, status: .applied, detail: "\(layers.layout.mode.rawValue): \(cgroup.unified)")
         ]
@@ -174,19 +173,15 @@ public final class Supervisor {
                         "\(SeccompFilter.deniedX86_64.count) syscalls denied, namespace clone flags, TIOCSTI; arch checked"
                 ))
         }
-        var layerEvents = statuses.map { status in
-            RunEvent(
-                run: id, kind: status.status == .applied ? .layerApplied : .layerDegraded, actor: "supervisor",
-                details: ["layer": status.layer.rawValue, "detail": status.detail])
-        }
+        var warningEvents: [RunEvent] = []
         if plan.network == .host {
             let warning = "--network host: the agent shares the host's network; nothing stops it sending data out"
             warnings.append(warning)
-            layerEvents.append(
+            warningEvents.append(
                 RunEvent(
-                    run: id, kind: .warning, actor: "supervisor", details: ["warning": warning, "network": "host"]))
+                    run: id, kind: .warning, actor: .supervisor, subject: "network",
+                    details: ["warning": warning, "network": "host"]))
         }
-        try sink.record(contentsOf: layerEvents)
 
         // Denials the kernel logs from here on are the agent's attempts; read them from the start.
         denials = DenialWatcher(runID: id)
@@ -233,12 +228,9 @@ public final class Supervisor {
         guard cgroupDirectory >= 0 else { throw FileIO.systemError("open \(cgroup.unified)") }
         toClose.append(cgroupDirectory)
         let command = BubblewrapCommand(
-            plan: plan, seccompFD: seccompFD, infoFD: info.write, statusFD: status.write, applyLandlock: layers.landlock
-        )
-        var argv = command.arguments
-        if let index = argv.firstIndex(of: "--status-fd") {
-            argv.insert(contentsOf: ["--go-fd", String(go.read)], at: index)
-        }
+            plan: plan, seccompFD: seccompFD, infoFD: info.write, statusFD: status.write, goFD: go.read,
+            applyLandlock: layers.landlock)
+        let argv = command.arguments
         let keep = [seccompFD, info.write, status.write, go.read].compactMap { $0 }
 
         // 4. Spawn: the child joins the run's cgroups before it execs bubblewrap.
@@ -287,30 +279,30 @@ public final class Supervisor {
         let landlockDetail = report["landlock"] as? String ?? "not applied"
         if layers.landlock, landlockDetail.hasPrefix("applied") {
             statuses.append(.init(layer: .landlock, status: .applied, detail: landlockDetail))
-            try event(.layerApplied, ["layer": "landlock", "detail": landlockDetail])
         } else {
             let reason = layers.degraded.first { $0.0 == .landlock }?.1 ?? landlockDetail
             statuses.append(.init(layer: .landlock, status: .degraded, detail: reason))
-            try event(.layerDegraded, ["layer": "landlock", "detail": reason])
         }
         let agentPID = findChild(of: pid_t(childPID)) ?? pid_t(childPID)
 
-        // 6. Record, then let the agent run: nothing it does happens before this is durable.
-        try registry.update(id) {
-            $0.state = .running
-            $0.bubblewrapPID = result.pid
-            $0.initPID = pid_t(childPID)
-            $0.agentPID = agentPID
-            $0.layers = statuses
-            $0.tripwires = baselines
-            $0.warnings = warnings
+        // 6. Record, then let the agent run: nothing it does happens before this is durable. The
+        // layers, any warning and the start are one commit (one fsync on the start path).
+        let layerEvents = statuses.map { status in
+            RunEvent(
+                run: id, kind: status.status == .applied ? .layerApplied : .layerDegraded, actor: .supervisor,
+                subject: status.layer.rawValue, details: ["layer": status.layer.rawValue, "detail": status.detail])
         }
-        try event(
-            .started,
-            [
+        let started = RunEvent(
+            run: id, kind: .started, actor: .supervisor,
+            details: [
                 "command": plan.command.joined(separator: " "), "agent_pid": String(agentPID),
                 "init_pid": String(childPID), "workspace": plan.workspace, "network": plan.network.rawValue,
             ])
+        try ledger.markRunning(
+            RunLedger.Started(
+                bubblewrapPID: result.pid, initPID: pid_t(childPID), agentPID: agentPID, layers: statuses,
+                tripwires: baselines, warnings: warnings),
+            events: layerEvents + warningEvents + [started])
         var byte: UInt8 = 1
         guard write(go.write, &byte, 1) == 1 else { throw FileIO.systemError("release the agent") }
     }
@@ -325,13 +317,14 @@ public final class Supervisor {
             close(bubblewrapPIDFD)
             bubblewrapPIDFD = -1
         }
-        cgroup?.remove()
-        try? event(.exited, ["error": "\(error)", "started": "false"])
-        _ = try? registry.update(id) {
-            $0.state = .failed
-            $0.endedAtNanoseconds = RunEvent.now()
-            $0.warnings.append("refused to start: \(error)")
+        // The ledger removes the (now empty) cgroup with the transition to failed; a cgroup made
+        // before the ledger knew of it is removed here.
+        do {
+            try ledger?.markFailed(error)
+        } catch {
+            cgroup?.remove()
         }
+        if (try? registry.load(id))?.cgroup == nil { cgroup?.remove() }
     }
 
     private func reapBubblewrapFailure() -> String {
@@ -374,7 +367,7 @@ public final class Supervisor {
                 if !incidents.isEmpty && plan.onTamper == .stop && !stopping {
                     stopping = true
                     let what = incidents.map { "\($0.change) \($0.path)" }.joined(separator: ", ")
-                    runStop(actor: "tripwire", reason: "tamper: \(what)", grace: .zero)
+                    runStop(actor: .tripwire, reason: "tamper: \(what)", grace: .zero)
                 }
             }
             if fds[3].revents != 0 { recordDenials() }
@@ -385,7 +378,7 @@ public final class Supervisor {
                 if !stopping {
                     stopping = true
                     runStop(
-                        actor: "operator", reason: "operator interrupt (\(received.first ?? "signal"))",
+                        actor: .operator, reason: "operator interrupt (\(received.first ?? "signal"))",
                         grace: plan.grace)
                 } else {
                     // A second interrupt skips what is left of the grace period.
@@ -396,15 +389,15 @@ public final class Supervisor {
                 RunEvent.now() >= lease.expiresAtNanoseconds
             {
                 stopping = true
-                try? event(.leaseExpired, ["expired_at_ns": String(lease.expiresAtNanoseconds)], actor: "lease")
-                runStop(actor: "lease", reason: "lease-expired", grace: plan.grace)
+                try? event(.leaseExpired, ["expired_at_ns": String(lease.expiresAtNanoseconds)], actor: .lease)
+                runStop(actor: .lease, reason: "lease-expired", grace: plan.grace)
             }
         }
         return finish(id: id, cgroup: cgroup, status: exitStatus)
     }
 
-    /// The run's lease as `warden renew` last wrote it. The record is decoded again only when
-    /// run.json has changed, so the 200 ms tick costs one `stat`, not a JSON decode.
+    /// The run's lease as `warden renew` (through the run's ledger) last wrote it. The record is read
+    /// again only when run.json has changed, so the 200 ms tick costs one `stat`, not a JSON decode.
     struct LeaseTracker {
         // run.json is replaced by rename, so a new inode (or mtime) means a new version.
         private var stamp: (inode: UInt64, seconds: Int, nanoseconds: Int)?
@@ -422,12 +415,20 @@ public final class Supervisor {
         }
     }
 
-    private func runStop(actor: String, reason: String, grace: Duration) {
-        guard let id else { return }
+    /// Runs the stop protocol from the supervisor's loop; tripwires and kernel denials are still read
+    /// and recorded while the grace period runs.
+    private func runStop(actor: EventActor, reason: String, grace: Duration) {
+        guard let ledger else { return }
         // Only operator interrupts may cut the grace short; the signal pipe is drained by the loop after.
-        let interrupt = actor == "operator" ? signalFD : -1
-        let outcome = try? StopProtocol(registry: registry, id: id, actor: actor, interruptFD: interrupt)
-            .run(grace: grace, reason: reason)
+        let interrupt = actor == .operator ? signalFD : -1
+        let observer = StopProtocol.Observer(
+            fileDescriptors: [watcher?.fileDescriptor, denials?.fileDescriptor].compactMap { $0 }
+        ) { [self] in
+            if let watcher { recordIncidents(watcher.drainNotifications()) }
+            recordDenials()
+        }
+        let outcome = try? StopProtocol(ledger: ledger, actor: actor, interruptFD: interrupt)
+            .run(grace: grace, reason: reason, observer: observer)
         if outcome?.stopped != true { try? cgroup?.kill() }
     }
 
@@ -440,7 +441,7 @@ public final class Supervisor {
                     "mechanism": denial.mechanism, "what": denial.what, "pid": String(denial.pid),
                     "command": denial.command,
                 ],
-                actor: "kernel")
+                actor: .kernel, subject: denial.what)
         }
     }
 
@@ -448,7 +449,7 @@ public final class Supervisor {
         for incident in incidents {
             try? event(
                 .tripwire, ["path": incident.path, "change": incident.change, "detail": incident.detail],
-                actor: "tripwire")
+                actor: .tripwire, subject: incident.path)
         }
     }
 
@@ -468,19 +469,14 @@ public final class Supervisor {
         let wasStopped = record?.stop != nil || record?.state == .stopping || record?.state == .stopped
         if !wasStopped {
             let limits = cgroup.limitEvents()
-            if !limits.isEmpty { try? event(.limitHit, limits, actor: "kernel") }
+            if !limits.isEmpty { try? event(.limitHit, limits, actor: .kernel, subject: "cgroup") }
         }
-        var details = ["exit_code": String(code), "stopped": String(wasStopped)]
+        var details = ["stopped": String(wasStopped)]
         if let repeats = denials?.repeats, repeats > 0 { details["denials_not_itemized"] = String(repeats) }
-        try? event(.exited, details)
-        _ = try? registry.update(id) {
-            $0.exitCode = code
-            $0.endedAtNanoseconds = $0.endedAtNanoseconds ?? RunEvent.now()
-            if $0.state == .running || $0.state == .starting { $0.state = .exited }
-        }
+        // The ledger removes the cgroup when this ends the run; a stop in progress elsewhere still reads
+        // its counters and removes it when it finishes.
+        try? ledger?.recordExit(code: code, details: details)
         reapOrphans()
-        // A stop in progress elsewhere still reads the cgroup's counters; it removes the cgroup itself.
-        if (try? registry.load(id))?.state != .stopping { cgroup.remove() }
         return code
     }
 

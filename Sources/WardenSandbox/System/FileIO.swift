@@ -11,15 +11,15 @@ import WardenCore
 
 /// Small, explicit file helpers over raw syscalls: cgroupfs and the registry need exact semantics
 /// (one `write` per value, `O_NOFOLLOW`, no buffering) that Foundation does not promise.
-enum FileIO {
-    static func readString(_ path: String) throws -> String {
+public enum FileIO {
+    public static func readString(_ path: String) throws -> String {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw systemError("open \(path)") }
         defer { close(fd) }
         return try readAll(fd: fd, path: path)
     }
 
-    static func readAll(fd: Int32, path: String) throws -> String {
+    public static func readAll(fd: Int32, path: String) throws -> String {
         var data = [UInt8]()
         var chunk = [UInt8](repeating: 0, count: 65536)
         while true {
@@ -35,7 +35,7 @@ enum FileIO {
     }
 
     /// Writes `value` with a single `write(2)`, as cgroupfs requires.
-    static func writeValue(_ value: String, to path: String) throws {
+    public static func writeValue(_ value: String, to path: String) throws {
         let fd = open(path, O_WRONLY | O_CLOEXEC)
         guard fd >= 0 else { throw systemError("open \(path)") }
         defer { close(fd) }
@@ -49,7 +49,8 @@ enum FileIO {
     /// Readers see the old or the new content, never a mix. Without `durable` a crash may leave the
     /// old version; callers whose durable record is elsewhere (the registry's state, whose facts are
     /// also in the event log) skip the flush.
-    static func writeAtomically(_ data: Data, to path: String, mode: mode_t = 0o600, durable: Bool = true) throws {
+    public static func writeAtomically(_ data: Data, to path: String, mode: mode_t = 0o600, durable: Bool = true) throws
+    {
         let temporary = path + ".tmp.\(getpid())"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode)
         guard fd >= 0 else { throw systemError("create \(temporary)") }
@@ -66,38 +67,38 @@ enum FileIO {
         }
     }
 
-    static func exists(_ path: String) -> Bool {
+    public static func exists(_ path: String) -> Bool {
         var st = stat()
         return lstat(path, &st) == 0
     }
 
-    static func isDirectory(_ path: String) -> Bool {
+    public static func isDirectory(_ path: String) -> Bool {
         var st = stat()
         return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR
     }
 
-    static func isExecutable(_ path: String) -> Bool {
+    public static func isExecutable(_ path: String) -> Bool {
         access(path, X_OK) == 0 && !isDirectory(path)
     }
 
     /// The canonical absolute path, resolving symlinks.
-    static func realPath(_ path: String) -> String? {
+    public static func realPath(_ path: String) -> String? {
         guard let resolved = realpath(path, nil) else { return nil }
         defer { free(resolved) }
         return String(cString: resolved)
     }
 
-    static func makeDirectory(_ path: String, mode: mode_t = 0o700) throws {
+    public static func makeDirectory(_ path: String, mode: mode_t = 0o700) throws {
         if mkdir(path, mode) != 0 && errno != EEXIST { throw systemError("create directory \(path)") }
     }
 
-    static func systemError(_ what: String, errno code: Int32 = errno) -> WardenError {
+    public static func systemError(_ what: String, errno code: Int32 = errno) -> WardenError {
         WardenError(code: .systemCall, message: "\(what): \(Errno(rawValue: code).description)")
     }
 }
 
 /// Looks an executable up on `PATH` the way `execvp` would.
-func findExecutable(_ name: String, path: String?) -> String? {
+public func findExecutable(_ name: String, path: String?) -> String? {
     if name.contains("/") { return FileIO.isExecutable(name) ? name : nil }
     for directory in (path ?? "/usr/local/bin:/usr/bin:/bin").split(separator: ":") {
         let candidate = "\(directory)/\(name)"
@@ -107,7 +108,7 @@ func findExecutable(_ name: String, path: String?) -> String? {
 }
 
 /// Monotonic nanoseconds, for latencies.
-func monotonicNanoseconds() -> Int64 {
+public func monotonicNanoseconds() -> Int64 {
     var ts = timespec()
     clock_gettime(CLOCK_MONOTONIC, &ts)
     return Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)

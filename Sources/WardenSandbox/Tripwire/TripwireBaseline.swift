@@ -1,3 +1,4 @@
+import Crypto
 import WardenCore
 
 #if canImport(Glibc)
@@ -50,16 +51,19 @@ public struct TripwireBaseline: Codable, Sendable, Equatable {
         let fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
         guard fd >= 0 else { return "unreadable" }
         defer { close(fd) }
-        var hasher = SHA256()
+        var hasher = Crypto.SHA256()
         var buffer = [UInt8](repeating: 0, count: 65536)
         var total = 0
         while total < 16 << 20 {
             let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
             if n <= 0 { break }
-            hasher.update(buffer[0..<n])
+            buffer.withUnsafeBytes { hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
             total += n
         }
-        return hasher.finalizeHex()
+        return hasher.finalize().map { byte in
+            let hex = String(byte, radix: 16)
+            return byte < 16 ? "0" + hex : hex
+        }.joined()
     }
 
     /// The kinds of change between `self` (earlier) and `current` (later), named for the incident.

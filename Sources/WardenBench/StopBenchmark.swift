@@ -1,6 +1,8 @@
 import CWardenLinux
 import Foundation
+import WardenAudit
 import WardenCore
+import WardenSandbox
 
 #if canImport(Glibc)
     import Glibc
@@ -77,7 +79,8 @@ public struct StopBenchmark {
         try FileManager.default.createDirectory(atPath: directory + "/workspace", withIntermediateDirectories: true)
         try Self.treeScript.write(toFile: directory + "/workspace/tree.sh", atomically: true, encoding: .utf8)
         chmod(directory + "/workspace/tree.sh", 0o755)
-        registry = RunRegistry(stateDirectory: directory + "/state")
+        registry = RunRegistry(
+            stateDirectory: directory + "/state", events: AuditEventSinks(stateDirectory: directory + "/state"))
         layout = try CgroupLayout.current(rootOverride: cgroupRoot)
         // Orphans of the baseline trees are reparented here and reaped, instead of piling up as zombies
         // under a host init that may never reap them (they would count against pids.max).
@@ -138,7 +141,7 @@ public struct StopBenchmark {
             throw WardenError(code: .systemCall, message: "the benchmark run did not start")
         }
         try waitForTree(cgroup, count: scenario.readyAt + 2)
-        let outcome = try StopProtocol(registry: registry, id: record.id, actor: "bench").run(
+        let outcome = try StopProtocol(ledger: try registry.ledger(for: record.id), actor: .operator).run(
             grace: .zero, reason: "bench")
         _ = waitForExit(record)
         return (outcome.latencyMilliseconds, outcome.remainingProcesses)

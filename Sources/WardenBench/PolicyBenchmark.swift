@@ -1,5 +1,6 @@
 import Foundation
 import WardenCore
+import WardenPolicy
 
 #if canImport(Glibc)
     import Glibc

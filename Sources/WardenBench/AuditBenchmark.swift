@@ -1,4 +1,5 @@
 import Foundation
+import WardenAudit
 import WardenCore
 
 /// `warden bench audit`: durable appends (one per commit, and group commit under 16 writers) and

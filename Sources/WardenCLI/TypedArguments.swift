@@ -1,0 +1,19 @@
+import ArgumentParser
+import WardenCore
+
+// Modes and layers are parsed by the argument parser itself, so `--help` lists the values and a typo is
+// one error naming them.
+
+extension NetworkMode: ExpressibleByArgument {}
+
+extension TamperAction: ExpressibleByArgument {}
+
+extension Layer: ExpressibleByArgument {
+    /// Only the layers `--allow-degraded` accepts.
+    public static var allValueStrings: [String] { degradable.map(\.rawValue) }
+
+    /// Parses `--allow-degraded`'s value with the reason when a layer cannot be degraded.
+    static func degradable(_ text: String) throws -> Layer {
+        try Layer(degradable: text, field: "--allow-degraded")
+    }
+}
