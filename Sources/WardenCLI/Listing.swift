@@ -75,7 +75,12 @@ extension Warden {
                         "  \(controller):\(String(repeating: " ", count: max(1, 9 - controller.count)))\(path)")
                 }
             }
-            lines.append("events:      \(record.auditStore)")
+            let store = record.auditStore
+            lines.append(
+                "events:      "
+                    + (store == .stateDirectory
+                        ? "the state directory's audit log (sqlite:\(state.host.stateDirectory)/audit/audit.sqlite)"
+                        : store.description))
             lines.append("layers:")
             for layer in record.layers {
                 lines.append("  \(layer.layer.rawValue): \(layer.status.rawValue) (\(layer.detail))")
