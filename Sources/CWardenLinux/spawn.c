@@ -82,7 +82,8 @@ static void child_fail(int report_fd, int stage) {
 warden_spawn_result warden_spawn(const char *path, char *const argv[], char *const envp[], const char *loginuid,
                                  int cgroup_dir_fd,
                                  const int *cgroup_fds, int n_cgroup_fds, const int *keep_fds, int n_keep_fds,
-                                 int stdin_fd, int stdout_fd, int stderr_fd, int new_pgrp, int new_session) {
+                                 int stdin_fd, int stdout_fd, int stderr_fd, int new_pgrp, int new_session,
+                                 int mount_tree_fd, const char *mount_target) {
     warden_spawn_result result = {-1, -1, 0, WARDEN_STAGE_NONE};
     int report[2];
     if (pipe2(report, O_CLOEXEC) != 0) {
@@ -119,6 +120,8 @@ warden_spawn_result warden_spawn(const char *path, char *const argv[], char *con
         for (int i = placed_by_clone ? 1 : 0; i < n_cgroup_fds; i++) {
             if (write(cgroup_fds[i], "0", 1) != 1) child_fail(report[1], WARDEN_STAGE_CGROUP);
         }
+        if (mount_tree_fd >= 0 && warden_private_mount(mount_tree_fd, mount_target) != 0)
+            child_fail(report[1], WARDEN_STAGE_MOUNT);
         if (new_session) {
             if (setsid() < 0) child_fail(report[1], WARDEN_STAGE_SETSID);
         } else if (new_pgrp) {

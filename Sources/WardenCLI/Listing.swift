@@ -65,6 +65,10 @@ extension Warden {
                 "id:          \(record.id)", "name:        \(record.name)", "state:       \(record.state.rawValue)",
                 "command:     \(record.command.joined(separator: " "))", "workspace:   \(record.workspace)",
                 "network:     \(record.network.rawValue)",
+                "identity:    "
+                    + (record.identity.map { "host uid \($0) (not root); workspace owner \(record.workspaceOwner)" }
+                        ?? "host root (--allow-degraded root)"),
+                "view:        \(record.view.rawValue): \(record.readView.joined(separator: ", "))",
                 "supervisor:  pid \(record.supervisorPID.map(String.init) ?? "-")",
                 "agent:       pid \(record.agentPID.map(String.init) ?? "-") (namespace init \(record.initPID.map(String.init) ?? "-"))",
             ]
@@ -92,6 +96,7 @@ extension Warden {
             } else {
                 lines.append("lease:       none")
             }
+            for path in record.hidden { lines.append("hidden:      \(path)") }
             for tripwire in record.tripwires { lines.append("tripwire:    \(tripwire.path)") }
             if let stop = record.stop {
                 lines.append(

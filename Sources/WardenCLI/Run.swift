@@ -15,11 +15,12 @@ extension Warden {
             discussion: """
                 The agent runs in its own cgroup, PID/mount/network/IPC/UTS namespaces, a read-only root with \
                 a writable workspace, a seccomp deny-list and Landlock. If any layer cannot be applied the run \
-                is refused; --allow-degraded LAYER (limits, seccomp, landlock) runs anyway and records it.
+                is refused; --allow-degraded LAYER (limits, root, seccomp, landlock) runs anyway and records it.
 
                 Relative --protect, --hide and --tripwire paths are relative to the workspace. A --profile \
                 (TOML) may set every flag (keys: name, workspace, network, pids_max, memory_max, cpu_max, \
-                protect, hide, tripwire, on_tamper, grace, lease, allow_degraded, pass_env, command); flags \
+                protect, hide, tripwire, on_tamper, grace, lease, allow_degraded, pass_env, command, user, read, view, \
+                audit_store); flags \
                 win, and lists from both are combined.
 
                 Exit status: the agent's (128+N if killed by signal N); 125 if Warden refused or failed to start it; 2 for bad input.
@@ -29,6 +30,13 @@ extension Warden {
                   warden run --workspace ./ws -- python3 agent.py
                   warden run --workspace ./ws --protect config.yaml --tripwire shutdown.sh --on-tamper stop -- ./agent
                   warden run --profile coder.toml --detach --json
+                  warden run --explain --read /opt/tools --workspace ./ws -- /opt/tools/agent
+
+                The agent runs as an unprivileged host identity (--user; default 2000000000, in its own user \
+                namespace), with the workspace idmapped so that its files stay its owner's. It sees the system \
+                directories (/usr, /bin, /lib*, /etc without its secrets, /sys), the workspace and --read paths; \
+                nothing of /root, /home, /var, /srv, /mnt, /run, daemon sockets or Warden's state. PATH is the \
+                system directories (--pass-env PATH passes yours).
                 """)
 
         @Option(help: "A TOML run profile; flags override it.")
@@ -59,7 +67,8 @@ extension Warden {
         var lease: String?
         @Option(
             name: .customLong("allow-degraded"),
-            help: "Run even if this layer is unavailable: limits, seccomp or landlock (repeatable).",
+            help:
+                "Run even if this layer is unavailable: limits, root (the agent as host root), seccomp or landlock (repeatable).",
             transform: Layer.degradable)
         var allowDegraded: [Layer] = []
         @Option(
@@ -68,6 +77,22 @@ extension Warden {
                 "Record the run's events in this audit store: postgres://USER@HOST:PORT/DB or sqlite:PATH (default: the state directory's)."
         )
         var auditStore: String?
+        @Option(
+            help:
+                "The unprivileged host identity the agent runs as, UID[:GID] (default 2000000000:2000000000, owned by nothing on the host)."
+        )
+        var user: String?
+        @Option(
+            name: .customLong("read"),
+            help: "Add a host path to the agent's read view, read-only, e.g. /opt/tools (repeatable).")
+        var readPaths: [String] = []
+        @Option(
+            help:
+                "minimal (default: system directories, the workspace, --read paths) or host (the whole host, read-only; recorded)."
+        )
+        var view: ReadView?
+        @Flag(help: "Print the sandbox that would be built (identity, mounts, Landlock rules, environment) and exit.")
+        var explain = false
         @Option(name: .customLong("pass-env"), help: "Pass this environment variable to the agent (repeatable).")
         var passEnv: [String] = []
         @Flag(help: "Return once the agent is running and print the run id; the supervisor keeps running.")
@@ -109,6 +134,9 @@ extension Warden {
             }
             flags.allowDegraded = Set(allowDegraded)
             flags.passEnvironment = passEnv
+            flags.user = try user.map { try AgentIdentity(parsing: $0, field: "--user") }
+            flags.read = readPaths
+            flags.view = view
             flags.command = command
             flags.auditStore = try auditStore.map {
                 try AuditStoreLocation(
@@ -147,6 +175,10 @@ extension Warden {
                 profile: profile, host: host, callerEnvironment: state.environment,
                 workingDirectory: FileManager.default.currentDirectoryPath)
             plan.agentIsInit = agentIsInit
+            if explain {
+                return print(
+                    json ? try Output.json(SandboxExplanation(plan: plan)) : SandboxExplanation(plan: plan).text)
+            }
             if detach { return try detachSupervisor() }
             let supervisor = Supervisor(plan: plan, registry: state.registry)
             let id: RunID

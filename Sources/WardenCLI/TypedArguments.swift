@@ -8,9 +8,11 @@ extension NetworkMode: ExpressibleByArgument {}
 
 extension TamperAction: ExpressibleByArgument {}
 
+extension ReadView: ExpressibleByArgument {}
+
 extension Layer: ExpressibleByArgument {
     /// Only the layers `--allow-degraded` accepts.
-    public static var allValueStrings: [String] { degradable.map(\.rawValue) }
+    public static var allValueStrings: [String] { degradable.map(\.degradedName) }
 
     /// Parses `--allow-degraded`'s value with the reason when a layer cannot be degraded.
     static func degradable(_ text: String) throws -> Layer {

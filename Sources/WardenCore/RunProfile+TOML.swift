@@ -3,6 +3,7 @@ extension RunProfileOverrides {
     public static let profileKeys = [
         "name", "workspace", "network", "pids_max", "memory_max", "cpu_max", "protect", "hide", "tripwire",
         "on_tamper", "grace", "lease", "allow_degraded", "pass_env", "command", "audit_store",
+        "user", "read", "view",
     ]
 
     /// Reads a run profile; relative `workspace` paths are resolved against `baseDirectory`.
@@ -77,6 +78,19 @@ extension RunProfileOverrides {
             case "audit_store":
                 auditStore = try AuditStoreLocation(
                     parsing: try string(), field: field, workingDirectory: baseDirectory)
+            case "user":
+                switch entry.value {
+                case .integer(let n): user = try AgentIdentity(parsing: String(n), field: field)
+                default: user = try AgentIdentity(parsing: try string(), field: field)
+                }
+            case "read":
+                read = try strings().map { $0.hasPrefix("/") ? $0 : baseDirectory + "/" + $0 }
+            case "view":
+                let text = try string()
+                guard let mode = ReadView(rawValue: text) else {
+                    throw WardenError.invalidInput("\(field): '\(text)' is not a view; use \"minimal\" or \"host\"")
+                }
+                view = mode
             default:
                 throw WardenError.invalidInput(
                     "\(file):\(entry.line): unknown key '\(key)'; a profile may set: \(Self.profileKeys.joined(separator: ", "))"

@@ -12,23 +12,72 @@ public enum TamperAction: String, Codable, Sendable, CaseIterable {
     case stop
 }
 
+/// What the agent may read of the host's filesystem.
+public enum ReadView: String, Codable, Sendable, CaseIterable {
+    /// The system directories a program needs, the workspace and `--read` paths; secrets hidden.
+    case minimal
+    /// The whole host filesystem, read-only (the old default); an explicit, recorded downgrade.
+    case host
+}
+
+/// The unprivileged host identity the agent runs as (`--user UID[:GID]`).
+public struct AgentIdentity: Sendable, Equatable, Codable, CustomStringConvertible {
+    public var uid: UInt32
+    public var gid: UInt32
+
+    /// Warden's own agent identity: above every range Debian, useradd and systemd allocate from
+    /// (system and normal users, DynamicUser, nspawn's container ranges), so it owns nothing on the host.
+    public static let `default` = AgentIdentity(uid: 2_000_000_000, gid: 2_000_000_000)
+
+    public init(uid: UInt32, gid: UInt32) {
+        self.uid = uid
+        self.gid = gid
+    }
+
+    /// Parses `UID[:GID]` (GID defaults to UID); root is refused (that is `--allow-degraded root`).
+    public init(parsing text: String, field: String) throws {
+        let parts = text.trimmingSpaces().split(separator: ":", omittingEmptySubsequences: false)
+        guard (1...2).contains(parts.count), let uid = UInt32(parts[0]),
+            let gid = parts.count == 2 ? UInt32(parts[1]) : uid, uid < UInt32.max, gid < UInt32.max
+        else {
+            throw WardenError.invalidInput(
+                "\(field): '\(text)' is not UID[:GID]; give numbers, e.g. 2000000000 or 1000:1000")
+        }
+        guard uid != 0, gid != 0 else {
+            throw WardenError.invalidInput(
+                "\(field): the agent cannot be root (uid or gid 0); pass --allow-degraded root to run it as host root")
+        }
+        self.init(uid: uid, gid: gid)
+    }
+
+    public var description: String { "\(uid):\(gid)" }
+}
+
 /// A confinement layer, as named by `--allow-degraded` and in `warden inspect`.
 public enum Layer: String, Codable, Sendable, CaseIterable {
     case cgroup
     case limits
     case bubblewrap
+    /// The agent is an unprivileged host identity (`--allow-degraded root` runs it as host root).
+    case identity
+    /// The minimal read view (`--view host` restores the whole host, read-only).
+    case view
     case seccomp
     case landlock
 
     /// The layers an operator may explicitly run without. The cgroup is the off-switch and bubblewrap
     /// provides the namespaces that hide it; without either there is nothing left to degrade to.
-    public static let degradable: [Layer] = [.limits, .seccomp, .landlock]
+    public static let degradable: [Layer] = [.limits, .identity, .seccomp, .landlock]
+
+    /// The name `--allow-degraded` takes for a layer: `root` for running without the agent identity.
+    public var degradedName: String { self == .identity ? "root" : rawValue }
 
     /// Parses a layer name given to `--allow-degraded`.
     public init(degradable text: String, field: String) throws {
-        guard let layer = Layer(rawValue: text.lowercased()) else {
+        let lowered = text.lowercased()
+        guard let layer = lowered == "root" ? .identity : Layer(rawValue: lowered) else {
             throw WardenError.invalidInput(
-                "\(field): unknown layer '\(text)'; layers that may be degraded: \(Layer.degradable.map(\.rawValue).joined(separator: ", "))"
+                "\(field): unknown layer '\(text)'; layers that may be degraded: \(Layer.degradable.map(\.degradedName).joined(separator: ", "))"
             )
         }
         guard Layer.degradable.contains(layer) else {
@@ -66,6 +115,11 @@ public struct RunProfile: Sendable, Equatable {
     public var command: [String] = []
     /// Where the run's events are recorded.
     public var auditStore: AuditStoreLocation = .stateDirectory
+    /// The host identity the agent runs as.
+    public var user: AgentIdentity = .default
+    /// Paths added read-only to the view (`--read`).
+    public var read: [String] = []
+    public var view: ReadView = .minimal
 
     public init() {}
 
@@ -83,6 +137,9 @@ public struct RunProfile: Sendable, Equatable {
         if let value = overrides.lease { result.lease = value }
         if let value = overrides.command, !value.isEmpty { result.command = value }
         if let value = overrides.auditStore { result.auditStore = value }
+        if let value = overrides.user { result.user = value }
+        if let value = overrides.view { result.view = value }
+        result.read = Self.union(result.read, overrides.read)
         result.protect = Self.union(result.protect, overrides.protect)
         result.hide = Self.union(result.hide, overrides.hide)
         result.tripwires = Self.union(result.tripwires, overrides.tripwires)
@@ -127,6 +184,9 @@ public struct RunProfileOverrides: Sendable, Equatable {
     public var passEnvironment: [String] = []
     public var command: [String]?
     public var auditStore: AuditStoreLocation?
+    public var user: AgentIdentity?
+    public var read: [String] = []
+    public var view: ReadView?
 
     public init() {}
 }

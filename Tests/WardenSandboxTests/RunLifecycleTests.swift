@@ -283,7 +283,7 @@ struct RunLifecycleTests {
         let cgroup = record["cgroup"] as? [String: Any]
         #expect((cgroup?["unified"] as? String)?.hasSuffix("/warden/\(id)") == true)
         let layers = (record["layers"] as? [[String: Any]])?.compactMap { $0["layer"] as? String } ?? []
-        #expect(Set(layers) == ["cgroup", "limits", "bubblewrap", "seccomp", "landlock"])
+        #expect(Set(layers) == ["cgroup", "limits", "bubblewrap", "identity", "view", "seccomp", "landlock"])
         #expect(record["lease"] != nil)
         let ps =
             try JSONSerialization.jsonObject(with: Data(try harness.run(["ps", "--json"]).standardOutput.utf8))

@@ -110,7 +110,7 @@ struct BubblewrapCommandTests {
         profile.command = ["/bin/true"]
         profile.network = network
         profile.protect = ["/etc/hostname"]
-        profile.hide = ["/root"]
+        profile.hide = ["/root", "/etc/os-release"]
         let host = HostConfiguration(
             stateDirectory: "/var/lib/warden-test-state", hiddenPaths: [], bubblewrap: "/usr/bin/bwrap",
             wardenExecutable: "/usr/bin/warden", cgroupRoot: nil)
@@ -119,7 +119,7 @@ struct BubblewrapCommandTests {
     }
 
     @Test func isolatesAndOrdersMounts() throws {
-        let args = BubblewrapCommand(plan: try plan(), seccompFD: 7, infoFD: 8, statusFD: 9, applyLandlock: true)
+        let args = BubblewrapCommand(plan: try plan(), seccomp: true, infoFD: 8, statusFD: 9, applyLandlock: true)
             .arguments
         for flag in [
             "--die-with-parent", "--new-session", "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
@@ -127,24 +127,31 @@ struct BubblewrapCommandTests {
             #expect(args.contains(flag), "\(flag)")
         }
         #expect(args.joined(separator: " ").contains("--cap-drop ALL"))
-        #expect(args.joined(separator: " ").contains("--seccomp 7"))
+        // The shim installs the filter (after it has become the agent's identity), not bubblewrap.
+        #expect(args.contains("--seccomp-log"))
+        #expect(!args.contains("--seccomp"))
+        #expect(args.joined(separator: " ").contains("--user 2000000000:2000000000"))
         let workspaceBind = try #require(args.firstIndex(of: "--bind"))
         let tmp = try #require(args.firstIndex(of: "/tmp"))
         #expect(tmp < workspaceBind, "the private /tmp comes before the workspace bind")
         let protect = try #require(args.lastIndex(of: "/etc/hostname"))
         #expect(protect > workspaceBind, "protected paths come after the workspace")
-        #expect(args.contains("/root"), "hidden path is mounted over")
+        #expect(args.contains("/etc/os-release"), "a hidden path inside the view is mounted over")
+        #expect(!args.contains("/root"), "the minimal view has no /root: nothing to hide, nothing bound")
+        let joined = args.joined(separator: " ")
+        #expect(!args.contains("/home") && !joined.contains("--ro-bind /var /var"), "neither /home nor /var is bound")
+        #expect(args.contains("/etc/shadow") || !FileManager.default.fileExists(atPath: "/etc/shadow"))
         #expect(!args.contains("SECRET"), "only allowlisted environment passes")
         #expect(args.contains("--clearenv"))
     }
 
     @Test func hostNetworkKeepsTheNetworkNamespace() throws {
         let args = BubblewrapCommand(
-            plan: try plan(network: .host), seccompFD: nil, infoFD: 8, statusFD: 9, applyLandlock: true
+            plan: try plan(network: .host), seccomp: false, infoFD: 8, statusFD: 9, applyLandlock: true
         ).arguments
         #expect(!args.contains("--unshare-net"))
         #expect(!args.contains("--deny-tcp"))
-        #expect(!args.contains("--seccomp"))
+        #expect(!args.contains("--seccomp-log"))
     }
 }
 

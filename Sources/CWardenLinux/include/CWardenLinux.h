@@ -15,6 +15,7 @@ typedef struct {
 enum {
     WARDEN_STAGE_NONE = 0,
     WARDEN_STAGE_FORK = 1,
+    WARDEN_STAGE_MOUNT = 9,
     WARDEN_STAGE_CGROUP = 2,
     WARDEN_STAGE_SETPGID = 3,
     WARDEN_STAGE_STDIO = 4,
@@ -32,10 +33,31 @@ enum {
 /// `path`. With `loginuid` the child first writes it to /proc/self/loginuid, which starts a new audit
 /// session (its id is in /proc/PID/sessionid) that all descendants inherit and cannot leave without
 /// CAP_AUDIT_CONTROL. Only async-signal-safe calls run between fork and exec.
+/// With `mount_tree_fd` >= 0 the child first moves that detached mount (an idmapped workspace) onto
+/// `mount_target` in a private mount namespace of its own (see warden_private_mount).
 warden_spawn_result warden_spawn(const char *path, char *const argv[], char *const envp[], const char *loginuid,
                                  int cgroup_dir_fd,
                                  const int *cgroup_fds, int n_cgroup_fds, const int *keep_fds, int n_keep_fds,
-                                 int stdin_fd, int stdout_fd, int stderr_fd, int new_pgrp, int new_session);
+                                 int stdin_fd, int stdout_fd, int stderr_fd, int new_pgrp, int new_session,
+                                 int mount_tree_fd, const char *mount_target);
+
+/* The agent's identity (identity.c). */
+
+/// A new user namespace with the given maps ("INSIDE OUTSIDE COUNT\n" each), as an O_RDONLY descriptor
+/// of /proc/PID/ns/user (close-on-exec); -1 with errno. The helper process is gone when this returns.
+int warden_userns_create(const char *uid_map, const char *gid_map);
+/// A detached copy of the mount at `path` whose ownership is mapped through `userns_fd`
+/// (open_tree + mount_setattr MOUNT_ATTR_IDMAP); -1 with errno (EINVAL: the filesystem cannot).
+int warden_idmapped_tree(const char *path, int userns_fd);
+/// In a single-threaded child: a private mount namespace (host mounts still propagate in, none out)
+/// with the detached tree moved onto `target`. 0, or -1 with errno.
+int warden_private_mount(int tree_fd, const char *target);
+/// setgroups({}), setresgid(gid), setresuid(uid): needs CAP_SETUID and CAP_SETGID; drops every capability.
+int warden_become(uid_t uid, gid_t gid);
+/// unshare(CLONE_NEWUSER) mapping the caller's uid and gid to themselves (setgroups denied). 0; -1 with
+/// errno when the namespace could not be made (EPERM/EACCES where unprivileged user namespaces are
+/// restricted: nothing changed); -2 with errno when it was made but could not be mapped (fatal).
+int warden_own_userns(uid_t uid, gid_t gid);
 
 int warden_pidfd_open(pid_t pid);
 int warden_pidfd_send_signal(int pidfd, int sig);

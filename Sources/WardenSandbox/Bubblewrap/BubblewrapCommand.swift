@@ -1,3 +1,4 @@
+import Foundation
 import WardenCore
 
 /// The bubblewrap invocation for a run: namespaces, the mount layout, and the inner shim as the command.
@@ -7,20 +8,27 @@ import WardenCore
 /// last so nothing can re-expose them.
 public struct BubblewrapCommand: Sendable {
     public var plan: RunPlan
-    public var seccompFD: Int32?
+    /// Whether the shim installs the seccomp deny-list (after it has made the agent's identity: the
+    /// filter refuses the `unshare` that needs).
+    public var seccomp: Bool
     public var infoFD: Int32
     public var statusFD: Int32
     public var goFD: Int32
     public var applyLandlock: Bool
+    /// `/etc/passwd` and `/etc/group` with the agent's entry added (memfds), when it has an identity.
+    public var accountFDs: (passwd: Int32, group: Int32)?
 
-    public init(plan: RunPlan, seccompFD: Int32?, infoFD: Int32, statusFD: Int32, goFD: Int32 = -1, applyLandlock: Bool)
-    {
+    public init(
+        plan: RunPlan, seccomp: Bool, infoFD: Int32, statusFD: Int32, goFD: Int32 = -1, applyLandlock: Bool,
+        accountFDs: (passwd: Int32, group: Int32)? = nil
+    ) {
         self.plan = plan
-        self.seccompFD = seccompFD
+        self.seccomp = seccomp
         self.infoFD = infoFD
         self.statusFD = statusFD
         self.goFD = goFD
         self.applyLandlock = applyLandlock
+        self.accountFDs = accountFDs
     }
 
     /// What the inner shim is told (its argument encoding lives in ``ShimArguments``).
@@ -30,9 +38,18 @@ public struct BubblewrapCommand: Sendable {
         shim.goFD = goFD
         shim.landlock = applyLandlock
         shim.readWrite = writablePaths
-        shim.readOnly = ["/"]
+        switch plan.view {
+        case .host:
+            shim.readOnly = ["/"]
+        case .minimal:
+            shim.readOnly = plan.viewLayout.landlockReadable(
+                extra: plan.read + plan.runtimeDirectories + [plan.host.wardenExecutable])
+            // Listing directories (not reading files) anywhere in the view: `ls /`, `find /` work.
+            shim.listable = ["/"]
+        }
         shim.denyTCP = plan.network == .none
-        shim.seccompLog = seccompFD != nil
+        shim.seccompLog = seccomp
+        shim.identity = plan.identity
         shim.command = plan.command
         return shim
     }
@@ -47,16 +64,24 @@ public struct BubblewrapCommand: Sendable {
         if plan.agentIsInit { args.append("--as-pid-1") }
         if plan.network == .none { args.append("--unshare-net") }
         args += ["--hostname", "warden"]
-        args += ["--ro-bind", "/", "/"]
+        args += viewArguments
         args += ["--proc", "/proc", "--dev", "/dev"]
         // The private /tmp is memory: bound it so filling it cannot take the host's RAM.
-        args += ["--size", String(temporarySize), "--tmpfs", "/tmp", "--tmpfs", "/run"]
+        args += ["--perms", "1777", "--size", String(temporarySize), "--tmpfs", "/tmp", "--tmpfs", "/run"]
         // cgroupfs must not be visible inside: an empty read-only tmpfs replaces it.
-        args += ["--tmpfs", "/sys/fs/cgroup", "--remount-ro", "/sys/fs/cgroup"]
+        if plan.view == .host || plan.viewLayout.entries.contains(.directory("/sys")) {
+            args += ["--tmpfs", "/sys/fs/cgroup", "--remount-ro", "/sys/fs/cgroup"]
+        }
+        args += parentDirectories(of: plan.workspace)
         args += ["--bind", plan.workspace, plan.workspace]
         // The shim is this binary; it must be reachable even when it lives under /tmp or /run, which
         // are private inside. Read-only, like the rest of the host.
+        args += parentDirectories(of: plan.host.wardenExecutable)
         args += ["--ro-bind", plan.host.wardenExecutable, plan.host.wardenExecutable]
+        if let accountFDs {
+            args += ["--perms", "0644", "--ro-bind-data", String(accountFDs.passwd), "/etc/passwd"]
+            args += ["--perms", "0644", "--ro-bind-data", String(accountFDs.group), "/etc/group"]
+        }
         for path in plan.protect { args += ["--ro-bind", path, path] }
         for path in hiddenPaths() {
             if FileIO.isDirectory(path) {
@@ -68,22 +93,59 @@ public struct BubblewrapCommand: Sendable {
         args += ["--chdir", plan.workspace, "--clearenv"]
         for (name, value) in plan.environment { args += ["--setenv", name, value] }
         args += ["--cap-drop", "ALL"]
-        if let seccompFD { args += ["--seccomp", String(seccompFD)] }
+        // The shim needs these two to become the agent's identity; setresuid to it clears them all.
+        if plan.identity != nil { args += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"] }
         args += ["--info-fd", String(infoFD)]
         args += ["--", plan.host.wardenExecutable, "__shim"] + shim.arguments
         return args
     }
 
+    /// The read-only host directories: the minimal view, or the whole host with `--view host`.
+    var viewArguments: [String] {
+        guard plan.view == .minimal else { return ["--ro-bind", "/", "/"] }
+        var args: [String] = []
+        for entry in plan.viewLayout.entries {
+            switch entry {
+            case .directory(let path): args += ["--ro-bind", path, path]
+            case .symlink(let path, let target): args += ["--symlink", target, path]
+            }
+        }
+        for path in plan.read + plan.runtimeDirectories {
+            args += parentDirectories(of: path) + ["--ro-bind", path, path]
+        }
+        return args
+    }
+
+    /// The directories above a bind mount's target that the view does not contain, created 0755: bubblewrap
+    /// makes missing parents 0700, which the agent's unprivileged identity could not traverse.
+    func parentDirectories(of path: String) -> [String] {
+        guard plan.view == .minimal else { return [] }
+        var parents: [String] = []
+        var current = (path as NSString).deletingLastPathComponent
+        while current != "/" && !current.isEmpty && !isInsideViewDirectory(current) {
+            parents.insert(current, at: 0)
+            current = (current as NSString).deletingLastPathComponent
+        }
+        return parents.flatMap { ["--perms", "0755", "--dir", $0] }
+    }
+
+    private func isInsideViewDirectory(_ path: String) -> Bool {
+        plan.viewLayout.entries.contains { entry in
+            if case .directory(let root) = entry { return path == root || path.hasPrefix(root + "/") }
+            return false
+        }
+    }
+
     /// Bytes the private `/tmp` may hold: half the memory limit, or 1 GiB without one.
-    var temporarySize: UInt64 {
+    public var temporarySize: UInt64 {
         plan.limits.memoryMax.map { max($0 / 2, 1 << 20) } ?? (1 << 30)
     }
 
-    /// Warden's own files and the operator's hidden paths that exist (a missing path needs no hiding).
-    func hiddenPaths() -> [String] {
+    /// Warden's own files, the operator's hidden paths and the secrets under `/etc`, where they exist
+    /// and are inside what the agent would otherwise see (a path outside the view needs no hiding).
+    public func hiddenPaths() -> [String] {
         var seen = Set<String>()
-        return ([plan.host.stateDirectory] + plan.host.hiddenPaths + plan.hide).filter {
-            FileIO.exists($0) && seen.insert($0).inserted
-        }
+        let candidates = [plan.host.stateDirectory] + plan.host.hiddenPaths + plan.hide + plan.viewLayout.secrets
+        return candidates.filter { FileIO.exists($0) && plan.isVisible($0) && seen.insert($0).inserted }
     }
 }

@@ -8,18 +8,22 @@ import WardenCore
 /// Landlock rules mirroring the sandbox's mounts, applied by the inner shim to itself before it execs
 /// the agent.
 ///
-/// Rules only grant; everything the ruleset handles and no rule grants is denied. The whole tree is
-/// readable and executable, the writable paths (workspace, private `/tmp`, `/dev`) get full access,
+/// Rules only grant; everything the ruleset handles and no rule grants is denied. The read view's
+/// paths (the whole tree with `--view host`) are readable and executable, every directory listable,
+/// the writable paths (workspace, private `/tmp`, `/dev`) get full access,
 /// TCP bind and connect are handled (so denied) when the network is `none`, and signals and abstract
 /// Unix sockets are scoped to the sandbox.
 public struct LandlockRules: Sendable, Equatable {
     public var readOnly: [String]
     public var readWrite: [String]
+    /// Directories whose listings (only) are readable beneath them.
+    public var listable: [String]
     public var denyTCP: Bool
 
-    public init(readOnly: [String], readWrite: [String], denyTCP: Bool) {
+    public init(readOnly: [String], readWrite: [String], listable: [String] = [], denyTCP: Bool) {
         self.readOnly = readOnly
         self.readWrite = readWrite
+        self.listable = listable
         self.denyTCP = denyTCP
     }
 
@@ -91,6 +95,7 @@ public struct LandlockRules: Sendable, Equatable {
                 throw FileIO.systemError("landlock: add rule for \(path)")
             }
         }
+        for path in listable { try allow(path, UInt64(WARDEN_LL_FS_READ_DIR)) }
         for path in readOnly { try allow(path, readRights) }
         for path in readWrite { try allow(path, handledFS) }
         guard warden_set_no_new_privs() == 0 else { throw FileIO.systemError("no_new_privs") }

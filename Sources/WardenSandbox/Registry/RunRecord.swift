@@ -31,6 +31,15 @@ public struct RunRecord: Codable, Sendable {
     public var command: [String]
     public var workspace: String
     public var network: NetworkMode
+    /// The host identity the agent runs as; nil: host root (`--allow-degraded root`).
+    public var identity: AgentIdentity?
+    /// The workspace's owner on the host, whom the agent's files belong to.
+    public var workspaceOwner: AgentIdentity
+    public var view: ReadView
+    /// What the agent can read besides the workspace (host directories; `/` with `--view host`).
+    public var readView: [String]
+    /// Paths hidden inside the view (Warden's state, `--hide`, secrets under /etc).
+    public var hidden: [String]
     public var createdAtNanoseconds: Int64
     public var endedAtNanoseconds: Int64?
     public var supervisorPID: Int32?
@@ -62,6 +71,20 @@ public struct RunRecord: Codable, Sendable {
         self.command = plan.command
         self.workspace = plan.workspace
         self.network = plan.network
+        self.identity = plan.identity
+        self.workspaceOwner = plan.workspaceOwner
+        self.view = plan.view
+        self.readView =
+            plan.view == .host
+            ? ["/"]
+            : plan.viewLayout.entries.map { entry in
+                switch entry {
+                case .directory(let path): path
+                case .symlink(let path, let target): path + " -> " + target
+                }
+            } + plan.read
+        self.hidden = BubblewrapCommand(plan: plan, seccomp: false, infoFD: -1, statusFD: -1, applyLandlock: false)
+            .hiddenPaths()
         self.createdAtNanoseconds = RunEvent.now()
         self.layers = []
         self.graceNanoseconds = plan.grace.nanoseconds

@@ -21,9 +21,29 @@ public enum InnerShim {
         }
         var report: [String: String] = [:]
         do {
+            // First the identity: the user namespace needs `unshare`, which the seccomp filter refuses,
+            // and writes to /proc, which Landlock would.
+            if let identity = options.identity {
+                guard warden_become(identity.uid, identity.gid) == 0 else {
+                    throw FileIO.systemError("identity: become uid \(identity)")
+                }
+                let made = warden_own_userns(identity.uid, identity.gid)
+                if made == 0 {
+                    report["identity"] = "uid \(identity) in its own user namespace"
+                } else if made == -1, errno == EPERM || errno == EACCES || errno == ENOSPC {
+                    // Unprivileged user namespaces are restricted here (Ubuntu's AppArmor default,
+                    // user.max_user_namespaces): the agent is still the unprivileged host uid.
+                    report["identity"] =
+                        "uid \(identity) (no user namespace of its own: \(String(cString: strerror(errno))))"
+                } else {
+                    throw FileIO.systemError("identity: user namespace")
+                }
+                guard getuid() != 0, geteuid() != 0 else { throw FileIO.systemError("identity: still root") }
+            }
             if options.landlock {
                 let rules = LandlockRules(
-                    readOnly: options.readOnly, readWrite: options.readWrite, denyTCP: options.denyTCP)
+                    readOnly: options.readOnly, readWrite: options.readWrite, listable: options.listable,
+                    denyTCP: options.denyTCP)
                 let applied = try rules.restrictSelf()
                 report["landlock"] = "applied abi=\(applied.abi) \(applied.features.joined(separator: ","))"
             } else {
@@ -31,8 +51,8 @@ public enum InnerShim {
                 report["landlock"] = "skipped"
             }
             if options.seccompLog {
-                // The same deny-list bubblewrap installed, again with SECCOMP_FILTER_FLAG_LOG: the kernel
-                // then writes each denial to its audit log, where the supervisor reads and records it.
+                // The deny-list, with SECCOMP_FILTER_FLAG_LOG: the kernel writes each denial to its audit
+                // log, where the supervisor reads and records it. Installed here, after the identity.
                 let program = try SeccompFilter.makeDefault(forAuditLog: true).bytes
                 let installed = program.withUnsafeBytes {
                     warden_seccomp_install_logged($0.baseAddress, UInt16(program.count / 8))

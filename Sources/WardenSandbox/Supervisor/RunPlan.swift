@@ -26,10 +26,44 @@ public struct RunPlan: Sendable {
     public var allowDegraded: Set<Layer>
     public var environment: [(name: String, value: String)]
     public var host: HostConfiguration
+    /// The unprivileged host identity the agent runs as; nil with `--allow-degraded root`.
+    public var identity: AgentIdentity? = .default
+    /// The workspace directory's owner, whom the agent's files belong to on the host.
+    public var workspaceOwner = AgentIdentity(uid: 0, gid: 0)
+    public var view: ReadView = .minimal
+    /// Paths added read-only to the view (absolute, existing).
+    public var read: [String] = []
+    public var viewLayout = ReadViewLayout(entries: [], secrets: [])
 
-    /// Environment variables an agent keeps; everything else is dropped.
-    public static let environmentAllowlist = ["PATH", "LANG", "LC_ALL", "LC_CTYPE", "TERM", "TZ", "COLUMNS", "LINES"]
-    static let defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+    /// Warden's own libraries outside the system directories (a development build's Swift runtime),
+    /// bound read-only so the shim can start; empty for the static release binary.
+    public var runtimeDirectories: [String] {
+        guard view == .minimal else { return [] }
+        return host.wardenLibraryDirectories.filter { directory in
+            !viewLayout.entries.contains { entry in
+                if case .directory(let root) = entry { return directory == root || directory.hasPrefix(root + "/") }
+                return false
+            } && !read.contains(directory)
+        }
+    }
+
+    /// Environment variables an agent keeps from the operator's; everything else is dropped. `PATH` is
+    /// not among them: the agent gets the system directories (`--pass-env PATH` passes the operator's).
+    public static let environmentAllowlist = ["LANG", "LC_ALL", "LC_CTYPE", "TERM", "TZ", "COLUMNS", "LINES"]
+    public static let defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+    /// Whether the agent can see `path` (before hiding): in the workspace, the view or a `--read` path.
+    public func isVisible(_ path: String) -> Bool {
+        guard view == .minimal else { return true }
+        func within(_ root: String) -> Bool { path == root || path.hasPrefix(root + "/") }
+        if within(workspace) || within(host.wardenExecutable) || (read + runtimeDirectories).contains(where: within) {
+            return true
+        }
+        return viewLayout.entries.contains { entry in
+            if case .directory(let root) = entry { return within(root) }
+            return false
+        }
+    }
 
     /// Validates `profile` for this host.
     ///
@@ -86,8 +120,26 @@ public struct RunPlan: Sendable {
         for name in environmentAllowlist + profile.passEnvironment {
             if let value = callerEnvironment[name] { environment.append((name, value)) }
         }
-        if callerEnvironment["PATH"] == nil { environment.append(("PATH", defaultPath)) }
+        if !environment.contains(where: { $0.0 == "PATH" }) { environment.append(("PATH", defaultPath)) }
         environment.append(("HOME", workspace))
+        let read = try profile.read.map { path -> String in
+            let absolute = path.hasPrefix("/") ? path : workingDirectory + "/" + path
+            guard FileIO.exists(absolute), let real = FileIO.realPath(absolute) else {
+                throw WardenError(
+                    code: .notFound, message: "--read: \(path) does not exist (looked at \(absolute)); fix the path")
+            }
+            guard real != "/" else {
+                throw WardenError.invalidInput("--read: / is the whole host; pass --view host for that (recorded)")
+            }
+            for warden in [host.stateDirectory] + host.hiddenPaths where !warden.isEmpty {
+                if real == warden || real.hasPrefix(warden + "/") || warden.hasPrefix(real + "/") {
+                    throw WardenError.invalidInput(
+                        "--read: \(real) contains or is inside Warden's own files at \(warden); the agent must never read them"
+                    )
+                }
+            }
+            return real
+        }
         let resolvedPath = environment.first { $0.0 == "PATH" }?.1
         if program.contains("/") {
             let absolute = URL(fileURLWithPath: program.hasPrefix("/") ? program : workspace + "/" + program)
@@ -122,6 +174,23 @@ public struct RunPlan: Sendable {
             protect: protect, hide: hide, tripwires: tripwires, onTamper: profile.onTamper, grace: profile.grace,
             lease: profile.lease, allowDegraded: profile.allowDegraded, environment: environment, host: host)
         plan.auditStore = profile.auditStore
+        plan.identity = profile.allowDegraded.contains(.identity) ? nil : profile.user
+        plan.view = profile.view
+        plan.read = read
+        plan.viewLayout = ReadViewLayout.current()
+        var st = stat()
+        if stat(workspace, &st) == 0 { plan.workspaceOwner = AgentIdentity(uid: st.st_uid, gid: st.st_gid) }
+        // The program must be inside what the agent will see, or the run would fail inside the sandbox.
+        let resolved =
+            program.contains("/")
+            ? URL(fileURLWithPath: program.hasPrefix("/") ? program : workspace + "/" + program).standardizedFileURL
+                .path
+            : findExecutable(program, path: resolvedPath)
+        if let resolved, let real = FileIO.realPath(resolved), !plan.isVisible(real) {
+            throw WardenError.invalidInput(
+                "command \(program) (\(real)) is outside the agent's read view; add its directory with --read, move it into the workspace, or pass --view host"
+            )
+        }
         return plan
     }
 }
@@ -135,6 +204,9 @@ public struct HostConfiguration: Sendable {
     public var bubblewrap: String
     /// The `warden` binary, re-executed inside the sandbox as the inner shim.
     public var wardenExecutable: String
+    /// Directories of the shared libraries this `warden` has loaded (a development build links the Swift
+    /// runtime from its toolchain, e.g. /opt/swift/usr/lib/swift/linux); the shim needs them in the view.
+    public var wardenLibraryDirectories: [String] = HostConfiguration.loadedLibraryDirectories()
     /// A cgroup v2 mount point overriding the one in mountinfo.
     public var cgroupRoot: String?
 
@@ -147,6 +219,21 @@ public struct HostConfiguration: Sendable {
         self.bubblewrap = bubblewrap
         self.wardenExecutable = wardenExecutable
         self.cgroupRoot = cgroupRoot
+    }
+
+    /// The directories of every shared object mapped into this process, from /proc/self/maps.
+    public static func loadedLibraryDirectories() -> [String] {
+        guard let maps = try? FileIO.readString("/proc/self/maps") else { return [] }
+        var seen = Set<String>()
+        var result: [String] = []
+        for line in maps.split(separator: "\n") {
+            guard let path = line.split(separator: " ", omittingEmptySubsequences: true).dropFirst(5).first,
+                path.hasPrefix("/"), path.contains(".so")
+            else { continue }
+            let directory = (String(path) as NSString).deletingLastPathComponent
+            if seen.insert(directory).inserted { result.append(directory) }
+        }
+        return result
     }
 
     /// The default state directory: `$WARDEN_STATE_DIR`, else `/var/lib/warden` for root, else

@@ -1,3 +1,5 @@
+import WardenCore
+
 /// What the supervisor tells the inner shim, and the one encoding of it on the shim's command line
 /// (`warden __shim …`): ``arguments`` writes it, ``init(parsing:)`` reads it back.
 public struct ShimArguments: Sendable, Equatable {
@@ -9,6 +11,10 @@ public struct ShimArguments: Sendable, Equatable {
     public var readOnly: [String] = []
     /// Landlock: paths the agent may also write.
     public var readWrite: [String] = []
+    /// Landlock: directories whose listings (not files) the agent may read, beneath them.
+    public var listable: [String] = []
+    /// The host identity the shim becomes before it execs the agent; nil: stay root (degraded).
+    public var identity: AgentIdentity?
     /// Landlock: refuse TCP bind and connect (no network).
     public var denyTCP = false
     /// False when the operator allowed the run without Landlock.
@@ -27,11 +33,13 @@ public struct ShimArguments: Sendable, Equatable {
         if landlock {
             for path in readWrite { args += ["--rw", path] }
             for path in readOnly { args += ["--ro", path] }
+            for path in listable { args += ["--ls", path] }
             if denyTCP { args.append("--deny-tcp") }
         } else {
             args.append("--no-landlock")
         }
         if seccompLog { args.append("--seccomp-log") }
+        if let identity { args += ["--user", identity.description] }
         return args + ["--"] + command
     }
 
@@ -56,6 +64,14 @@ public struct ShimArguments: Sendable, Equatable {
             case "--rw":
                 guard let path = next() else { return nil }
                 readWrite.append(path)
+            case "--ls":
+                guard let path = next() else { return nil }
+                listable.append(path)
+            case "--user":
+                guard let text = next(), let parsed = try? AgentIdentity(parsing: text, field: "--user") else {
+                    return nil
+                }
+                identity = parsed
             case "--deny-tcp": denyTCP = true
             case "--no-landlock": landlock = false
             case "--seccomp-log": seccompLog = true

@@ -162,6 +162,38 @@ public final class Supervisor {
                 detail:
                     "pid, mount, ipc, uts, cgroup\(plan.network == .none ? ", net" : "") namespaces; read-only root; cap-drop ALL"
             ))
+        var warningEvents: [RunEvent] = []
+        func warn(_ warning: String, subject: String, _ details: [String: String]) {
+            warnings.append(warning)
+            warningEvents.append(
+                RunEvent(
+                    run: id, kind: .warning, actor: .supervisor, subject: subject,
+                    details: details.merging(["warning": warning]) { $1 }))
+        }
+        switch plan.view {
+        case .minimal:
+            let shown = plan.viewLayout.entries.map { entry -> String in
+                switch entry {
+                case .directory(let path): path
+                case .symlink(let path, let target): "\(path)→\(target)"
+                }
+            }
+            statuses.append(
+                .init(
+                    layer: .view, status: .applied,
+                    detail:
+                        "minimal: \((shown + plan.read).joined(separator: " ")), the workspace; \(plan.viewLayout.secrets.count) secrets hidden in /etc"
+                ))
+        case .host:
+            let warning = "--view host: the agent can read the whole host filesystem (read-only)"
+            statuses.append(.init(layer: .view, status: .degraded, detail: warning))
+            warn(warning, subject: "view", ["view": "host"])
+        }
+        if plan.identity == nil {
+            let warning = "--allow-degraded root: the agent runs as host root (uid 0), with every capability dropped"
+            statuses.append(.init(layer: .identity, status: .degraded, detail: warning))
+            warn(warning, subject: "identity", ["identity": "root"])
+        }
         for (layer, reason) in layers.degraded where layer == .seccomp {
             statuses.append(.init(layer: layer, status: .degraded, detail: reason))
         }
@@ -173,14 +205,10 @@ public final class Supervisor {
                         "\(SeccompFilter.deniedX86_64.count) syscalls denied, namespace clone flags, TIOCSTI; arch checked"
                 ))
         }
-        var warningEvents: [RunEvent] = []
         if plan.network == .host {
-            let warning = "--network host: the agent shares the host's network; nothing stops it sending data out"
-            warnings.append(warning)
-            warningEvents.append(
-                RunEvent(
-                    run: id, kind: .warning, actor: .supervisor, subject: "network",
-                    details: ["warning": warning, "network": "host"]))
+            warn(
+                "--network host: the agent shares the host's network; nothing stops it sending data out",
+                subject: "network", ["network": "host"])
         }
 
         // Denials the kernel logs from here on are the agent's attempts; read them from the start.
@@ -198,16 +226,20 @@ public final class Supervisor {
         // 3. Descriptors for bubblewrap and the shim.
         var toClose: [Int32] = []
         defer { for fd in toClose { close(fd) } }
-        var seccompFD: Int32?
-        if let seccomp = layers.seccomp {
-            let fd = warden_memfd_create("warden-seccomp")
-            guard fd >= 0 else { throw FileIO.systemError("memfd_create") }
-            toClose.append(fd)
-            let bytes = seccomp.bytes
-            guard bytes.withUnsafeBytes({ write(fd, $0.baseAddress, $0.count) }) == bytes.count,
-                lseek(fd, 0, SEEK_SET) == 0
-            else { throw FileIO.systemError("write seccomp program") }
-            seccompFD = fd
+        // The agent's identity: its account in /etc/passwd and /etc/group, and the workspace idmapped so
+        // that the agent owns its owner's files and what it writes belongs to that owner on the host.
+        var accountFDs: (passwd: Int32, group: Int32)?
+        var workspaceTree: Int32 = -1
+        var identityDetail = ""
+        if let identity = plan.identity {
+            let fds = try makeAccountFiles(identity)
+            toClose += [fds.passwd, fds.group]
+            accountFDs = fds
+            if plan.workspaceOwner != identity {
+                workspaceTree = try idmappedWorkspace(owner: plan.workspaceOwner, agent: identity)
+                toClose.append(workspaceTree)
+                identityDetail = "; the workspace (owner \(plan.workspaceOwner)) is idmapped to it"
+            }
         }
         let info = try makePipe()
         let status = try makePipe()
@@ -228,16 +260,16 @@ public final class Supervisor {
         guard cgroupDirectory >= 0 else { throw FileIO.systemError("open \(cgroup.unified)") }
         toClose.append(cgroupDirectory)
         let command = BubblewrapCommand(
-            plan: plan, seccompFD: seccompFD, infoFD: info.write, statusFD: status.write, goFD: go.read,
-            applyLandlock: layers.landlock)
+            plan: plan, seccomp: layers.seccomp != nil, infoFD: info.write, statusFD: status.write, goFD: go.read,
+            applyLandlock: layers.landlock, accountFDs: accountFDs)
         let argv = command.arguments
-        let keep = [seccompFD, info.write, status.write, go.read].compactMap { $0 }
+        let keep = [accountFDs?.passwd, accountFDs?.group, info.write, status.write, go.read].compactMap { $0 }
 
         // 4. Spawn: the child joins the run's cgroups before it execs bubblewrap.
         let result = WardenProcess.spawn(
             argv: argv, loginUID: String(getuid()), cgroupDirectoryFD: cgroupDirectory, cgroupFDs: procsFDs,
             keepFDs: keep, stdio: stdio,
-            newProcessGroup: true)
+            newProcessGroup: true, mountTree: workspaceTree >= 0 ? (workspaceTree, plan.workspace) : nil)
         guard result.pid > 0 else {
             throw WardenError(
                 code: .systemCall,
@@ -283,6 +315,10 @@ public final class Supervisor {
             let reason = layers.degraded.first { $0.0 == .landlock }?.1 ?? landlockDetail
             statuses.append(.init(layer: .landlock, status: .degraded, detail: reason))
         }
+        if let identity = plan.identity {
+            let detail = (report["identity"] as? String ?? "uid \(identity)") + identityDetail
+            statuses.append(.init(layer: .identity, status: .applied, detail: "host " + detail))
+        }
         let agentPID = findChild(of: pid_t(childPID)) ?? pid_t(childPID)
 
         // 6. Record, then let the agent run: nothing it does happens before this is durable. The
@@ -305,6 +341,55 @@ public final class Supervisor {
             events: layerEvents + warningEvents + [started])
         var byte: UInt8 = 1
         guard write(go.write, &byte, 1) == 1 else { throw FileIO.systemError("release the agent") }
+    }
+
+    /// `/etc/passwd` and `/etc/group` as the agent sees them: the host's, plus the agent's own entry
+    /// (home: the workspace), so `id`, `whoami`, git and Python find a user name. Memfds for bubblewrap.
+    private func makeAccountFiles(_ identity: AgentIdentity) throws -> (passwd: Int32, group: Int32) {
+        func memfd(_ name: String, host: String, line: String) throws -> Int32 {
+            let existing = (try? FileIO.readString(host)) ?? ""
+            let ids = existing.split(separator: "\n").compactMap { $0.split(separator: ":").dropFirst(2).first }
+            let text =
+                existing + (existing.isEmpty || existing.hasSuffix("\n") ? "" : "\n")
+                + (ids.contains(Substring(line.split(separator: ":")[2])) ? "" : line + "\n")
+            let fd = warden_memfd_create(name)
+            guard fd >= 0 else { throw FileIO.systemError("memfd_create") }
+            let bytes = Array(text.utf8)
+            guard bytes.withUnsafeBytes({ write(fd, $0.baseAddress, $0.count) }) == bytes.count,
+                lseek(fd, 0, SEEK_SET) == 0
+            else {
+                close(fd)
+                throw FileIO.systemError("write the agent's \(host)")
+            }
+            return fd
+        }
+        let passwd = try memfd(
+            "warden-passwd", host: "/etc/passwd",
+            line: "warden-agent:x:\(identity.uid):\(identity.gid):Warden agent:\(plan.workspace):/bin/bash")
+        do {
+            return (passwd, try memfd("warden-group", host: "/etc/group", line: "warden-agent:x:\(identity.gid):"))
+        } catch {
+            close(passwd)
+            throw error
+        }
+    }
+
+    /// A detached copy of the workspace mount in which files of `owner` appear as `agent`'s (and what
+    /// `agent` creates is written as `owner`'s); the spawn child mounts it over the workspace.
+    private func idmappedWorkspace(owner: AgentIdentity, agent: AgentIdentity) throws -> Int32 {
+        let namespace = warden_userns_create("\(owner.uid) \(agent.uid) 1\n", "\(owner.gid) \(agent.gid) 1\n")
+        guard namespace >= 0 else { throw FileIO.systemError("identity: user namespace for the workspace mapping") }
+        defer { close(namespace) }
+        let tree = warden_idmapped_tree(plan.workspace, namespace)
+        guard tree >= 0 else {
+            let reason = String(cString: strerror(errno))
+            throw WardenError(
+                code: .layerUnavailable,
+                message:
+                    "identity: the workspace \(plan.workspace) cannot be idmapped (\(reason); its filesystem may not support idmapped mounts); run the agent as the workspace's owner with --user \(owner), or pass --allow-degraded root"
+            )
+        }
+        return tree
     }
 
     private func cleanUpFailedStart(id: RunID, error: any Error) {
@@ -509,6 +594,7 @@ public final class Supervisor {
         case Int32(WARDEN_STAGE_CGROUP): "joining the run's cgroup"
         case Int32(WARDEN_STAGE_STDIO), Int32(WARDEN_STAGE_FDS): "setting up descriptors"
         case Int32(WARDEN_STAGE_EXEC): "exec of bubblewrap"
+        case Int32(WARDEN_STAGE_MOUNT): "mounting the idmapped workspace"
         default: "start"
         }
     }
@@ -564,7 +650,7 @@ public enum WardenProcess {
         argv: [String], environment: [String]? = nil, loginUID: String? = nil, cgroupDirectoryFD: Int32 = -1,
         cgroupFDs: [Int32] = [],
         keepFDs: [Int32], stdio: (Int32, Int32, Int32),
-        newProcessGroup: Bool = false, newSession: Bool = false
+        newProcessGroup: Bool = false, newSession: Bool = false, mountTree: (fd: Int32, target: String)? = nil
     ) -> warden_spawn_result {
         let env = environment ?? ProcessInfo.processInfo.environment.map { "\($0.key)=\($0.value)" }
         var cArgv = argv.map { strdup($0) } + [nil]
@@ -581,7 +667,7 @@ public enum WardenProcess {
                             argv[0], argvBuffer.baseAddress, envBuffer.baseAddress, loginUID, cgroupDirectoryFD,
                             cgroups.baseAddress,
                             Int32(cgroups.count), keep.baseAddress, Int32(keep.count), stdio.0, stdio.1, stdio.2,
-                            newProcessGroup ? 1 : 0, newSession ? 1 : 0)
+                            newProcessGroup ? 1 : 0, newSession ? 1 : 0, mountTree?.fd ?? -1, mountTree?.target)
                     }
                 }
             }

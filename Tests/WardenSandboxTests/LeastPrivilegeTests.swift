@@ -1,0 +1,202 @@
+import Foundation
+import Testing
+import WardenCore
+import WardenTesting
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The agent is not root and sees only what it needs: the operator's secrets stay unreadable even to a
+/// process that knows where they are, and real agents (Python, git, pip, bash) still work.
+@Suite(.enabled(if: HostCapabilities.canSandbox, "needs root, bubblewrap, cgroup v2 and Landlock ABI 6+"))
+struct LeastPrivilegeTests {
+    /// Runs `script` with bash as a foreground agent and returns its standard output.
+    func agent(_ harness: WardenHarness, _ script: String, flags: [String] = []) throws -> CommandResult {
+        try harness.run(["run", "--workspace", harness.workspace] + flags + ["--", "/bin/bash", "-c", script])
+    }
+
+    /// Key=value lines the agent printed.
+    func values(_ output: String) -> [String: String] {
+        var result: [String: String] = [:]
+        for line in output.split(separator: "\n") {
+            guard let equals = line.firstIndex(of: "=") else { continue }
+            result[String(line[..<equals])] = String(line[line.index(after: equals)...])
+        }
+        return result
+    }
+
+    @Test func theAgentIsAnUnprivilegedHostIdentityAndItsFilesBelongToTheWorkspaceOwner() throws {
+        let harness = try WardenHarness()
+        // A workspace owned by an ordinary user: what the agent writes must be that user's on the host.
+        chown(harness.workspace, 4242, 4343)
+        let result = try agent(
+            harness,
+            """
+            echo uid=$(id -u); echo gid=$(id -g); echo user=$(whoami)
+            echo outside=$(awk '{print $2}' /proc/self/uid_map)
+            echo made > made-by-agent; echo wrote=$?
+            echo cap=$(grep CapEff /proc/self/status | awk '{print $2}')
+            """)
+        #expect(result.status == 0, "\(result.standardError)")
+        let seen = values(result.standardOutput)
+        #expect(seen["uid"] == "2000000000" && seen["gid"] == "2000000000", "\(seen)")
+        #expect(seen["outside"] == "2000000000", "the uid outside the agent's user namespace: \(seen)")
+        #expect(seen["user"] == "warden-agent")
+        #expect(seen["wrote"] == "0")
+        #expect(seen["cap"] == "0000000000000000")
+        var st = stat()
+        #expect(stat(harness.workspace + "/made-by-agent", &st) == 0)
+        #expect(st.st_uid == 4242 && st.st_gid == 4343, "owned by the workspace's owner on the host")
+        // The record says who the agent was.
+        let runs = try harness.run(["ps", "--all", "--json"]).standardOutput
+        #expect(runs.contains("\"uid\" : 2000000000"), "\(runs)")
+    }
+
+    @Test func theOperatorsSecretsAreUnreadableAndUnfindable() throws {
+        let harness = try WardenHarness()
+        let tag = "warden-canary-" + UUID().uuidString.prefix(8).lowercased()
+        // A 0600 canary of root's, another user's 0600 file under /home, the state directory's audit log.
+        let rootCanary = "/root/" + tag
+        try harness.write("root secret\n", to: rootCanary, mode: 0o600)
+        defer { unlink(rootCanary) }
+        let home = "/home/" + tag
+        try FileManager.default.createDirectory(atPath: home, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: home) }
+        try harness.write("user secret\n", to: home + "/" + tag + ".key", mode: 0o600)
+        chown(home + "/" + tag + ".key", 4242, 4242)
+        _ = try harness.run(["audit", "key"])  // creates the state directory's signing key
+        let stateKey = harness.stateDirectory + "/audit/signing.key"
+        #expect(FileManager.default.fileExists(atPath: stateKey))
+        let targets = [rootCanary, home + "/" + tag + ".key", stateKey, "/var/lib/postgresql", "/etc/gshadow"]
+        let script =
+            targets.enumerated().map { index, path in
+                "if [ -d '\(path)' ]; then out=$(ls -A '\(path)' 2>/dev/null); else out=$(cat '\(path)' 2>/dev/null); fi; "
+                    + "if [ -n \"$out\" ]; then echo read\(index)=yes; else echo read\(index)=no; fi"
+            }.joined(separator: "\n") + """
+
+                echo shadow=$(cat /etc/shadow 2>/dev/null | wc -c)
+                echo found=$(find / -name '\(tag)*' 2>/dev/null | wc -l)
+                echo statefound=$(find / -name 'signing.key' 2>/dev/null | wc -l)
+                for p in /usr/evil /etc/evil /var/tmp/evil /root/evil; do
+                    if echo x > $p 2>/dev/null; then echo wrote=$p; fi
+                done
+                echo done=1
+                """
+        let result = try agent(harness, script)
+        #expect(result.status == 0, "\(result.standardError)")
+        let seen = values(result.standardOutput)
+        #expect(seen["done"] == "1", "\(result.standardOutput)\(result.standardError)")
+        for index in targets.indices {
+            #expect(seen["read\(index)"] == "no", "readable inside the sandbox: \(targets[index])")
+        }
+        #expect(seen["shadow"] == "0", "/etc/shadow is an empty placeholder inside")
+        #expect(seen["found"] == "0", "find / found a canary")
+        #expect(seen["statefound"] == "0", "find / found Warden's signing key")
+        #expect(seen["wrote"] == nil, "wrote outside the workspace: \(seen["wrote"] ?? "")")
+        for path in ["/usr/evil", "/etc/evil", "/var/tmp/evil", "/root/evil"] {
+            #expect(!FileManager.default.fileExists(atPath: path))
+        }
+    }
+
+    @Test func realAgentsStillWork() throws {
+        let harness = try WardenHarness()
+        // A wheel made here (pip installs it offline): a zip with the module, METADATA, WHEEL and RECORD.
+        let wheel = harness.workspace + "/wardenprobe-1.0-py3-none-any.whl"
+        let make = Process()
+        make.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        make.arguments = [
+            "-c",
+            """
+            import zipfile, sys
+            with zipfile.ZipFile(sys.argv[1], "w") as z:
+                z.writestr("wardenprobe.py", "VALUE = 42\\n")
+                z.writestr("wardenprobe-1.0.dist-info/METADATA", "Metadata-Version: 2.1\\nName: wardenprobe\\nVersion: 1.0\\n")
+                z.writestr("wardenprobe-1.0.dist-info/WHEEL", "Wheel-Version: 1.0\\nGenerator: test\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n")
+                z.writestr("wardenprobe-1.0.dist-info/RECORD", "")
+            """, wheel,
+        ]
+        try make.run()
+        make.waitUntilExit()
+        #expect(make.terminationStatus == 0)
+        let result = try agent(
+            harness,
+            """
+            set -e
+            echo python=$(python3 -c 'print(6 * 7)')
+            git init -q origin && cd origin && echo hello > README && git add README
+            git -c user.name=agent -c user.email=agent@example.com commit -q -m first && cd ..
+            git clone -q origin clone && echo cloned=$(cat clone/README)
+            python3 -m pip install --quiet --no-index --disable-pip-version-check --target site ./wardenprobe-1.0-py3-none-any.whl
+            echo pip=$(PYTHONPATH=site python3 -c 'import wardenprobe; print(wardenprobe.VALUE)')
+            echo login=$(bash --login -c 'echo ok')
+            """)
+        #expect(result.status == 0, "\(result.standardOutput)\(result.standardError)")
+        let seen = values(result.standardOutput)
+        #expect(seen["python"] == "42")
+        #expect(seen["cloned"] == "hello")
+        #expect(seen["pip"] == "42")
+        #expect(seen["login"] == "ok")
+    }
+
+    @Test func readAddsExactlyOnePath() throws {
+        let harness = try WardenHarness()
+        let tools = harness.outside + "/tools"
+        let sibling = harness.outside + "/sibling"
+        for directory in [tools, sibling] {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        }
+        try harness.write("tool\n", to: tools + "/t.txt")
+        try harness.write("sibling\n", to: sibling + "/s.txt")
+        let script = "echo tool=$(cat \(tools)/t.txt 2>/dev/null); echo sibling=$(cat \(sibling)/s.txt 2>/dev/null)"
+        let without = values(try agent(harness, script).standardOutput)
+        #expect(without["tool"] == "" && without["sibling"] == "", "outside paths are not in the default view")
+        let with = try agent(
+            harness, script + "; echo x > \(tools)/w 2>/dev/null || echo write=denied", flags: ["--read", tools])
+        let seen = values(with.standardOutput)
+        #expect(seen["tool"] == "tool")
+        #expect(seen["sibling"] == "", "--read added its path only")
+        #expect(seen["write"] == "denied", "--read is read-only")
+    }
+
+    @Test func theHostViewAndRootAreExplicitRecordedDowngrades() throws {
+        let harness = try WardenHarness()
+        let result = try agent(
+            harness, "echo uid=$(id -u); test -d /var/lib && echo var=yes",
+            flags: ["--view", "host", "--allow-degraded", "root"])
+        #expect(result.status == 0, "\(result.standardError)")
+        let seen = values(result.standardOutput)
+        #expect(seen["uid"] == "0" && seen["var"] == "yes")
+        #expect(result.standardError.contains("--view host") && result.standardError.contains("--allow-degraded root"))
+        let runs =
+            try JSONSerialization.jsonObject(
+                with: Data(try harness.run(["ps", "--all", "--json"]).standardOutput.utf8)) as? [[String: Any]]
+        let id = try #require(runs?.first?["id"] as? String)
+        let warnings = try harness.events(id).filter { $0["kind"] as? String == "warning" }.compactMap {
+            $0["subject"] as? String
+        }
+        #expect(Set(warnings).isSuperset(of: ["view", "identity"]), "\(warnings)")
+        let layers = try harness.events(id, kind: "layer.degraded").compactMap { $0["layer"] }
+        #expect(Set(layers).isSuperset(of: ["view", "identity"]), "\(layers)")
+    }
+
+    @Test func explainPrintsTheSandboxAndStartsNothing() throws {
+        let harness = try WardenHarness()
+        let result = try harness.run([
+            "run", "--explain", "--json", "--read", harness.outside, "--workspace", harness.workspace, "--",
+            "/bin/true",
+        ])
+        #expect(result.status == 0, "\(result.standardError)")
+        let json = result.json
+        #expect((json["identity"] as? String)?.contains("2000000000") == true)
+        #expect((json["readable"] as? [String])?.contains(harness.outside) == true)
+        #expect(
+            (json["hidden"] as? [String])?.contains("/etc/shadow")
+                == FileManager.default.fileExists(atPath: "/etc/shadow"))
+        #expect(
+            (json["environment"] as? [String: String])?["PATH"]
+                == "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+        let runs = (try? FileManager.default.contentsOfDirectory(atPath: harness.stateDirectory + "/runs")) ?? []
+        #expect(runs.isEmpty)
+    }
+}
