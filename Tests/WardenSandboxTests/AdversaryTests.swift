@@ -34,12 +34,20 @@ struct AdversaryTests {
 
         var workspace: String { harness.workspace }
 
-        func attempts() -> [String: String] {
+        /// Each attempt's result: `succeeded` or `denied`.
+        func attempts() -> [String: String] { attemptLog().mapValues(\.result) }
+
+        /// Why each denied attempt was refused: the last line of its errors.
+        func reasons() -> [String: String] { attemptLog().mapValues(\.reason) }
+
+        private func attemptLog() -> [String: (result: String, reason: String)] {
             let text = (try? String(contentsOfFile: workspace + "/attempts.log", encoding: .utf8)) ?? ""
-            var result: [String: String] = [:]
+            var result: [String: (result: String, reason: String)] = [:]
             for line in text.split(separator: "\n") {
-                let parts = line.split(separator: " ", maxSplits: 1)
-                if parts.count == 2 { result[String(parts[0])] = String(parts[1]) }
+                let parts = line.split(separator: " ", maxSplits: 2)
+                if parts.count >= 2 {
+                    result[String(parts[0])] = (String(parts[1]), parts.count == 3 ? String(parts[2]) : "")
+                }
             }
             return result
         }
@@ -280,9 +288,24 @@ struct AdversaryTests {
         let bashrc = KernelProbe.fingerprint("/root/.bashrc")
         let run = try launch("13-persistence.sh")
         let attempts = run.attempts()
-        for name in ["cron-d", "spool-cron", "systemd-unit", "profile-d", "root-bashrc", "at-job"] {
+        for name in [
+            "cron-d", "spool-cron", "systemd-unit", "profile-d", "root-bashrc", "at-job", "chattr-immutable",
+            "chown-to-root",
+        ] {
             #expect(attempts[name] == "denied", "\(name): \(attempts[name] ?? "not attempted")")
         }
+        // Which layer refused. The read view: /root does not exist inside (it was a read-only mount when
+        // the agent was root). Landlock: nothing may be created outside the workspace, /tmp and /dev,
+        // not even in the sandbox's own root. The mount: /etc is read-only. The identity: what needs
+        // root's powers fails even on the agent's own files (chattr needs CAP_LINUX_IMMUTABLE; uid 0
+        // does not exist in the agent's user namespace, or, without one, the agent may not give files away).
+        let reasons = run.reasons()
+        #expect(reasons["root-bashrc"]?.contains("Directory nonexistent") == true, "\(reasons)")
+        #expect(reasons["spool-cron"]?.contains("Permission denied") == true, "\(reasons)")
+        #expect(reasons["cron-d"]?.contains("Read-only file system") == true, "\(reasons)")
+        #expect(reasons["chattr-immutable"]?.contains("Operation not permitted") == true, "\(reasons)")
+        let chown = reasons["chown-to-root"] ?? ""
+        #expect(chown.contains("Invalid argument") || chown.contains("Operation not permitted"), "\(reasons)")
         try run.stopAndVerify()
         for path in [
             "/etc/cron.d/warden-evil", "/etc/systemd/system/warden-evil.service", "/etc/profile.d/warden-evil.sh",

@@ -7,4 +7,8 @@ attempt systemd-unit sh -c "printf '[Service]\nExecStart=/bin/true\n' > /etc/sys
 attempt profile-d sh -c "echo 'echo evil' > /etc/profile.d/warden-evil.sh"
 attempt root-bashrc sh -c "echo 'echo evil' >> /root/.bashrc"
 attempt at-job sh -c "echo true | at now + 1 minute"
+# What only root could do, even to the agent's own files: make one immutable, give one to root.
+touch pinned owned
+attempt chattr-immutable chattr +i pinned
+attempt chown-to-root chown 0:0 owned
 ready; park
