@@ -20,7 +20,11 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
+        // The red team's model client (and the doors' upstream calls): SwiftNIO instead of libcurl, whose
+        // thirty-odd shared libraries every start of the binary (supervisor and shim) would load.
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
     ],
     targets: [
         // Thin C shims for syscalls that have no glibc wrapper (Landlock, close_range) and for the
@@ -53,7 +57,12 @@ let package = Package(
         ),
         .target(
             name: "WardenRedTeam",
-            dependencies: ["WardenCore", "WardenSandbox", "CWardenLinux"]
+            dependencies: [
+                "WardenCore", "WardenSandbox", "CWardenLinux",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
         ),
         // The benchmarks behind `warden bench`, apart from the modules they measure.
         .target(

@@ -259,6 +259,10 @@ public struct StopBenchmark {
             ("true", [truePath]),
             ("warden run -- true", warden + ["--", truePath]),
             ("warden run --pids-max max -- true", warden + ["--pids-max", "max", "--", truePath]),
+            // The agent's identity (user namespace, idmapped workspace, accounts) and the minimal view,
+            // each switched off alone: their cost is the difference to the default row.
+            ("warden run --allow-degraded root -- true", warden + ["--allow-degraded", "root", "--", truePath]),
+            ("warden run --view host -- true", warden + ["--view", "host", "--", truePath]),
         ]
         var samples = [[Double]](repeating: [], count: commands.count)
         for repetition in 1...repetitions {

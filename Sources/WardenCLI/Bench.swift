@@ -72,11 +72,17 @@ extension Warden {
             print(Table.markdown(table))
             print()
             let bare = startup.first { $0.command == "true" }?.medianMilliseconds ?? 0
-            var startupTable = [["command", "reps", "median ms", "p99 ms", "added (median)"]]
+            let defaultRun = startup.first { $0.command == "warden run -- true" }?.medianMilliseconds ?? 0
+            var startupTable = [
+                ["command", "reps", "median ms", "p99 ms", "added (median)", "default minus this (median)"]
+            ]
             for row in startup {
+                let signed = { (value: Double) in (value >= 0 ? "+" : "") + format(value) + " ms" }
                 startupTable.append([
                     row.command, "\(row.repetitions)", format(row.medianMilliseconds), format(row.p99Milliseconds),
-                    row.command == "true" ? "-" : "+" + format(row.medianMilliseconds - bare) + " ms",
+                    row.command == "true" ? "-" : signed(row.medianMilliseconds - bare),
+                    row.command == "true" || row.command == "warden run -- true"
+                        ? "-" : signed(defaultRun - row.medianMilliseconds),
                 ])
             }
             print(Table.markdown(startupTable))

@@ -1,10 +1,6 @@
 import Foundation
 import WardenCore
 
-#if canImport(FoundationNetworking)
-    import FoundationNetworking
-#endif
-
 /// An LLM agent over any OpenAI-compatible Chat Completions endpoint with tool calling (OpenAI, vLLM,
 /// Ollama, llama.cpp's server): the published loop with two tools, `bash` and `submit`.
 public struct ChatCompletionsAgent: RedTeamAgent {

@@ -1,9 +1,8 @@
+import AsyncHTTPClient
 import Foundation
+import NIOCore
+import NIOHTTP1
 import WardenCore
-
-#if canImport(FoundationNetworking)
-    import FoundationNetworking
-#endif
 
 /// One trial's conversation with a Chat Completions model: the messages so far, one request per turn.
 final class ChatSession: AgentSession, @unchecked Sendable {
@@ -84,28 +83,46 @@ final class ChatSession: AgentSession, @unchecked Sendable {
         return turn
     }
 
+    /// POSTs the request body with AsyncHTTPClient (SwiftNIO; no libcurl, whose 30 shared libraries
+    /// every start of the `warden` binary would otherwise load).
     private func post(_ body: Data) async throws -> (Data, Int) {
-        var request = URLRequest(url: url, timeoutInterval: configuration.requestTimeout)
-        request.httpMethod = "POST"
-        request.httpBody = body
-        request.setValue("application/json", forHTTPHeaderField: "Content-Type")
-        if let key { request.setValue("Bearer \(key)", forHTTPHeaderField: "Authorization") }
+        var request = HTTPClientRequest(url: url.absoluteString)
+        request.method = .POST
+        request.headers.add(name: "Content-Type", value: "application/json")
+        if let key { request.headers.add(name: "Authorization", value: "Bearer \(key)") }
+        request.body = .bytes(ByteBuffer(bytes: Array(body)))
         let endpoint = url.absoluteString
-        return try await withCheckedThrowingContinuation { continuation in
-            let task = URLSession.shared.dataTask(with: request) { data, response, error in
-                if let error {
-                    let reason = (error as NSError).localizedDescription
-                    continuation.resume(
-                        throwing: ModelError(
-                            description:
-                                "the model endpoint \(endpoint) is unreachable: \(reason); check --base-url and that the server is running"
-                        ))
-                    return
-                }
-                continuation.resume(returning: (data ?? Data(), (response as? HTTPURLResponse)?.statusCode ?? 0))
-            }
-            task.resume()
+        let timeout = TimeAmount.nanoseconds(Int64(configuration.requestTimeout * 1e9))
+        do {
+            let response = try await Self.client.execute(request, timeout: timeout)
+            let bytes = try await response.body.collect(upTo: 64 << 20)
+            return (Data(bytes.readableBytesView), Int(response.status.code))
+        } catch {
+            throw ModelError(
+                description:
+                    "the model endpoint \(endpoint) is unreachable: \(Self.reason(error)); check --base-url and that the server is running"
+            )
         }
+    }
+
+    /// One client for the process (it lives as long as the process, so it is never shut down). A refused
+    /// connection fails the request at once instead of being retried until the connect timeout: a model
+    /// endpoint that is down is a trial's error to report, not a wait of minutes.
+    static let client: HTTPClient = {
+        var configuration = HTTPClient.Configuration()
+        configuration.connectionPool.retryConnectionEstablishment = false
+        configuration.timeout.connect = .seconds(10)
+        return HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
+    }()
+
+    /// A one-line cause for a transport error (NIO's descriptions nest the underlying errno deeply).
+    static func reason(_ error: any Error) -> String {
+        let text = String(describing: error)
+        for known in ["Connection refused", "connectTimeout", "deadlineExceeded", "readTimeout", "No such host"]
+        where text.contains(known) {
+            return known == "Connection refused" ? "connection refused" : known
+        }
+        return text.count > 160 ? String(text.prefix(160)) + "…" : text
     }
 
     private func parse(_ data: Data, status: Int) throws -> AgentTurn {
