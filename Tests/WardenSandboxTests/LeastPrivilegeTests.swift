@@ -139,6 +139,26 @@ struct LeastPrivilegeTests {
         #expect(seen["login"] == "ok")
     }
 
+    /// A setuid-root program the agent can reach (here through --read) does not raise it: no_new_privs
+    /// keeps the exec from changing its credentials, so it is still the unprivileged identity.
+    @Test func setuidRootProgramsDoNotRaiseTheAgent() throws {
+        let harness = try WardenHarness()
+        let tools = harness.outside + "/setuid"
+        try FileManager.default.createDirectory(atPath: tools, withIntermediateDirectories: true)
+        let planted = tools + "/id-as-root"
+        try FileManager.default.copyItem(atPath: "/usr/bin/id", toPath: planted)
+        chown(planted, 0, 0)
+        chmod(planted, 0o4755)
+        var st = stat()
+        #expect(stat(planted, &st) == 0 && (st.st_mode & S_ISUID) != 0, "the plant is setuid root")
+        let result = try agent(
+            harness, "echo euid=$(\(planted) -u); echo ruid=$(\(planted) -ru)", flags: ["--read", tools])
+        #expect(result.status == 0, "\(result.standardError)")
+        let seen = values(result.standardOutput)
+        #expect(seen["euid"] == "2000000000", "a setuid-root program ran with euid \(seen["euid"] ?? "?")")
+        #expect(seen["ruid"] == "2000000000")
+    }
+
     @Test func readAddsExactlyOnePath() throws {
         let harness = try WardenHarness()
         let tools = harness.outside + "/tools"
