@@ -13,8 +13,6 @@ command -v unshare >/dev/null 2>&1 || need_packages+=(util-linux)
 [ -f /usr/include/sqlite3.h ] || need_packages+=(libsqlite3-dev)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_packages+=(postgresql)
 command -v psql >/dev/null 2>&1 || need_packages+=(postgresql-client)
-# The red team's model agent speaks HTTP(S) through Foundation's URLSession, which links libcurl.
-ls /usr/include/*/curl/curl.h /usr/include/curl/curl.h >/dev/null 2>&1 || need_packages+=(libcurl4-openssl-dev)
 # The policy tests compare Warden's Cedar engine with cedarpy (PyPI), installed with pip below.
 command -v python3 >/dev/null 2>&1 && python3 -m pip --version >/dev/null 2>&1 || need_packages+=(python3-pip)
 if [ ${#need_packages[@]} -gt 0 ]; then
