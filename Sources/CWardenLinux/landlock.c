@@ -54,6 +54,11 @@ int warden_landlock_restrict_self(int ruleset_fd, uint32_t flags) {
 
 int warden_set_no_new_privs(void) { return prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); }
 
+int warden_seccomp_install(const void *program, unsigned short instructions) {
+    struct sock_fprog fprog = {instructions, (struct sock_filter *)program};
+    return (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &fprog);
+}
+
 int warden_seccomp_install_logged(const void *program, unsigned short instructions) {
     struct sock_fprog fprog = {instructions, (struct sock_filter *)program};
     return (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_LOG, &fprog);

@@ -258,8 +258,8 @@ struct AdversaryTests {
         let run = try launch("11-unshare.sh")
         let attempts = run.attempts()
         for name in [
-            "unshare-user", "unshare-mount", "python-unshare", "python-clone-newns", "remount-rw",
-            "umount-workspace-bind",
+            "unshare-user", "unshare-mount", "python-unshare", "python-clone-newns", "python-clone3-newuser",
+            "remount-rw", "umount-workspace-bind",
         ] {
             #expect(attempts[name] == "denied", "\(name): \(attempts[name] ?? "not attempted")")
         }

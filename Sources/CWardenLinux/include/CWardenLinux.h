@@ -105,6 +105,8 @@ int warden_landlock_restrict_self(int ruleset_fd, uint32_t flags);
 /// it takes is written to the kernel's audit log (and from there to /dev/kmsg), where the supervisor
 /// reads it. Needs no_new_privs.
 int warden_seccomp_install_logged(const void *program, unsigned short instructions);
+/// The same without the log flag (the enforcing copy: its clone3 → ENOSYS would flood the log).
+int warden_seccomp_install(const void *program, unsigned short instructions);
 int warden_set_no_new_privs(void);
 
 #endif

@@ -51,13 +51,21 @@ public enum InnerShim {
                 report["landlock"] = "skipped"
             }
             if options.seccompLog {
-                // The deny-list, with SECCOMP_FILTER_FLAG_LOG: the kernel writes each denial to its audit
-                // log, where the supervisor reads and records it. Installed here, after the identity.
-                let program = try SeccompFilter.makeDefault(forAuditLog: true).bytes
-                let installed = program.withUnsafeBytes {
-                    warden_seccomp_install_logged($0.baseAddress, UInt16(program.count / 8))
+                // Two copies of the deny-list, as bubblewrap and the shim used to install them: the
+                // enforcing one (clone3 → ENOSYS, so libc falls back to a clone whose namespace flags the
+                // filter can read; unlogged, as libc tries clone3 for every thread), then the same list
+                // with SECCOMP_FILTER_FLAG_LOG, so the kernel writes each denial to its audit log, where
+                // the supervisor reads and records it. For one call the strictest answer wins. Installed
+                // here, after the identity, whose user namespace needs the `unshare` both refuse.
+                for logged in [false, true] {
+                    let program = try SeccompFilter.makeDefault(forAuditLog: logged).bytes
+                    let installed = program.withUnsafeBytes {
+                        logged
+                            ? warden_seccomp_install_logged($0.baseAddress, UInt16(program.count / 8))
+                            : warden_seccomp_install($0.baseAddress, UInt16(program.count / 8))
+                    }
+                    guard installed == 0 else { throw FileIO.systemError("seccomp: install the filter") }
                 }
-                guard installed == 0 else { throw FileIO.systemError("seccomp: install the logged filter") }
                 report["seccomp_log"] = "applied"
             }
         } catch {
