@@ -50,10 +50,24 @@ static int write_file(const char *path, const char *text) {
     return n == (ssize_t)strlen(text) ? 0 : -1;
 }
 
+/// The helper inside the new user namespace: it only waits for the parent to let it go.
+static int userns_helper(void *arg) {
+    int *go = (int *)arg;
+    char byte;
+    // Its descriptor table is a copy: close its own write end, or the read below never sees EOF.
+    close(go[1]);
+    ssize_t ignored = read(go[0], &byte, 1);
+    (void)ignored;
+    return 0;
+}
+
 int warden_userns_create(const char *uid_map, const char *gid_map) {
     int go[2];
     if (pipe2(go, O_CLOEXEC) != 0) return -1;
-    pid_t pid = fork();
+    // clone(CLONE_NEWUSER | CLONE_VM): the helper is born in the new namespace and shares our memory,
+    // so nothing of this (large, multi-threaded) process's page tables is copied, as fork would.
+    static __thread char stack[16384] __attribute__((aligned(16)));
+    pid_t pid = clone(userns_helper, stack + sizeof(stack), CLONE_NEWUSER | CLONE_VM | SIGCHLD, go);
     if (pid < 0) {
         int saved = errno;
         close(go[0]);
@@ -61,31 +75,8 @@ int warden_userns_create(const char *uid_map, const char *gid_map) {
         errno = saved;
         return -1;
     }
-    if (pid == 0) {
-        close(go[1]);
-        char byte;
-        // Wait until the parent has written the maps and opened the namespace, then exit.
-        if (unshare(CLONE_NEWUSER) != 0) _exit(1);
-        ssize_t ignored = read(go[0], &byte, 1);
-        (void)ignored;
-        _exit(0);
-    }
-    close(go[0]);
-    char path[64], self[64] = {0}, child[64];
+    char path[64];
     int result = -1, saved = 0;
-    if (readlink("/proc/self/ns/user", self, sizeof(self) - 1) < 0) goto done;
-    // The child's unshare has happened once its user namespace link differs from ours.
-    snprintf(path, sizeof(path), "/proc/%d/ns/user", (int)pid);
-    for (int i = 0; i < 20000; i++) {
-        memset(child, 0, sizeof(child));
-        if (readlink(path, child, sizeof(child) - 1) < 0) goto done;
-        if (strcmp(self, child) != 0) break;
-        usleep(50);
-    }
-    if (strcmp(self, child) == 0) {
-        errno = ETIMEDOUT;
-        goto done;
-    }
     snprintf(path, sizeof(path), "/proc/%d/uid_map", (int)pid);
     if (write_file(path, uid_map) != 0) goto done;
     snprintf(path, sizeof(path), "/proc/%d/gid_map", (int)pid);
@@ -95,9 +86,9 @@ int warden_userns_create(const char *uid_map, const char *gid_map) {
 done:
     saved = errno;
     close(go[1]);
-    kill(pid, SIGKILL);
     while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
     }
+    close(go[0]);
     errno = saved;
     return result;
 }
