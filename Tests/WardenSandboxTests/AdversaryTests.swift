@@ -341,10 +341,17 @@ struct AdversaryTests {
         let listener = try LoopbackListener()
         let run = try launch("16-network.sh", arguments: [String(listener.port)])
         let attempts = run.attempts()
-        for name in ["bash-dev-tcp", "curl", "wget", "dns-lookup", "udp-out", "tcp-out", "icmp"] {
+        for name in [
+            "bash-dev-tcp", "curl", "wget", "dns-lookup", "udp-out", "tcp-out", "icmp", "vsock-listen",
+            "uevent-netlink", "packet-socket",
+        ] {
             #expect(attempts[name] == "denied", "\(name): \(attempts[name] ?? "not attempted")")
         }
+        for name in ["unix-pair", "inet-socket", "netlink-route"] {
+            #expect(attempts[name] == "succeeded", "\(name) must keep working: \(run.reasons()[name] ?? "")")
+        }
         try run.stopAndVerify()
+        #expect(try run.denied().contains("socket (address family)"), "the refused socket() calls are recorded")
         #expect(listener.acceptedConnections() == 0, "the host listener saw a connection")
     }
 

@@ -49,6 +49,7 @@ public struct BubblewrapCommand: Sendable {
         }
         shim.denyTCP = plan.network == .none
         shim.seccompLog = seccomp
+        shim.localSocketsOnly = seccomp && plan.network == .none
         shim.identity = plan.identity
         shim.command = plan.command
         return shim

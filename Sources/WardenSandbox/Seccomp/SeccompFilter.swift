@@ -37,6 +37,8 @@ public struct SeccompFilter: Sendable {
         case cloneNumber: return "clone (namespace flags)"
         case clone3Number: return "clone3"
         case ioctlNumber: return "ioctl (TIOCSTI/TIOCLINUX)"
+        case socketNumber: return "socket (address family)"
+        case socketpairNumber: return "socketpair (address family)"
         default: return "syscall \(number)"
         }
     }
@@ -45,6 +47,13 @@ public struct SeccompFilter: Sendable {
     static let cloneNumber: UInt32 = 56
     static let clone3Number: UInt32 = 435
     static let ioctlNumber: UInt32 = 16
+    static let socketNumber: UInt32 = 41
+    static let socketpairNumber: UInt32 = 53
+    /// AF_UNIX, AF_INET, AF_INET6 (an empty network namespace has only loopback) and AF_NETLINK.
+    static let localFamilies: [UInt32] = [1, 2, 10]
+    static let netlinkFamily: UInt32 = 16
+    /// NETLINK_ROUTE: addresses and routes of the (empty) namespace, which libc's getaddrinfo asks for.
+    static let netlinkRoute: UInt32 = 0
     /// CLONE_NEWNS | NEWCGROUP | NEWUTS | NEWIPC | NEWUSER | NEWPID | NEWNET | NEWTIME.
     static let namespaceCloneFlags: UInt32 =
         0x0002_0000 | 0x0200_0000 | 0x0400_0000 | 0x0800_0000 | 0x1000_0000
@@ -66,9 +75,14 @@ public struct SeccompFilter: Sendable {
     /// - Parameter forAuditLog: the copy the shim installs with `SECCOMP_FILTER_FLAG_LOG`, where every
     ///   non-allow action is logged; it lets `clone3` through (the enforcing copy still answers ENOSYS),
     ///   since libc tries `clone3` for every thread and the log would drown in that expected refusal.
-    public static func makeDefault(forAuditLog: Bool = false) throws -> SeccompFilter {
+    /// - Parameter localSocketsOnly: under `--network none`, `socket` may make only the families a
+    ///   program needs on an empty network namespace (AF_UNIX, AF_INET, AF_INET6, NETLINK_ROUTE);
+    ///   AF_VSOCK (not namespaced: a channel to the hypervisor), NETLINK_KOBJECT_UEVENT (the host's
+    ///   device events), AF_PACKET and the rest are refused, and logged.
+    public static func makeDefault(forAuditLog: Bool = false, localSocketsOnly: Bool = false) throws -> SeccompFilter {
         #if arch(x86_64)
-            return SeccompFilter(instructions: buildX86_64(forAuditLog: forAuditLog))
+            return SeccompFilter(
+                instructions: buildX86_64(forAuditLog: forAuditLog, localSocketsOnly: localSocketsOnly))
         #else
             throw WardenError(
                 code: .layerUnavailable,
@@ -80,7 +94,7 @@ public struct SeccompFilter: Sendable {
 
     init(instructions: [Instruction]) { self.instructions = instructions }
 
-    static func buildX86_64(forAuditLog: Bool = false) -> [Instruction] {
+    static func buildX86_64(forAuditLog: Bool = false, localSocketsOnly: Bool = false) -> [Instruction] {
         let ldW: UInt16 = 0x20  // BPF_LD | BPF_W | BPF_ABS
         let jeq: UInt16 = 0x15  // BPF_JMP | BPF_JEQ | BPF_K
         let jge: UInt16 = 0x35  // BPF_JMP | BPF_JGE | BPF_K
@@ -115,6 +129,25 @@ public struct SeccompFilter: Sendable {
         ioctlBody.append(op(ret, retAllow))
         program.append(op(jeq, ioctlNumber, 0, UInt8(ioctlBody.count)))
         program += ioctlBody
+        if localSocketsOnly {
+            // socket: args[0] is the family, args[2] the protocol (low words). Jumps count forward
+            // from the next instruction: allow is the last instruction, deny the one before it.
+            let socketBody: [Instruction] = [
+                op(ldW, 16),
+                op(jeq, localFamilies[0], 6, 0), op(jeq, localFamilies[1], 5, 0), op(jeq, localFamilies[2], 4, 0),
+                op(jeq, netlinkFamily, 0, 2),
+                op(ldW, 32), op(jeq, netlinkRoute, 1, 0),
+                op(ret, retErrno(eperm)), op(ret, retAllow),
+            ]
+            program.append(op(jeq, socketNumber, 0, UInt8(socketBody.count)))
+            program += socketBody
+            // socketpair: only AF_UNIX makes sense (and is all the kernel supports but for AF_TIPC).
+            let pairBody: [Instruction] = [
+                op(ldW, 16), op(jeq, localFamilies[0], 1, 0), op(ret, retErrno(eperm)), op(ret, retAllow),
+            ]
+            program.append(op(jeq, socketpairNumber, 0, UInt8(pairBody.count)))
+            program += pairBody
+        }
         program.append(op(ret, retAllow))
         return program
     }

@@ -58,7 +58,9 @@ public enum InnerShim {
                 // the supervisor reads and records it. For one call the strictest answer wins. Installed
                 // here, after the identity, whose user namespace needs the `unshare` both refuse.
                 for logged in [false, true] {
-                    let program = try SeccompFilter.makeDefault(forAuditLog: logged).bytes
+                    let program = try SeccompFilter.makeDefault(
+                        forAuditLog: logged, localSocketsOnly: options.localSocketsOnly
+                    ).bytes
                     let installed = program.withUnsafeBytes {
                         logged
                             ? warden_seccomp_install_logged($0.baseAddress, UInt16(program.count / 8))

@@ -21,6 +21,8 @@ public struct ShimArguments: Sendable, Equatable {
     public var landlock = true
     /// Re-install the seccomp deny-list with the kernel's log flag, so denials reach the audit log.
     public var seccompLog = false
+    /// Under `--network none`: `socket` may make only AF_UNIX, AF_INET(6) and NETLINK_ROUTE sockets.
+    public var localSocketsOnly = false
     /// The agent's command.
     public var command: [String] = []
 
@@ -39,6 +41,7 @@ public struct ShimArguments: Sendable, Equatable {
             args.append("--no-landlock")
         }
         if seccompLog { args.append("--seccomp-log") }
+        if localSocketsOnly { args.append("--local-sockets") }
         if let identity { args += ["--user", identity.description] }
         return args + ["--"] + command
     }
@@ -75,6 +78,7 @@ public struct ShimArguments: Sendable, Equatable {
             case "--deny-tcp": denyTCP = true
             case "--no-landlock": landlock = false
             case "--seccomp-log": seccompLog = true
+            case "--local-sockets": localSocketsOnly = true
             case "--":
                 command = Array(arguments[(index + 1)...])
                 if command.isEmpty { return nil }

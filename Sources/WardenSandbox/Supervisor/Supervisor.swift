@@ -202,7 +202,9 @@ public final class Supervisor {
                 .init(
                     layer: .seccomp, status: .applied,
                     detail:
-                        "\(SeccompFilter.deniedX86_64.count) syscalls denied, namespace clone flags, TIOCSTI; arch checked"
+                        "\(SeccompFilter.deniedX86_64.count) syscalls denied, namespace clone flags, TIOCSTI"
+                        + (plan.network == .none ? ", socket families but AF_UNIX/INET/INET6/NETLINK_ROUTE" : "")
+                        + "; arch checked"
                 ))
         }
         if plan.network == .host {
