@@ -32,13 +32,14 @@ public final class DenialWatcher {
     /// Whether `fd` is the audit multicast socket (one record per datagram) rather than `/dev/kmsg`.
     public let isNetlink: Bool
     private let runID: RunID
-    private var seen = Set<String>()
+    /// How often each kind (mechanism and what was attempted) was denied, in first-seen order.
+    private var counts: [String: Int] = [:]
+    private var kinds: [String] = []
     /// The run's audit session (set on the agent's first ancestor before it execs): records carrying
     /// it are the run's even after the process is gone. Without one, the pid's cgroup decides.
     public var session: UInt32?
-    static let maximumKinds = 256
-    /// Denials seen but not recorded: the same kind was recorded before, or the cap was reached.
-    public private(set) var repeats = 0
+    /// Records the kernel overwrote or dropped before Warden read them (kmsg overrun, netlink overflow).
+    public private(set) var lost = 0
 
     /// Joins the audit multicast group, or opens `/dev/kmsg` positioned at its end; nil when neither
     /// can be read (not root, or a kernel without them): denials are then enforced but not recorded.
@@ -68,24 +69,31 @@ public final class DenialWatcher {
             let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
             // kmsg: overwritten records; netlink: the receive buffer overflowed. Keep reading either way.
             if n < 0 && (errno == EPIPE || errno == ENOBUFS) {
-                repeats += 1
+                lost += 1
                 continue
             }
             if n <= 0 { break }
             let line =
                 isNetlink ? Self.netlinkRecord(buffer, length: n) : String(decoding: buffer[0..<n], as: UTF8.self)
             guard let denial = Self.parse(line), belongsToRun(denial) else { continue }
-            // The command name is the agent's to choose (PR_SET_NAME): cap the distinct kinds recorded so
-            // that denials cannot flood the event log; the rest are only counted.
-            if seen.count < Self.maximumKinds,
-                seen.insert("\(denial.mechanism)|\(denial.what)|\(denial.command)").inserted
-            {
-                denials.append(denial)
+            // One event per kind: the mechanism and what was attempted (a syscall name from a fixed table),
+            // never the command name, which is the agent's to choose (PR_SET_NAME) and could otherwise
+            // fill any cap with junk; every later denial of a kind is counted, none is dropped.
+            let kind = denial.mechanism + " " + denial.what
+            if let count = counts[kind] {
+                counts[kind] = count + 1
             } else {
-                repeats += 1
+                counts[kind] = 1
+                kinds.append(kind)
+                denials.append(denial)
             }
         }
         return denials
+    }
+
+    /// Every kind denied so far with its count, e.g. `seccomp ptrace=30, seccomp mount=1`.
+    public var summary: String {
+        kinds.map { "\($0)=\(counts[$0] ?? 0)" }.joined(separator: ", ")
     }
 
     /// One audit netlink message as the `/dev/kmsg` line the kernel would have printed for it.

@@ -559,7 +559,8 @@ public final class Supervisor {
             if !limits.isEmpty { try? event(.limitHit, limits, actor: .kernel, subject: "cgroup") }
         }
         var details = ["stopped": String(wasStopped)]
-        if let repeats = denials?.repeats, repeats > 0 { details["denials_not_itemized"] = String(repeats) }
+        if let denials, !denials.summary.isEmpty { details["denials"] = denials.summary }
+        if let lost = denials?.lost, lost > 0 { details["denial_records_lost"] = String(lost) }
         // The ledger removes the cgroup when this ends the run; a stop in progress elsewhere still reads
         // its counters and removes it when it finishes.
         try? ledger?.recordExit(code: code, details: details)
