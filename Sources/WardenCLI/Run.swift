@@ -20,7 +20,7 @@ extension Warden {
                 Relative --protect, --hide and --tripwire paths are relative to the workspace. A --profile \
                 (TOML) may set every flag (keys: name, workspace, network, pids_max, memory_max, cpu_max, \
                 protect, hide, tripwire, on_tamper, grace, lease, allow_degraded, pass_env, command, user, read, view, \
-                audit_store); flags \
+                output_max, audit_store); flags \
                 win, and lists from both are combined.
 
                 Exit status: the agent's (128+N if killed by signal N); 125 if Warden refused or failed to start it; 2 for bad input.
@@ -91,6 +91,10 @@ extension Warden {
                 "minimal (default: system directories, the workspace, --read paths) or host (the whole host, read-only; recorded)."
         )
         var view: ReadView?
+        @Option(
+            name: .customLong("output-max"),
+            help: "With --detach: most bytes of the agent's output kept (the latest), e.g. 64M, or max (default 16M).")
+        var outputMax: String?
         @Flag(help: "Print the sandbox that would be built (identity, mounts, Landlock rules, environment) and exit.")
         var explain = false
         @Option(name: .customLong("pass-env"), help: "Pass this environment variable to the agent (repeatable).")
@@ -137,6 +141,7 @@ extension Warden {
             flags.user = try user.map { try AgentIdentity(parsing: $0, field: "--user") }
             flags.read = readPaths
             flags.view = view
+            if let outputMax { flags.outputMax = try ByteSize(parsing: outputMax, field: "--output-max") }
             flags.command = command
             flags.auditStore = try auditStore.map {
                 try AuditStoreLocation(

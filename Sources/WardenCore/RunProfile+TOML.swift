@@ -3,7 +3,7 @@ extension RunProfileOverrides {
     public static let profileKeys = [
         "name", "workspace", "network", "pids_max", "memory_max", "cpu_max", "protect", "hide", "tripwire",
         "on_tamper", "grace", "lease", "allow_degraded", "pass_env", "command", "audit_store",
-        "user", "read", "view",
+        "user", "read", "view", "output_max",
     ]
 
     /// Reads a run profile; relative `workspace` paths are resolved against `baseDirectory`.
@@ -85,6 +85,11 @@ extension RunProfileOverrides {
                 }
             case "read":
                 read = try strings().map { $0.hasPrefix("/") ? $0 : baseDirectory + "/" + $0 }
+            case "output_max":
+                switch entry.value {
+                case .integer(let n): outputMax = try ByteSize(parsing: String(n), field: field)
+                default: outputMax = try ByteSize(parsing: try string(), field: field)
+                }
             case "view":
                 let text = try string()
                 guard let mode = ReadView(rawValue: text) else {

@@ -120,6 +120,8 @@ public struct RunProfile: Sendable, Equatable {
     /// Paths added read-only to the view (`--read`).
     public var read: [String] = []
     public var view: ReadView = .minimal
+    /// Most bytes of a detached run's output kept in the state directory (the latest ones).
+    public var outputMax: ByteSize = ByteSize(bytes: 16 << 20)
 
     public init() {}
 
@@ -139,6 +141,7 @@ public struct RunProfile: Sendable, Equatable {
         if let value = overrides.auditStore { result.auditStore = value }
         if let value = overrides.user { result.user = value }
         if let value = overrides.view { result.view = value }
+        if let value = overrides.outputMax { result.outputMax = value }
         result.read = Self.union(result.read, overrides.read)
         result.protect = Self.union(result.protect, overrides.protect)
         result.hide = Self.union(result.hide, overrides.hide)
@@ -187,6 +190,7 @@ public struct RunProfileOverrides: Sendable, Equatable {
     public var user: AgentIdentity?
     public var read: [String] = []
     public var view: ReadView?
+    public var outputMax: ByteSize?
 
     public init() {}
 }

@@ -97,6 +97,25 @@ struct RunLifecycleTests {
         if let tripwire, let ignored { #expect(tripwire < ignored, "recorded during the grace period: \(kinds)") }
     }
 
+    /// A detached run's output goes to the state directory, beside the audit log: an agent that prints
+    /// without end must not fill it. The log keeps the latest --output-max bytes and says so.
+    @Test func aDetachedRunsOutputIsBoundedAndKeepsItsTail() throws {
+        let harness = try WardenHarness()
+        // 40 MiB of output, then a last line.
+        let script = "head -c 41943040 /dev/zero | tr '\\0' 'x'; echo; echo the-last-line"
+        let id = try harness.start(["--output-max", "1M"], command: ["/bin/bash", "-c", script])
+        #expect(harness.waitUntil(timeout: 60) { (try? harness.inspect(id)["state"] as? String) == "exited" })
+        let directory = harness.stateDirectory + "/runs/" + id
+        let sizes = ["output.log", "output.log.1"].map {
+            ((try? FileManager.default.attributesOfItem(atPath: directory + "/" + $0))?[.size] as? Int) ?? 0
+        }
+        #expect(sizes.reduce(0, +) <= 1 << 20, "kept \(sizes) bytes for a 1 MiB cap")
+        let tail = String(decoding: harness.contents(directory + "/output.log") ?? Data(), as: UTF8.self)
+        #expect(tail.hasSuffix("the-last-line\n"), "the latest output is kept")
+        let hits = try harness.events(id, kind: "limit.hit").filter { $0["limit"] == "output_max" }
+        #expect(hits.count == 1, "reaching the cap is recorded once: \(hits)")
+    }
+
     @Test func renewedLeaseKeepsTheRunAlive() throws {
         let harness = try WardenHarness()
         let (id, _) = try startSleeper(harness, flags: ["--lease", "1500ms"])

@@ -34,6 +34,8 @@ public struct RunPlan: Sendable {
     /// Paths added read-only to the view (absolute, existing).
     public var read: [String] = []
     public var viewLayout = ReadViewLayout(entries: [], secrets: [])
+    /// Most bytes of a detached run's output kept in `output.log` (nil: no cap).
+    public var outputMax: UInt64? = 16 << 20
 
     /// Warden's own libraries outside the system directories (a development build's Swift runtime),
     /// bound read-only so the shim can start; empty for the static release binary.
@@ -177,6 +179,7 @@ public struct RunPlan: Sendable {
         plan.identity = profile.allowDegraded.contains(.identity) ? nil : profile.user
         plan.view = profile.view
         plan.read = read
+        plan.outputMax = profile.outputMax.bytes
         plan.viewLayout = ReadViewLayout.current()
         var st = stat()
         if stat(workspace, &st) == 0 { plan.workspaceOwner = AgentIdentity(uid: st.st_uid, gid: st.st_gid) }

@@ -22,6 +22,8 @@ public final class Supervisor {
     private var denials: DenialWatcher?
     private var ledger: RunLedger?
     private var signalFD: Int32 = -1
+    /// A detached run's output, relayed into the bounded `output.log`.
+    private var output: OutputLog?
     /// Messages for the operator's terminal (warnings about degraded layers, `--network host`).
     public private(set) var warnings: [String] = []
 
@@ -110,11 +112,10 @@ public final class Supervisor {
             var stdio: (Int32, Int32, Int32) = (0, 1, 2)
             if detached {
                 let null = open("/dev/null", O_RDONLY | O_CLOEXEC)
-                let log = open(
-                    registry.directory(for: id) + "/output.log", O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW,
-                    0o600)
-                guard null >= 0, log >= 0 else { throw FileIO.systemError("open the run's output log") }
-                stdio = (null, log, log)
+                guard null >= 0 else { throw FileIO.systemError("open /dev/null") }
+                let log = try OutputLog(directory: registry.directory(for: id), maximum: plan.outputMax)
+                output = log
+                stdio = (null, log.writeFD, log.writeFD)
             }
             defer { if detached { close(stdio.0); close(stdio.1) } }
             try launch(id: id, layers: layers, ledger: ledger, stdio: stdio)
@@ -439,8 +440,10 @@ public final class Supervisor {
                 pollfd(fd: watcher?.fileDescriptor ?? -1, events: Int16(POLLIN), revents: 0),
                 pollfd(fd: signalFD, events: Int16(POLLIN), revents: 0),
                 pollfd(fd: denials?.fileDescriptor ?? -1, events: Int16(POLLIN), revents: 0),
+                pollfd(fd: output?.readFD ?? -1, events: Int16(POLLIN), revents: 0),
             ]
             _ = poll(&fds, nfds_t(fds.count), 200)
+            if fds[4].revents != 0 { drainOutput() }
             if fds[0].revents != 0 {
                 var status: Int32 = 0
                 if waitpid(bubblewrapPID, &status, WNOHANG) == bubblewrapPID {
@@ -509,14 +512,27 @@ public final class Supervisor {
         // Only operator interrupts may cut the grace short; the signal pipe is drained by the loop after.
         let interrupt = actor == .operator ? signalFD : -1
         let observer = StopProtocol.Observer(
-            fileDescriptors: [watcher?.fileDescriptor, denials?.fileDescriptor].compactMap { $0 }
+            fileDescriptors: [watcher?.fileDescriptor, denials?.fileDescriptor, output?.readFD].compactMap { $0 }
         ) { [self] in
             if let watcher { recordIncidents(watcher.drainNotifications()) }
             recordDenials()
+            drainOutput()
         }
         let outcome = try? StopProtocol(ledger: ledger, actor: actor, interruptFD: interrupt)
             .run(grace: grace, reason: reason, observer: observer)
         if outcome?.stopped != true { try? cgroup?.kill() }
+    }
+
+    /// Copies the agent's output into `output.log`; the first time the cap is reached is recorded.
+    private func drainOutput() {
+        guard let output, output.drain(), let maximum = output.maximum else { return }
+        try? event(
+            .limitHit,
+            [
+                "limit": "output_max", "output_max": String(maximum),
+                "kept": "the latest \(ByteSize(bytes: maximum)) in output.log and output.log.1",
+            ],
+            actor: .supervisor, subject: "output")
     }
 
     private func recordDenials() {
@@ -551,6 +567,8 @@ public final class Supervisor {
         }
         if let watcher { recordIncidents(watcher.finalCheck()) }
         recordDenials()
+        // Every writer is gone with the cgroup: this reads the pipe to its end.
+        drainOutput()
         let code = Self.exitCode(status)
         let record = try? registry.load(id)
         let wasStopped = record?.stop != nil || record?.state == .stopping || record?.state == .stopped
