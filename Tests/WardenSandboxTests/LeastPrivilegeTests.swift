@@ -159,6 +159,43 @@ struct LeastPrivilegeTests {
         #expect(seen["ruid"] == "2000000000")
     }
 
+    /// Through the idmapped workspace the agent's files are the workspace owner's on the host (root's,
+    /// here): a setuid bit it set would leave a root shell for any local user. Setting S_ISUID or S_ISGID
+    /// is refused, whether by chmod or in the mode of a file being created.
+    @Test func theAgentCannotPlantSetuidFiles() throws {
+        let harness = try WardenHarness()
+        let result = try agent(
+            harness,
+            """
+            cp /bin/sh sh-copy; chmod u+s sh-copy 2>/dev/null && echo chmod=set || echo chmod=refused
+            chmod g+s sh-copy 2>/dev/null && echo chmodg=set || echo chmodg=refused
+            python3 -c "import os; os.close(os.open('created', os.O_CREAT | os.O_WRONLY, 0o4755))" 2>/dev/null \
+                && echo open=set || echo open=refused
+            python3 -c "import os, stat; os.mknod('made', stat.S_IFREG | 0o4755)" 2>/dev/null \
+                && echo mknod=set || echo mknod=refused
+            python3 -c "import os; os.close(os.open('plain', os.O_CREAT | os.O_WRONLY, 0o755))" && echo plain=ok
+            chmod 700 sh-copy && echo chmod700=ok
+            """)
+        #expect(result.status == 0, "\(result.standardError)")
+        let seen = values(result.standardOutput)
+        for name in ["chmod", "chmodg", "open", "mknod"] {
+            #expect(seen[name] == "refused", "\(name): \(seen[name] ?? "?")")
+        }
+        #expect(seen["plain"] == "ok" && seen["chmod700"] == "ok", "ordinary modes still work: \(seen)")
+        for file in ["sh-copy", "created", "made"] {
+            var st = stat()
+            if stat(harness.workspace + "/" + file, &st) == 0 {
+                #expect(st.st_mode & (S_ISUID | S_ISGID) == 0, "\(file) is set-id on the host")
+            }
+        }
+        let run =
+            try JSONSerialization.jsonObject(
+                with: Data(try harness.run(["ps", "--all", "--json"]).standardOutput.utf8)) as? [[String: Any]]
+        let id = try #require(run?.first?["id"] as? String)
+        let denied = Set(try harness.events(id, kind: "denied").compactMap { $0["what"] })
+        #expect(denied.contains("chmod (setuid/setgid)"), "\(denied)")
+    }
+
     @Test func readAddsExactlyOnePath() throws {
         let harness = try WardenHarness()
         let tools = harness.outside + "/tools"

@@ -38,6 +38,10 @@ public struct SeccompFilter: Sendable {
         case clone3Number: return "clone3"
         case ioctlNumber: return "ioctl (TIOCSTI/TIOCLINUX)"
         case socketNumber: return "socket (address family)"
+        case 90, 91, 268, 452: return "chmod (setuid/setgid)"
+        case 2, 85, 257: return "open (setuid/setgid mode)"
+        case 133, 259: return "mknod (setuid/setgid mode)"
+        case openat2Number: return "openat2"
         case socketpairNumber: return "socketpair (address family)"
         default: return "syscall \(number)"
         }
@@ -48,6 +52,18 @@ public struct SeccompFilter: Sendable {
     static let clone3Number: UInt32 = 435
     static let ioctlNumber: UInt32 = 16
     static let socketNumber: UInt32 = 41
+    static let openat2Number: UInt32 = 437
+    /// S_ISUID | S_ISGID: a file the agent marks so would run as its host owner (through the idmapped
+    /// workspace, the workspace's owner, possibly root) for whoever starts it later.
+    static let setIDBits: UInt32 = 0o6000
+    static let oCreat: UInt32 = 0o100
+    /// Calls whose mode argument may carry the set-id bits: (number, mode argument, flags argument
+    /// that must contain O_CREAT for the mode to matter).
+    static let modeCalls: [(number: UInt32, mode: UInt32, creatFlags: UInt32?)] = [
+        (90, 1, nil), (91, 1, nil), (268, 2, nil), (452, 2, nil),  // chmod, fchmod, fchmodat, fchmodat2
+        (85, 1, nil), (2, 2, 1), (257, 3, 2),  // creat, open, openat
+        (133, 1, nil), (259, 2, nil),  // mknod, mknodat
+    ]
     static let socketpairNumber: UInt32 = 53
     /// AF_UNIX, AF_INET, AF_INET6 (an empty network namespace has only loopback) and AF_NETLINK.
     static let localFamilies: [UInt32] = [1, 2, 10]
@@ -129,6 +145,21 @@ public struct SeccompFilter: Sendable {
         ioctlBody.append(op(ret, retAllow))
         program.append(op(jeq, ioctlNumber, 0, UInt8(ioctlBody.count)))
         program += ioctlBody
+        // The set-id bits may not be set: chmod family, and the mode of a file being created.
+        for call in modeCalls {
+            var body: [Instruction] = []
+            if let flags = call.creatFlags {
+                // Without O_CREAT the mode argument is unused: on to the last instruction (allow).
+                body += [op(ldW, 16 + 8 * flags), op(jset, oCreat, 0, 3)]
+            }
+            body += [
+                op(ldW, 16 + 8 * call.mode), op(jset, setIDBits, 0, 1), op(ret, retErrno(eperm)), op(ret, retAllow),
+            ]
+            program.append(op(jeq, call.number, 0, UInt8(body.count)))
+            program += body
+        }
+        // openat2 passes its mode in a struct seccomp cannot read: ENOSYS, and libc's callers fall back.
+        program += [op(jeq, openat2Number, 0, 1), op(ret, retErrno(enosys))]
         if localSocketsOnly {
             // socket: args[0] is the family, args[2] the protocol (low words). Jumps count forward
             // from the next instruction: allow is the last instruction, deny the one before it.
