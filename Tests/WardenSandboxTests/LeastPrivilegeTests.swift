@@ -196,6 +196,44 @@ struct LeastPrivilegeTests {
         #expect(denied.contains("chmod (setuid/setgid)"), "\(denied)")
     }
 
+    /// Two runs side by side: one listens on a Unix socket in its workspace and leaves a file there;
+    /// the other, in a sibling directory, can reach neither (the read view has no other workspace).
+    @Test func runsCannotReachEachOther() throws {
+        let harness = try WardenHarness()
+        let other = harness.root + "/other-workspace"
+        try FileManager.default.createDirectory(atPath: other, withIntermediateDirectories: true)
+        let listener = """
+            import socket, time
+            s = socket.socket(socket.AF_UNIX); s.bind('\(other)/door.sock'); s.listen()
+            open('\(other)/note', 'w').write('hello')
+            open('\(other)/ready', 'w').close()
+            s.settimeout(20)
+            try:
+                c, _ = s.accept(); open('\(other)/reached', 'w').close()
+            except OSError:
+                pass
+            """
+        let first = try harness.run([
+            "run", "--detach", "--json", "--workspace", other, "--", "/usr/bin/python3", "-c", listener,
+        ])
+        #expect(first.status == 0, "\(first.standardError)")
+        let firstID = try #require(first.json["id"] as? String)
+        #expect(harness.waitUntil(timeout: 10) { FileManager.default.fileExists(atPath: other + "/ready") })
+        let probe = try agent(
+            harness,
+            """
+            python3 -c "import socket; socket.socket(socket.AF_UNIX).connect('\(other)/door.sock')" 2>/dev/null \
+                && echo connect=yes || echo connect=no
+            cat '\(other)/note' 2>/dev/null && echo read=yes || echo read=no
+            echo x > '\(other)/dropped' 2>/dev/null && echo write=yes || echo write=no
+            """)
+        let seen = values(probe.standardOutput)
+        #expect(seen["connect"] == "no" && seen["read"] == "no" && seen["write"] == "no", "\(seen)")
+        #expect(!FileManager.default.fileExists(atPath: other + "/reached"))
+        #expect(!FileManager.default.fileExists(atPath: other + "/dropped"))
+        _ = try harness.run(["kill", firstID])
+    }
+
     @Test func readAddsExactlyOnePath() throws {
         let harness = try WardenHarness()
         let tools = harness.outside + "/tools"
