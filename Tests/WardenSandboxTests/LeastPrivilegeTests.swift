@@ -234,6 +234,27 @@ struct LeastPrivilegeTests {
         _ = try harness.run(["kill", firstID])
     }
 
+    /// A lease on a file makes every other opener wait up to 45 s for the agent: through the idmapped
+    /// workspace the agent owns its owner's files, so it could make the operator's editor hang.
+    @Test func theAgentCannotTakeFileLeases() throws {
+        let harness = try WardenHarness()
+        try harness.write("shared\n", to: harness.workspace + "/shared.txt")
+        let result = try agent(
+            harness,
+            """
+            python3 -c "
+            import fcntl, os
+            fd = os.open('shared.txt', os.O_RDONLY)
+            fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_RDLCK)
+            " 2>/dev/null && echo lease=taken || echo lease=refused
+            python3 -c "import fcntl, os; fd = os.open('shared.txt', os.O_RDONLY); fcntl.fcntl(fd, fcntl.F_GETFL)" \
+                && echo fcntl=ok
+            """)
+        let seen = values(result.standardOutput)
+        #expect(seen["lease"] == "refused", "\(seen)")
+        #expect(seen["fcntl"] == "ok", "other fcntl commands still work")
+    }
+
     @Test func readAddsExactlyOnePath() throws {
         let harness = try WardenHarness()
         let tools = harness.outside + "/tools"

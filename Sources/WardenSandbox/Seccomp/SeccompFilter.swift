@@ -42,6 +42,7 @@ public struct SeccompFilter: Sendable {
         case 2, 85, 257: return "open (setuid/setgid mode)"
         case 133, 259: return "mknod (setuid/setgid mode)"
         case openat2Number: return "openat2"
+        case fcntlNumber: return "fcntl (F_SETLEASE)"
         case socketpairNumber: return "socketpair (address family)"
         default: return "syscall \(number)"
         }
@@ -53,6 +54,10 @@ public struct SeccompFilter: Sendable {
     static let ioctlNumber: UInt32 = 16
     static let socketNumber: UInt32 = 41
     static let openat2Number: UInt32 = 437
+    static let fcntlNumber: UInt32 = 72
+    /// F_SETLEASE: a lease on a file makes every other opener (the operator's editor, a host daemon)
+    /// wait up to lease-break-time (45 s) for the agent.
+    static let fSetLease: UInt32 = 1024
     /// S_ISUID | S_ISGID: a file the agent marks so would run as its host owner (through the idmapped
     /// workspace, the workspace's owner, possibly root) for whoever starts it later.
     static let setIDBits: UInt32 = 0o6000
@@ -158,6 +163,11 @@ public struct SeccompFilter: Sendable {
             program.append(op(jeq, call.number, 0, UInt8(body.count)))
             program += body
         }
+        // fcntl: no leases (args[1] is the command).
+        program += [
+            op(jeq, fcntlNumber, 0, 4), op(ldW, 24), op(jeq, fSetLease, 0, 1), op(ret, retErrno(eperm)),
+            op(ret, retAllow),
+        ]
         // openat2 passes its mode in a struct seccomp cannot read: ENOSYS, and libc's callers fall back.
         program += [op(jeq, openat2Number, 0, 1), op(ret, retErrno(enosys))]
         if localSocketsOnly {
