@@ -104,6 +104,10 @@ extension Warden {
                 )
             }
             if let code = record.exitCode { lines.append("exit code:   \(code)") }
+            if let review = record.review {
+                if review.isEmpty { lines.append("review:      nothing in the workspace the host would run") }
+                for finding in review { lines.append("review:      \(finding)") }
+            }
             for warning in record.warnings { lines.append("warning:     \(warning)") }
             print(lines.joined(separator: "\n"))
         }

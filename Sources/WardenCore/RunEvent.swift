@@ -18,6 +18,8 @@ public enum EventKind: String, Codable, Sendable, CaseIterable {
     case limitHit = "limit.hit"
     case leaseRenewed = "lease.renewed"
     case leaseExpired = "lease.expired"
+    /// What the run left in its workspace that the host might execute or that raises privilege.
+    case workspaceReview = "workspace.review"
 
     /// Whether this event ends a run's record (the audit log signs a checkpoint at once after it).
     public var endsRun: Bool { self == .exited || self == .stopped }

@@ -255,6 +255,48 @@ struct LeastPrivilegeTests {
         #expect(seen["fcntl"] == "ok", "other fcntl commands still work")
     }
 
+    /// The operator's first `git status` in a workspace runs `core.fsmonitor`, `git checkout` runs the
+    /// hooks. The repository's config, hooks and info are read-only for the agent; a `.git` of its own
+    /// (the old one renamed away) and whatever else the host would run are named by the review.
+    @Test func whatTheHostWouldRunIsReadOnlyOrReviewed() throws {
+        let harness = try WardenHarness()
+        let git = Process()
+        git.executableURL = URL(fileURLWithPath: "/usr/bin/git")
+        git.arguments = ["init", "-q", harness.workspace]
+        try git.run()
+        git.waitUntilExit()
+        let result = try agent(
+            harness,
+            """
+            git config core.fsmonitor 'touch /tmp/pwned' 2>/dev/null && echo config=written || echo config=refused
+            echo 'touch /tmp/pwned' > .git/hooks/post-checkout 2>/dev/null && echo hook=written || echo hook=refused
+            echo hi > tracked && git add tracked && git -c user.name=a -c user.email=a@b commit -q -m one && echo commit=ok
+            mv .git .git-original && mkdir -p .git/hooks
+            printf '[core]\n\tfsmonitor = touch /tmp/pwned\n[alias]\n\tst = !sh -c id\n' > .git/config
+            printf '#!/bin/sh\ntouch /tmp/pwned\n' > .git/hooks/post-checkout && chmod +x .git/hooks/post-checkout
+            mkfifo pipe; python3 -c "import socket; socket.socket(socket.AF_UNIX).bind('sock')"
+            echo planted=1
+            """)
+        #expect(result.status == 0, "\(result.standardError)")
+        let seen = values(result.standardOutput)
+        #expect(seen["config"] == "refused" && seen["hook"] == "refused", "\(seen)")
+        #expect(seen["commit"] == "ok", "commits still work")
+        #expect(seen["planted"] == "1")
+        let runs =
+            try JSONSerialization.jsonObject(
+                with: Data(try harness.run(["ps", "--all", "--json"]).standardOutput.utf8)) as? [[String: Any]]
+        let id = try #require(runs?.first?["id"] as? String)
+        let review = try harness.events(id, kind: "workspace.review").first?["findings"] ?? ""
+        for expected in [
+            ".git/config: core.fsmonitor", ".git/config: alias.st", ".git/hooks/post-checkout: git hook", "pipe: FIFO",
+            "sock: socket",
+        ] {
+            #expect(review.contains(expected), "review names \(expected): \(review)")
+        }
+        let inspect = try harness.run(["inspect", id]).standardOutput
+        #expect(inspect.contains("review:      .git/config: core.fsmonitor"), "\(inspect)")
+    }
+
     @Test func readAddsExactlyOnePath() throws {
         let harness = try WardenHarness()
         let tools = harness.outside + "/tools"

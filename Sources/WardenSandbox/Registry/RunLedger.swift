@@ -174,6 +174,20 @@ public struct RunLedger: Sendable {
         if record.state.isFinal { removeCgroupIfEmpty() }
     }
 
+    /// Records the workspace review at the run's end (`workspace.review` first, then the record).
+    public func recordReview(_ review: WorkspaceReview) throws {
+        try update { record in
+            try sink.record(
+                RunEvent(
+                    run: id, kind: .workspaceReview, actor: .supervisor, subject: "workspace",
+                    details: [
+                        "findings": review.findings.joined(separator: "\n"), "count": String(review.findings.count),
+                        "entries": String(review.entries),
+                    ]))
+            record.review = review.findings
+        }
+    }
+
     /// Extends an active run's lease by `length` from now (its own length if nil). Records
     /// `lease.renewed` first.
     ///

@@ -40,6 +40,8 @@ public struct RunRecord: Codable, Sendable {
     public var readView: [String]
     /// Paths hidden inside the view (Warden's state, `--hide`, secrets under /etc).
     public var hidden: [String]
+    /// What the run left in its workspace that the host might execute (``WorkspaceReview``).
+    public var review: [String]?
     public var createdAtNanoseconds: Int64
     public var endedAtNanoseconds: Int64?
     public var supervisorPID: Int32?

@@ -53,6 +53,10 @@ public struct RunPlan: Sendable {
     /// not among them: the agent gets the system directories (`--pass-env PATH` passes the operator's).
     public static let environmentAllowlist = ["LANG", "LC_ALL", "LC_CTYPE", "TERM", "TZ", "COLUMNS", "LINES"]
     public static let defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+    /// Files in a workspace that programs on the host run or obey (git, direnv, editors' task runners).
+    public static let hostExecutedPaths = [
+        ".git/config", ".git/hooks", ".git/info", ".envrc", ".vscode/tasks.json", ".vscode/settings.json",
+    ]
 
     /// Whether the agent can see `path` (before hiding): in the workspace, the view or a `--read` path.
     public func isVisible(_ path: String) -> Bool {
@@ -112,7 +116,12 @@ public struct RunPlan: Sendable {
             }
             return URL(fileURLWithPath: absolute).standardizedFileURL.path
         }
-        let protect = try profile.protect.map { try resolve($0, flag: "--protect", mustExist: true) }
+        // What the host executes from a workspace (git's config, hooks and info, direnv's .envrc) is
+        // read-only for the agent, where it exists when the run starts; --protect adds to the list.
+        let hostExecuted = Self.hostExecutedPaths.map { workspace + "/" + $0 }.filter { FileIO.exists($0) }
+        let protect =
+            try profile.protect.map { try resolve($0, flag: "--protect", mustExist: true) }
+            + hostExecuted.filter { !profile.protect.contains($0) }
         let hide = try profile.hide.map { try resolve($0, flag: "--hide", mustExist: false) }
         let tripwires = try profile.tripwires.map { try resolve($0, flag: "--tripwire", mustExist: true) }
         for path in hide where path == workspace || path == "/" {

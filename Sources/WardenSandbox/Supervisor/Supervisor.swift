@@ -579,6 +579,8 @@ public final class Supervisor {
         var details = ["stopped": String(wasStopped)]
         if let denials, !denials.summary.isEmpty { details["denials"] = denials.summary }
         if let lost = denials?.lost, lost > 0 { details["denial_records_lost"] = String(lost) }
+        // Nothing of the run is left to change the workspace: review what the host might execute.
+        try? ledger?.recordReview(WorkspaceReview.review(plan.workspace))
         // The ledger removes the cgroup when this ends the run; a stop in progress elsewhere still reads
         // its counters and removes it when it finishes.
         try? ledger?.recordExit(code: code, details: details)
