@@ -233,7 +233,14 @@ public enum KernelProbe {
         let inRun = processes(inRun: runID)
         if !inRun.isEmpty { return (false, "processes still in the run's cgroup: \(inRun)") }
         if let namespace {
-            let inNamespace = processes(inNamespace: namespace)
+            // A task killed a moment ago leaves its cgroup in do_exit before it becomes a zombie; for
+            // that instant it is in neither list's exclusion. Such a task is gone within milliseconds, a
+            // survivor is not: look again for up to half a second before calling it one.
+            var inNamespace = processes(inNamespace: namespace)
+            for _ in 0..<25 where !inNamespace.isEmpty {
+                usleep(20_000)
+                inNamespace = processes(inNamespace: namespace)
+            }
             if !inNamespace.isEmpty { return (false, "processes still in the run's PID namespace: \(inNamespace)") }
         }
         let before = heartbeats(in: workspace)
