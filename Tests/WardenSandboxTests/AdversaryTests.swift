@@ -283,6 +283,36 @@ struct AdversaryTests {
         #expect(counts.contains("seccomp ptrace=300") && counts.contains("seccomp mount=1"), "\(counts)")
     }
 
+    /// An agent that stacks its own filter returning EPERM without the log flag would decide, for
+    /// equal answers, in Warden's place, and the kernel would log nothing. Stacking is refused (and
+    /// recorded); the later ptrace is still a recorded denial.
+    @Test func aFilterOfItsOwnCannotSilenceDenials() throws {
+        let harness = try WardenHarness()
+        let script = """
+            import ctypes, struct
+            libc = ctypes.CDLL(None, use_errno=True)
+            program = [(0x20, 0, 0, 0), (0x15, 0, 1, 101), (0x06, 0, 0, 0x00050001), (0x06, 0, 0, 0x7fff0000)]
+            code = ctypes.create_string_buffer(b"".join(struct.pack("HBBI", *i) for i in program))
+            class Program(ctypes.Structure):
+                _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+            fprog = Program(len(program), ctypes.cast(code, ctypes.c_void_p))
+            stacked = libc.syscall(317, 1, 0, ctypes.byref(fprog)) == 0
+            by_prctl = libc.prctl(22, 2, ctypes.byref(fprog), 0, 0) == 0
+            open("stacked.txt", "w").write("stacked=%s prctl=%s" % (stacked, by_prctl))
+            libc.ptrace(16, 1, 0, 0)
+            """
+        let result = try harness.run([
+            "run", "--workspace", harness.workspace, "--json", "--", "/usr/bin/python3", "-c", script,
+        ])
+        #expect(result.status == 0, "\(result.standardError)")
+        let id = try #require(result.json["id"] as? String)
+        let stacked = String(decoding: harness.contents(harness.workspace + "/stacked.txt") ?? Data(), as: UTF8.self)
+        #expect(stacked == "stacked=False prctl=False", "\(stacked)")
+        let denied = Set(try harness.events(id, kind: "denied").compactMap { $0["what"] })
+        #expect(denied.contains("seccomp (a filter of its own)"), "the attempt is recorded: \(denied)")
+        #expect(denied.contains("ptrace"), "Warden's denial is still recorded: \(denied)")
+    }
+
     @Test func cannotCreateNamespaces() throws {
         let run = try launch("11-unshare.sh")
         let attempts = run.attempts()

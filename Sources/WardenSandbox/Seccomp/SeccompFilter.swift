@@ -43,6 +43,9 @@ public struct SeccompFilter: Sendable {
         case 133, 259: return "mknod (setuid/setgid mode)"
         case openat2Number: return "openat2"
         case fcntlNumber: return "fcntl (F_SETLEASE)"
+        case seccompNumber: return "seccomp (a filter of its own)"
+        case prctlNumber: return "prctl (PR_SET_SECCOMP)"
+        case landlockRestrictNumber: return "landlock_restrict_self"
         case socketpairNumber: return "socketpair (address family)"
         default: return "syscall \(number)"
         }
@@ -55,6 +58,12 @@ public struct SeccompFilter: Sendable {
     static let socketNumber: UInt32 = 41
     static let openat2Number: UInt32 = 437
     static let fcntlNumber: UInt32 = 72
+    static let seccompNumber: UInt32 = 317
+    static let prctlNumber: UInt32 = 157
+    static let landlockRestrictNumber: UInt32 = 446
+    /// SECCOMP_SET_MODE_FILTER (seccomp's op) and PR_SET_SECCOMP (prctl's option).
+    static let setModeFilter: UInt32 = 1
+    static let prSetSeccomp: UInt32 = 22
     /// F_SETLEASE: a lease on a file makes every other opener (the operator's editor, a host daemon)
     /// wait up to lease-break-time (45 s) for the agent.
     static let fSetLease: UInt32 = 1024
@@ -170,6 +179,19 @@ public struct SeccompFilter: Sendable {
         ]
         // openat2 passes its mode in a struct seccomp cannot read: ENOSYS, and libc's callers fall back.
         program += [op(jeq, openat2Number, 0, 1), op(ret, retErrno(enosys))]
+        if forAuditLog {
+            // No filter or Landlock layer of the agent's own on top of Warden's: for equal answers the
+            // newest filter decides, so one returning EPERM without the log flag would make Warden's
+            // denials silent (and a nested Landlock layer could switch its logging off). Only in the
+            // logged copy, which the shim installs last: the enforcing copy must let that install through.
+            program += [
+                op(jeq, seccompNumber, 0, 4), op(ldW, 16), op(jeq, setModeFilter, 0, 1), op(ret, retErrno(eperm)),
+                op(ret, retAllow),
+                op(jeq, prctlNumber, 0, 4), op(ldW, 16), op(jeq, prSetSeccomp, 0, 1), op(ret, retErrno(eperm)),
+                op(ret, retAllow),
+                op(jeq, landlockRestrictNumber, 0, 1), op(ret, retErrno(eperm)),
+            ]
+        }
         if localSocketsOnly {
             // socket: args[0] is the family, args[2] the protocol (low words). Jumps count forward
             // from the next instruction: allow is the last instruction, deny the one before it.
