@@ -313,7 +313,15 @@ public final class Supervisor {
         }
         let landlockDetail = report["landlock"] as? String ?? "not applied"
         if layers.landlock, landlockDetail.hasPrefix("applied") {
-            statuses.append(.init(layer: .landlock, status: .applied, detail: landlockDetail))
+            // Enforced, but the kernel writes Landlock's denial records only with the audit subsystem
+            // enabled, and then without the pid they would be attributed by: the layer says so (inspect)
+            // and the record has it, rather than let an empty list of denials pass for "nothing refused".
+            let unrecorded = "its denials are enforced but not recorded (logging degraded)"
+            statuses.append(.init(layer: .landlock, status: .applied, detail: landlockDetail + "; " + unrecorded))
+            warningEvents.append(
+                RunEvent(
+                    run: id, kind: .warning, actor: .supervisor, subject: "landlock",
+                    details: ["layer": "landlock", "logging": "degraded", "warning": "landlock: " + unrecorded]))
         } else {
             let reason = layers.degraded.first { $0.0 == .landlock }?.1 ?? landlockDetail
             statuses.append(.init(layer: .landlock, status: .degraded, detail: reason))
