@@ -32,13 +32,9 @@ struct SandboxExplanation: Encodable {
         readable =
             plan.view == .host
             ? ["/ (the whole host, read-only)"]
-            : plan.viewLayout.entries.map { entry in
-                switch entry {
-                case .directory(let path): path
-                case .symlink(let path, let target): "\(path) -> \(target)"
-                }
-            } + plan.read + [plan.host.wardenExecutable + " (the inner shim)"]
-        hidden = command.hiddenPaths()
+            : plan.viewLayout.entries.map(\.description) + plan.read
+                + [plan.host.wardenExecutable + " (the inner shim)"]
+        hidden = plan.hiddenPaths()
         writable = [plan.workspace, "/tmp (private, \(ByteSize(bytes: command.temporarySize)))", "/dev (private)"]
         landlockReadable = command.shim.readOnly
         network = plan.network == .none ? "none (loopback only; TCP denied by Landlock)" : "host (unsafe)"

@@ -70,7 +70,7 @@ public struct BubblewrapCommand: Sendable {
         // The private /tmp is memory: bound it so filling it cannot take the host's RAM.
         args += ["--perms", "1777", "--size", String(temporarySize), "--tmpfs", "/tmp", "--tmpfs", "/run"]
         // cgroupfs must not be visible inside: an empty read-only tmpfs replaces it.
-        if plan.view == .host || plan.viewLayout.entries.contains(.directory("/sys")) {
+        if plan.view == .host || plan.viewLayout.containsDirectory("/sys") {
             args += ["--tmpfs", "/sys/fs/cgroup", "--remount-ro", "/sys/fs/cgroup"]
         }
         args += parentDirectories(of: plan.workspace)
@@ -84,7 +84,7 @@ public struct BubblewrapCommand: Sendable {
             args += ["--perms", "0644", "--ro-bind-data", String(accountFDs.group), "/etc/group"]
         }
         for path in plan.protect { args += ["--ro-bind", path, path] }
-        for path in hiddenPaths() {
+        for path in plan.hiddenPaths() {
             if FileIO.isDirectory(path) {
                 args += ["--tmpfs", path, "--remount-ro", path]
             } else {
@@ -123,30 +123,15 @@ public struct BubblewrapCommand: Sendable {
         guard plan.view == .minimal else { return [] }
         var parents: [String] = []
         var current = (path as NSString).deletingLastPathComponent
-        while current != "/" && !current.isEmpty && !isInsideViewDirectory(current) {
+        while current != "/" && !current.isEmpty && !plan.viewLayout.containsDirectory(current) {
             parents.insert(current, at: 0)
             current = (current as NSString).deletingLastPathComponent
         }
         return parents.flatMap { ["--perms", "0755", "--dir", $0] }
     }
 
-    private func isInsideViewDirectory(_ path: String) -> Bool {
-        plan.viewLayout.entries.contains { entry in
-            if case .directory(let root) = entry { return path == root || path.hasPrefix(root + "/") }
-            return false
-        }
-    }
-
     /// Bytes the private `/tmp` may hold: half the memory limit, or 1 GiB without one.
     public var temporarySize: UInt64 {
         plan.limits.memoryMax.map { max($0 / 2, 1 << 20) } ?? (1 << 30)
-    }
-
-    /// Warden's own files, the operator's hidden paths and the secrets under `/etc`, where they exist
-    /// and are inside what the agent would otherwise see (a path outside the view needs no hiding).
-    public func hiddenPaths() -> [String] {
-        var seen = Set<String>()
-        let candidates = [plan.host.stateDirectory] + plan.host.hiddenPaths + plan.hide + plan.viewLayout.secrets
-        return candidates.filter { FileIO.exists($0) && plan.isVisible($0) && seen.insert($0).inserted }
     }
 }

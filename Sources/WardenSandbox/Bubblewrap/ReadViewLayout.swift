@@ -22,6 +22,14 @@ public struct ReadViewLayout: Sendable, Equatable {
             case .directory(let path), .symlink(let path, _): path
             }
         }
+
+        /// `/usr`, or `/bin -> usr/bin`, for people.
+        public var description: String {
+            switch self {
+            case .directory(let path): path
+            case .symlink(let path, let target): path + " -> " + target
+            }
+        }
     }
 
     /// The system directories, in mount order.
@@ -63,6 +71,14 @@ public struct ReadViewLayout: Sendable, Equatable {
             secrets.append(ssh + "/" + name)
         }
         return ReadViewLayout(entries: entries, secrets: secrets.sorted())
+    }
+
+    /// Whether `path` is one of the view's directories or beneath one.
+    public func containsDirectory(_ path: String) -> Bool {
+        entries.contains { entry in
+            if case .directory(let root) = entry { return FileIO.isWithin(path, root) }
+            return false
+        }
     }
 
     /// What the agent may read under Landlock: the view's directories (symlinks resolve to what they

@@ -76,17 +76,8 @@ public struct RunRecord: Codable, Sendable {
         self.identity = plan.identity
         self.workspaceOwner = plan.workspaceOwner
         self.view = plan.view
-        self.readView =
-            plan.view == .host
-            ? ["/"]
-            : plan.viewLayout.entries.map { entry in
-                switch entry {
-                case .directory(let path): path
-                case .symlink(let path, let target): path + " -> " + target
-                }
-            } + plan.read
-        self.hidden = BubblewrapCommand(plan: plan, seccomp: false, infoFD: -1, statusFD: -1, applyLandlock: false)
-            .hiddenPaths()
+        self.readView = plan.view == .host ? ["/"] : plan.viewLayout.entries.map(\.description) + plan.read
+        self.hidden = plan.hiddenPaths()
         self.createdAtNanoseconds = RunEvent.now()
         self.layers = []
         self.graceNanoseconds = plan.grace.nanoseconds

@@ -33,14 +33,12 @@ public struct SeccompFilter: Sendable {
     /// Names for the numbers the filter inspects beyond the deny-list, for reports.
     public static func name(ofX86_64 number: UInt32) -> String {
         if let entry = deniedX86_64.first(where: { $0.number == number }) { return entry.name }
+        if let call = modeCalls.first(where: { $0.number == number }) { return call.name }
         switch number {
         case cloneNumber: return "clone (namespace flags)"
         case clone3Number: return "clone3"
         case ioctlNumber: return "ioctl (TIOCSTI/TIOCLINUX)"
         case socketNumber: return "socket (address family)"
-        case 90, 91, 268, 452: return "chmod (setuid/setgid)"
-        case 2, 85, 257: return "open (setuid/setgid mode)"
-        case 133, 259: return "mknod (setuid/setgid mode)"
         case openat2Number: return "openat2"
         case fcntlNumber: return "fcntl (F_SETLEASE)"
         case seccompNumber: return "seccomp (a filter of its own)"
@@ -73,10 +71,12 @@ public struct SeccompFilter: Sendable {
     static let oCreat: UInt32 = 0o100
     /// Calls whose mode argument may carry the set-id bits: (number, mode argument, flags argument
     /// that must contain O_CREAT for the mode to matter).
-    static let modeCalls: [(number: UInt32, mode: UInt32, creatFlags: UInt32?)] = [
-        (90, 1, nil), (91, 1, nil), (268, 2, nil), (452, 2, nil),  // chmod, fchmod, fchmodat, fchmodat2
-        (85, 1, nil), (2, 2, 1), (257, 3, 2),  // creat, open, openat
-        (133, 1, nil), (259, 2, nil),  // mknod, mknodat
+    static let modeCalls: [(number: UInt32, mode: UInt32, creatFlags: UInt32?, name: String)] = [
+        (90, 1, nil, "chmod (setuid/setgid)"), (91, 1, nil, "chmod (setuid/setgid)"),  // chmod, fchmod
+        (268, 2, nil, "chmod (setuid/setgid)"), (452, 2, nil, "chmod (setuid/setgid)"),  // fchmodat(2)
+        (85, 1, nil, "open (setuid/setgid mode)"), (2, 2, 1, "open (setuid/setgid mode)"),  // creat, open
+        (257, 3, 2, "open (setuid/setgid mode)"),  // openat
+        (133, 1, nil, "mknod (setuid/setgid mode)"), (259, 2, nil, "mknod (setuid/setgid mode)"),  // mknod(at)
     ]
     static let socketpairNumber: UInt32 = 53
     /// AF_UNIX, AF_INET, AF_INET6 (an empty network namespace has only loopback) and AF_NETLINK.

@@ -37,17 +37,9 @@ public struct RunPlan: Sendable {
     /// Most bytes of a detached run's output kept in `output.log` (nil: no cap).
     public var outputMax: UInt64? = 16 << 20
 
-    /// Warden's own libraries outside the system directories (a development build's Swift runtime),
-    /// bound read-only so the shim can start; empty for the static release binary.
-    public var runtimeDirectories: [String] {
-        guard view == .minimal else { return [] }
-        return host.wardenLibraryDirectories.filter { directory in
-            !viewLayout.entries.contains { entry in
-                if case .directory(let root) = entry { return directory == root || directory.hasPrefix(root + "/") }
-                return false
-            } && !read.contains(directory)
-        }
-    }
+    /// Warden's own libraries outside the view (a development build's Swift runtime), bound read-only
+    /// so the shim can start; empty for the static release binary and with `--view host`.
+    public var runtimeDirectories: [String] = []
 
     /// Environment variables an agent keeps from the operator's; everything else is dropped. `PATH` is
     /// not among them: the agent gets the system directories (`--pass-env PATH` passes the operator's).
@@ -61,14 +53,16 @@ public struct RunPlan: Sendable {
     /// Whether the agent can see `path` (before hiding): in the workspace, the view or a `--read` path.
     public func isVisible(_ path: String) -> Bool {
         guard view == .minimal else { return true }
-        func within(_ root: String) -> Bool { path == root || path.hasPrefix(root + "/") }
-        if within(workspace) || within(host.wardenExecutable) || (read + runtimeDirectories).contains(where: within) {
-            return true
-        }
-        return viewLayout.entries.contains { entry in
-            if case .directory(let root) = entry { return within(root) }
-            return false
-        }
+        return ([workspace, host.wardenExecutable] + read + runtimeDirectories).contains { FileIO.isWithin(path, $0) }
+            || viewLayout.containsDirectory(path)
+    }
+
+    /// Warden's own files, the operator's hidden paths and the secrets under `/etc`, where they exist
+    /// and are inside what the agent would otherwise see (a path outside the view needs no hiding).
+    public func hiddenPaths() -> [String] {
+        var seen = Set<String>()
+        let candidates = [host.stateDirectory] + host.hiddenPaths + hide + viewLayout.secrets
+        return candidates.filter { FileIO.exists($0) && isVisible($0) && seen.insert($0).inserted }
     }
 
     /// Validates `profile` for this host.
@@ -98,12 +92,10 @@ public struct RunPlan: Sendable {
         guard workspace != "/" else {
             throw WardenError.invalidInput("--workspace: / cannot be the workspace; give the agent its own directory")
         }
-        for warden in [host.stateDirectory] + host.hiddenPaths where !warden.isEmpty {
-            if warden == workspace || warden.hasPrefix(workspace + "/") || workspace.hasPrefix(warden + "/") {
-                throw WardenError.invalidInput(
-                    "--workspace: \(workspace) overlaps Warden's own files at \(warden); the agent must never reach them; pick another directory"
-                )
-            }
+        if let warden = host.wardenPath(overlapping: workspace) {
+            throw WardenError.invalidInput(
+                "--workspace: \(workspace) overlaps Warden's own files at \(warden); the agent must never reach them; pick another directory"
+            )
         }
         func resolve(_ path: String, flag: String, mustExist: Bool) throws -> String {
             let absolute = path.hasPrefix("/") ? path : workspace + "/" + path
@@ -142,12 +134,10 @@ public struct RunPlan: Sendable {
             guard real != "/" else {
                 throw WardenError.invalidInput("--read: / is the whole host; pass --view host for that (recorded)")
             }
-            for warden in [host.stateDirectory] + host.hiddenPaths where !warden.isEmpty {
-                if real == warden || real.hasPrefix(warden + "/") || warden.hasPrefix(real + "/") {
-                    throw WardenError.invalidInput(
-                        "--read: \(real) contains or is inside Warden's own files at \(warden); the agent must never read them"
-                    )
-                }
+            if let warden = host.wardenPath(overlapping: real) {
+                throw WardenError.invalidInput(
+                    "--read: \(real) contains or is inside Warden's own files at \(warden); the agent must never read them"
+                )
             }
             return real
         }
@@ -190,6 +180,11 @@ public struct RunPlan: Sendable {
         plan.read = read
         plan.outputMax = profile.outputMax.bytes
         plan.viewLayout = ReadViewLayout.current()
+        if plan.view == .minimal {
+            plan.runtimeDirectories = HostConfiguration.loadedLibraryDirectories().filter { directory in
+                !plan.viewLayout.containsDirectory(directory) && !read.contains(directory)
+            }
+        }
         var st = stat()
         if stat(workspace, &st) == 0 { plan.workspaceOwner = AgentIdentity(uid: st.st_uid, gid: st.st_gid) }
         // The program must be inside what the agent will see, or the run would fail inside the sandbox.
@@ -216,9 +211,6 @@ public struct HostConfiguration: Sendable {
     public var bubblewrap: String
     /// The `warden` binary, re-executed inside the sandbox as the inner shim.
     public var wardenExecutable: String
-    /// Directories of the shared libraries this `warden` has loaded (a development build links the Swift
-    /// runtime from its toolchain, e.g. /opt/swift/usr/lib/swift/linux); the shim needs them in the view.
-    public var wardenLibraryDirectories: [String] = HostConfiguration.loadedLibraryDirectories()
     /// A cgroup v2 mount point overriding the one in mountinfo.
     public var cgroupRoot: String?
 
@@ -233,7 +225,16 @@ public struct HostConfiguration: Sendable {
         self.cgroupRoot = cgroupRoot
     }
 
-    /// The directories of every shared object mapped into this process, from /proc/self/maps.
+    /// The first of Warden's own paths (state directory, hidden paths) that `path` is, contains or is
+    /// inside; nil when it touches none.
+    public func wardenPath(overlapping path: String) -> String? {
+        ([stateDirectory] + hiddenPaths).first {
+            !$0.isEmpty && (FileIO.isWithin(path, $0) || FileIO.isWithin($0, path))
+        }
+    }
+
+    /// The directories of every shared object mapped into this process, from /proc/self/maps (a
+    /// development build links the Swift runtime from its toolchain; the shim needs them in the view).
     public static func loadedLibraryDirectories() -> [String] {
         guard let maps = try? FileIO.readString("/proc/self/maps") else { return [] }
         var seen = Set<String>()

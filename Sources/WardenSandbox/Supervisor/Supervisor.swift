@@ -173,17 +173,12 @@ public final class Supervisor {
         }
         switch plan.view {
         case .minimal:
-            let shown = plan.viewLayout.entries.map { entry -> String in
-                switch entry {
-                case .directory(let path): path
-                case .symlink(let path, let target): "\(path)→\(target)"
-                }
-            }
+            let shown = plan.viewLayout.entries.map(\.description)
             statuses.append(
                 .init(
                     layer: .view, status: .applied,
                     detail:
-                        "minimal: \((shown + plan.read).joined(separator: " ")), the workspace; \(plan.viewLayout.secrets.count) secrets hidden in /etc"
+                        "minimal: \((shown + plan.read).joined(separator: ", ")), the workspace; \(plan.viewLayout.secrets.count) secrets hidden in /etc"
                 ))
         case .host:
             let warning = "--view host: the agent can read the whole host filesystem (read-only)"
@@ -357,12 +352,14 @@ public final class Supervisor {
     /// `/etc/passwd` and `/etc/group` as the agent sees them: the host's, plus the agent's own entry
     /// (home: the workspace), so `id`, `whoami`, git and Python find a user name. Memfds for bubblewrap.
     private func makeAccountFiles(_ identity: AgentIdentity) throws -> (passwd: Int32, group: Int32) {
-        func memfd(_ name: String, host: String, line: String) throws -> Int32 {
+        /// The host's file plus `line`, unless an entry with the same numeric id (third field) exists.
+        func memfd(_ name: String, host: String, id: UInt32, line: String) throws -> Int32 {
             let existing = (try? FileIO.readString(host)) ?? ""
-            let ids = existing.split(separator: "\n").compactMap { $0.split(separator: ":").dropFirst(2).first }
+            let taken = existing.split(separator: "\n").contains {
+                $0.split(separator: ":").dropFirst(2).first == "\(id)"
+            }
             let text =
-                existing + (existing.isEmpty || existing.hasSuffix("\n") ? "" : "\n")
-                + (ids.contains(Substring(line.split(separator: ":")[2])) ? "" : line + "\n")
+                existing + (existing.isEmpty || existing.hasSuffix("\n") ? "" : "\n") + (taken ? "" : line + "\n")
             let fd = warden_memfd_create(name)
             guard fd >= 0 else { throw FileIO.systemError("memfd_create") }
             let bytes = Array(text.utf8)
@@ -375,10 +372,13 @@ public final class Supervisor {
             return fd
         }
         let passwd = try memfd(
-            "warden-passwd", host: "/etc/passwd",
+            "warden-passwd", host: "/etc/passwd", id: identity.uid,
             line: "warden-agent:x:\(identity.uid):\(identity.gid):Warden agent:\(plan.workspace):/bin/bash")
         do {
-            return (passwd, try memfd("warden-group", host: "/etc/group", line: "warden-agent:x:\(identity.gid):"))
+            return (
+                passwd,
+                try memfd("warden-group", host: "/etc/group", id: identity.gid, line: "warden-agent:x:\(identity.gid):")
+            )
         } catch {
             close(passwd)
             throw error
@@ -413,14 +413,10 @@ public final class Supervisor {
             close(bubblewrapPIDFD)
             bubblewrapPIDFD = -1
         }
-        // The ledger removes the (now empty) cgroup with the transition to failed; a cgroup made
-        // before the ledger knew of it is removed here.
-        do {
-            try ledger?.markFailed(error)
-        } catch {
-            cgroup?.remove()
-        }
-        if (try? registry.load(id))?.cgroup == nil { cgroup?.remove() }
+        // The ledger removes the (now empty) cgroup with the transition to failed; one it never learned
+        // of, or when the transition could not be recorded, is removed here.
+        let failed = (try? ledger?.markFailed(error)) != nil
+        if !failed || (try? registry.load(id))?.cgroup == nil { cgroup?.remove() }
     }
 
     private func reapBubblewrapFailure() -> String {

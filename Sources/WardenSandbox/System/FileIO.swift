@@ -81,6 +81,11 @@ public enum FileIO {
         access(path, X_OK) == 0 && !isDirectory(path)
     }
 
+    /// Whether `path` is `root` or beneath it (textually: both are absolute and normalised).
+    public static func isWithin(_ path: String, _ root: String) -> Bool {
+        path == root || path.hasPrefix(root.hasSuffix("/") ? root : root + "/")
+    }
+
     /// The target of a symbolic link, as written in it.
     public static func readLink(_ path: String) -> String? {
         var buffer = [CChar](repeating: 0, count: 4096)
