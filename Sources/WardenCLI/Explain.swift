@@ -21,9 +21,13 @@ struct SandboxExplanation: Encodable {
         let command = BubblewrapCommand(
             plan: plan, seccomp: true, infoFD: 3, statusFD: 4, goFD: 5, applyLandlock: true,
             accountFDs: plan.identity == nil ? nil : (6, 7))
+        let range = AgentIdentity.perRunRange
         identity =
             plan.identity.map {
-                "host uid \($0) in its own user namespace (not root)"
+                (plan.identityPerRun
+                    ? "a host uid of its own, the lowest of \(range.lowerBound)-\(range.upperBound) no live run has (uid = gid),"
+                    : "host uid \($0)")
+                    + " in its own user namespace (not root)"
                     + (plan.workspaceOwner == $0 ? "" : "; workspace files of \(plan.workspaceOwner) appear as its own")
             } ?? "host root (uid 0), every capability dropped: --allow-degraded root"
         workspace = plan.workspace

@@ -32,8 +32,9 @@ extension Warden {
                   warden run --profile coder.toml --detach --json
                   warden run --explain --read /opt/tools --workspace ./ws -- /opt/tools/agent
 
-                The agent runs as an unprivileged host identity (--user; default 2000000000, in its own user \
-                namespace), with the workspace idmapped so that its files stay its owner's. It sees the system \
+                The agent runs as an unprivileged host identity of its own (--user auto, the default: a uid \
+                from 2000000000-2000065535 that no other live run has, so per-user kernel limits are the run's \
+                own), in its own user namespace, with the workspace idmapped so that its files stay its owner's. It sees the system \
                 directories (/usr, /bin, /lib*, /etc without its secrets, /sys), the workspace and --read paths; \
                 nothing of /root, /home, /var, /srv, /mnt, /run, daemon sockets or Warden's state. PATH is the \
                 system directories (--pass-env PATH passes yours).
@@ -79,7 +80,7 @@ extension Warden {
         var auditStore: String?
         @Option(
             help:
-                "The unprivileged host identity the agent runs as, UID[:GID] (default 2000000000:2000000000, owned by nothing on the host)."
+                "The unprivileged host identity the agent runs as: auto (default; a uid of this run's own from 2000000000-2000065535, owned by nothing on the host) or UID[:GID], which every run given it shares."
         )
         var user: String?
         @Option(
@@ -138,7 +139,7 @@ extension Warden {
             }
             flags.allowDegraded = Set(allowDegraded)
             flags.passEnvironment = passEnv
-            flags.user = try user.map { try AgentIdentity(parsing: $0, field: "--user") }
+            flags.user = try user.map { try AgentUser(parsing: $0, field: "--user") }
             flags.read = readPaths
             flags.view = view
             if let outputMax { flags.outputMax = try ByteSize(parsing: outputMax, field: "--output-max") }

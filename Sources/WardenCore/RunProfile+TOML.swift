@@ -80,8 +80,8 @@ extension RunProfileOverrides {
                     parsing: try string(), field: field, workingDirectory: baseDirectory)
             case "user":
                 switch entry.value {
-                case .integer(let n): user = try AgentIdentity(parsing: String(n), field: field)
-                default: user = try AgentIdentity(parsing: try string(), field: field)
+                case .integer(let n): user = try AgentUser(parsing: String(n), field: field)
+                default: user = try AgentUser(parsing: try string(), field: field)
                 }
             case "read":
                 read = try strings().map { $0.hasPrefix("/") ? $0 : baseDirectory + "/" + $0 }

@@ -25,9 +25,13 @@ public struct AgentIdentity: Sendable, Equatable, Codable, CustomStringConvertib
     public var uid: UInt32
     public var gid: UInt32
 
-    /// Warden's own agent identity: above every range Debian, useradd and systemd allocate from
-    /// (system and normal users, DynamicUser, nspawn's container ranges), so it owns nothing on the host.
-    public static let `default` = AgentIdentity(uid: 2_000_000_000, gid: 2_000_000_000)
+    /// Warden's own agent identities, one per live run (uid = gid): above every range Debian, useradd
+    /// and systemd allocate from (system and normal users, DynamicUser, nspawn's container ranges), so
+    /// they own nothing on the host, and each run's per-user kernel limits (inotify instances, user
+    /// namespaces, pending signals) are its own.
+    public static let perRunRange: ClosedRange<UInt32> = 2_000_000_000...2_000_065_535
+    /// The first of them (what `--explain` shows before a run has one).
+    public static let `default` = AgentIdentity(uid: perRunRange.lowerBound, gid: perRunRange.lowerBound)
 
     public init(uid: UInt32, gid: UInt32) {
         self.uid = uid
@@ -41,7 +45,8 @@ public struct AgentIdentity: Sendable, Equatable, Codable, CustomStringConvertib
             let gid = parts.count == 2 ? UInt32(parts[1]) : uid, uid < UInt32.max, gid < UInt32.max
         else {
             throw WardenError.invalidInput(
-                "\(field): '\(text)' is not UID[:GID]; give numbers, e.g. 2000000000 or 1000:1000")
+                "\(field): '\(text)' is not UID[:GID]; give numbers, e.g. 1000:1000, or auto for a uid of the run's own"
+            )
         }
         guard uid != 0, gid != 0 else {
             throw WardenError.invalidInput(
@@ -51,6 +56,29 @@ public struct AgentIdentity: Sendable, Equatable, Codable, CustomStringConvertib
     }
 
     public var description: String { "\(uid):\(gid)" }
+}
+
+/// Who the agent runs as: a host identity of its own for each run (the default), or one the operator
+/// names (`--user UID[:GID]`), which every run given it shares, with its per-user kernel limits.
+public enum AgentUser: Sendable, Equatable, CustomStringConvertible {
+    case perRun
+    case fixed(AgentIdentity)
+
+    /// Parses `auto` or `UID[:GID]`.
+    public init(parsing text: String, field: String) throws {
+        if text.trimmingSpaces().lowercased() == "auto" {
+            self = .perRun
+        } else {
+            self = .fixed(try AgentIdentity(parsing: text, field: field))
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .perRun: "auto"
+        case .fixed(let identity): identity.description
+        }
+    }
 }
 
 /// A confinement layer, as named by `--allow-degraded` and in `warden inspect`.
@@ -116,7 +144,7 @@ public struct RunProfile: Sendable, Equatable {
     /// Where the run's events are recorded.
     public var auditStore: AuditStoreLocation = .stateDirectory
     /// The host identity the agent runs as.
-    public var user: AgentIdentity = .default
+    public var user: AgentUser = .perRun
     /// Paths added read-only to the view (`--read`).
     public var read: [String] = []
     public var view: ReadView = .minimal
@@ -187,7 +215,7 @@ public struct RunProfileOverrides: Sendable, Equatable {
     public var passEnvironment: [String] = []
     public var command: [String]?
     public var auditStore: AuditStoreLocation?
-    public var user: AgentIdentity?
+    public var user: AgentUser?
     public var read: [String] = []
     public var view: ReadView?
     public var outputMax: ByteSize?

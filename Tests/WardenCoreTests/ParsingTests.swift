@@ -139,3 +139,19 @@ struct ProfileTests {
         #expect(merged.pidsMax == 4096, "defaults survive")
     }
 }
+
+struct AgentUserTests {
+    @Test func autoIsAUidOfTheRunsOwnAndNumbersAreFixed() throws {
+        #expect(try AgentUser(parsing: "auto", field: "--user") == .perRun)
+        #expect(try AgentUser(parsing: " AUTO ", field: "--user") == .perRun)
+        #expect(try AgentUser(parsing: "1000:1001", field: "--user") == .fixed(AgentIdentity(uid: 1000, gid: 1001)))
+        #expect(RunProfile().user == .perRun, "the default is a uid of the run's own")
+    }
+
+    @Test(arguments: ["0", "0:0", "root", "-1", "1000:", "auto:1"])
+    func rejectsRootAndGarbageNamingTheField(text: String) {
+        #expect {
+            _ = try AgentUser(parsing: text, field: "user")
+        } throws: { ($0 as? WardenError)?.message.hasPrefix("user:") == true }
+    }
+}

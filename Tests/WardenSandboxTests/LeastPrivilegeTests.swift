@@ -40,8 +40,9 @@ struct LeastPrivilegeTests {
             """)
         #expect(result.status == 0, "\(result.standardError)")
         let seen = values(result.standardOutput)
-        #expect(seen["uid"] == "2000000000" && seen["gid"] == "2000000000", "\(seen)")
-        #expect(seen["outside"] == "2000000000", "the uid outside the agent's user namespace: \(seen)")
+        let uid = try #require(seen["uid"].flatMap(UInt32.init), "\(seen)")
+        #expect(AgentIdentity.perRunRange.contains(uid) && seen["gid"] == String(uid), "\(seen)")
+        #expect(seen["outside"] == String(uid), "the uid outside the agent's user namespace: \(seen)")
         #expect(seen["user"] == "warden-agent")
         #expect(seen["wrote"] == "0")
         #expect(seen["cap"] == "0000000000000000")
@@ -50,7 +51,7 @@ struct LeastPrivilegeTests {
         #expect(st.st_uid == 4242 && st.st_gid == 4343, "owned by the workspace's owner on the host")
         // The record says who the agent was.
         let runs = try harness.run(["ps", "--all", "--json"]).standardOutput
-        #expect(runs.contains("\"uid\" : 2000000000"), "\(runs)")
+        #expect(runs.contains("\"uid\" : \(uid)"), "\(runs)")
     }
 
     @Test func theOperatorsSecretsAreUnreadableAndUnfindable() throws {
@@ -155,8 +156,10 @@ struct LeastPrivilegeTests {
             harness, "echo euid=$(\(planted) -u); echo ruid=$(\(planted) -ru)", flags: ["--read", tools])
         #expect(result.status == 0, "\(result.standardError)")
         let seen = values(result.standardOutput)
-        #expect(seen["euid"] == "2000000000", "a setuid-root program ran with euid \(seen["euid"] ?? "?")")
-        #expect(seen["ruid"] == "2000000000")
+        let euid = seen["euid"].flatMap(UInt32.init)
+        #expect(
+            euid.map(AgentIdentity.perRunRange.contains) == true, "a setuid-root program ran with euid \(euid ?? 0)")
+        #expect(seen["ruid"] == seen["euid"])
     }
 
     /// Through the idmapped workspace the agent's files are the workspace owner's on the host (root's,
@@ -253,6 +256,81 @@ struct LeastPrivilegeTests {
         let seen = values(result.standardOutput)
         #expect(seen["lease"] == "refused", "\(seen)")
         #expect(seen["fcntl"] == "ok", "other fcntl commands still work")
+    }
+
+    /// Per-user kernel limits (inotify instances here; also user namespaces, pending signals) are
+    /// counted by host uid. A run that takes all of its identity's inotify instances leaves a concurrent
+    /// run's untouched, because each live run has a uid of its own; two runs given one `--user` share
+    /// them, which the second half shows (and what every run suffered when all were one uid).
+    @Test func oneRunCannotExhaustAnotherRunsPerUserLimits() throws {
+        let harness = try WardenHarness()
+        let hog = harness.root + "/hog"
+        try FileManager.default.createDirectory(atPath: hog, withIntermediateDirectories: true)
+        let takeAll = """
+            import ctypes, os, time
+            libc = ctypes.CDLL(None, use_errno=True)
+            held = []
+            while True:
+                fd = libc.inotify_init1(0)
+                if fd < 0: break
+                held.append(fd)
+            open('took', 'w').write(str(len(held)))
+            time.sleep(60)
+            """
+        let probe = """
+            python3 -c "
+            import ctypes
+            print('inotify=ok' if ctypes.CDLL(None).inotify_init1(0) >= 0 else 'inotify=exhausted')
+            "
+            """
+        func hogRun(_ flags: [String]) throws -> String {
+            try? FileManager.default.removeItem(atPath: hog + "/took")
+            let started = try harness.run(
+                ["run", "--detach", "--json", "--workspace", hog] + flags + ["--", "/usr/bin/python3", "-c", takeAll])
+            #expect(started.status == 0, "\(started.standardError)")
+            #expect(harness.waitUntil(timeout: 20) { FileManager.default.fileExists(atPath: hog + "/took") })
+            let took = Int((try? String(contentsOfFile: hog + "/took", encoding: .utf8)) ?? "") ?? 0
+            #expect(took >= 100, "the hog held \(took) inotify instances")
+            return try #require(started.json["id"] as? String)
+        }
+        let own = try hogRun([])
+        let beside = try agent(harness, probe)
+        #expect(values(beside.standardOutput)["inotify"] == "ok", "a run beside the hog: \(beside.standardOutput)")
+        _ = try harness.run(["kill", own])
+        let shared = try hogRun(["--user", "2000065535"])
+        let sharing = try agent(harness, probe, flags: ["--user", "2000065535"])
+        #expect(values(sharing.standardOutput)["inotify"] == "exhausted", "one uid, one allowance")
+        _ = try harness.run(["kill", shared])
+    }
+
+    /// When a kernel resource the supervisor uses is short (here: every inotify instance of root's is
+    /// taken, as an agent running as root once did), a new run is not refused: its tripwires are
+    /// compared on every tick instead of notified, the run says so, and a tamper is still recorded.
+    @Test func aShortKernelResourceDegradesTripwiresInsteadOfRefusingTheRun() throws {
+        let harness = try WardenHarness()
+        try harness.write("#!/bin/sh\nkill 1\n", to: harness.workspace + "/shutdown.sh")
+        var held: [Int32] = []
+        while held.count < 4096 {
+            let fd = inotify_init1(Int32(IN_CLOEXEC))
+            if fd < 0 { break }
+            held.append(fd)
+        }
+        #expect(inotify_init1(Int32(IN_CLOEXEC)) < 0, "root's inotify instances are all taken")
+        let started = try harness.run([
+            "run", "--detach", "--json", "--workspace", harness.workspace, "--tripwire", "shutdown.sh", "--",
+            "/bin/sh", "-c", "sleep 1; echo 'exit 0' > shutdown.sh; sleep 30",
+        ])
+        for fd in held { close(fd) }
+        #expect(started.status == 0, "the run was refused: \(started.standardError)")
+        #expect(started.standardError.contains("tripwires: watched by polling"), "\(started.standardError)")
+        let id = try #require(started.json["id"] as? String)
+        let warnings = try harness.events(id, kind: "warning")
+        #expect(warnings.contains { $0["tripwires"] == "polling" }, "\(warnings)")
+        #expect(
+            try harness.waitUntil(timeout: 10) {
+                try harness.events(id, kind: "tripwire").contains { $0["path"]?.hasSuffix("shutdown.sh") == true }
+            }, "the tamper is still recorded")
+        _ = try harness.run(["kill", id])
     }
 
     /// The operator's first `git status` in a workspace runs `core.fsmonitor`, `git checkout` runs the

@@ -165,7 +165,7 @@ struct TripwireTests {
         try "kill -s TERM 1\n".write(toFile: path, atomically: false, encoding: .utf8)
         Glibc.chmod(path, 0o755)
         usleep(20_000)
-        let watcher = try TripwireWatcher(baselines: [TripwireBaseline.capture(path)])
+        let watcher = TripwireWatcher(baselines: [TripwireBaseline.capture(path)])
         try change(path)
         usleep(20_000)
         return Set((watcher.drainNotifications() + watcher.finalCheck()).map(\.change))

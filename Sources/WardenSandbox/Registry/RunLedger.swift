@@ -26,13 +26,26 @@ public struct RunLedger: Sendable {
     }
 
     /// Registers a new run in `starting`; fails if the id exists.
-    public static func create(_ record: RunRecord, in registry: RunRegistry) throws -> RunLedger {
+    ///
+    /// - Parameter claimingIdentity: the run gets a host identity of its own (``IdentityClaims``),
+    ///   written into its record in the same critical section; ``current()`` tells which.
+    public static func create(
+        _ record: RunRecord, in registry: RunRegistry, claimingIdentity: Bool = false
+    ) throws -> RunLedger {
         try registry.prepare()
-        let path = registry.directory(for: record.id)
-        guard mkdir(path, 0o700) == 0 else { throw FileIO.systemError("create \(path)") }
-        let ledger = RunLedger(registry: registry, id: record.id, location: record.auditStore)
-        try ledger.write(record)
-        return ledger
+        func write(_ record: RunRecord) throws -> RunLedger {
+            let path = registry.directory(for: record.id)
+            guard mkdir(path, 0o700) == 0 else { throw FileIO.systemError("create \(path)") }
+            let ledger = RunLedger(registry: registry, id: record.id, location: record.auditStore)
+            try ledger.write(record)
+            return ledger
+        }
+        guard claimingIdentity else { return try write(record) }
+        return try IdentityClaims(registry: registry).claim(for: record.id) { identity in
+            var record = record
+            record.identity = identity
+            return try write(record)
+        }
     }
 
     /// The record as it is now.
@@ -250,11 +263,12 @@ public struct RunLedger: Sendable {
         }
     }
 
-    /// Removes the run's cgroup once nothing is in it (the kernel refuses to remove a populated one).
+    /// Once the run has ended and nothing is left in its cgroup: removes the cgroup (the kernel refuses
+    /// to remove a populated one) and gives back its per-run identity.
     private func removeCgroupIfEmpty() {
-        guard let record = try? current(), record.state.isFinal, let cgroup = record.cgroup, !cgroup.isPopulated()
-        else { return }
-        cgroup.remove()
+        guard let record = try? current(), record.state.isFinal, record.cgroup?.isPopulated() != true else { return }
+        record.cgroup?.remove()
+        if let identity = record.identity { IdentityClaims(registry: registry).release(identity, of: id) }
     }
 
     /// Read-modify-write under the run's lock; `body` records its event before changing the record.

@@ -26,8 +26,11 @@ public struct RunPlan: Sendable {
     public var allowDegraded: Set<Layer>
     public var environment: [(name: String, value: String)]
     public var host: HostConfiguration
-    /// The unprivileged host identity the agent runs as; nil with `--allow-degraded root`.
+    /// The unprivileged host identity the agent runs as; nil with `--allow-degraded root`. With
+    /// ``identityPerRun`` this is a placeholder until the run claims one of its own at start.
     public var identity: AgentIdentity? = .default
+    /// The run claims a uid of ``AgentIdentity/perRunRange`` that no live run has (`--user auto`).
+    public var identityPerRun = true
     /// The workspace directory's owner, whom the agent's files belong to on the host.
     public var workspaceOwner = AgentIdentity(uid: 0, gid: 0)
     public var view: ReadView = .minimal
@@ -175,7 +178,17 @@ public struct RunPlan: Sendable {
             protect: protect, hide: hide, tripwires: tripwires, onTamper: profile.onTamper, grace: profile.grace,
             lease: profile.lease, allowDegraded: profile.allowDegraded, environment: environment, host: host)
         plan.auditStore = profile.auditStore
-        plan.identity = profile.allowDegraded.contains(.identity) ? nil : profile.user
+        switch (profile.allowDegraded.contains(.identity), profile.user) {
+        case (true, _):
+            plan.identity = nil
+            plan.identityPerRun = false
+        case (false, .perRun):
+            plan.identity = .default
+            plan.identityPerRun = true
+        case (false, .fixed(let identity)):
+            plan.identity = identity
+            plan.identityPerRun = false
+        }
         plan.view = profile.view
         plan.read = read
         plan.outputMax = profile.outputMax.bytes

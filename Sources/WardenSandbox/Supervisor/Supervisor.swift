@@ -12,7 +12,8 @@ import WardenCore
 /// State machine: `starting` (layers being applied; any failure refuses the run and removes what was
 /// made) → `running` → `stopping` → `stopped`, or `running` → `exited` when the agent ends by itself.
 public final class Supervisor {
-    public let plan: RunPlan
+    /// The plan; its identity is filled in at start when the run claims one of its own.
+    public private(set) var plan: RunPlan
     public let registry: RunRegistry
     public private(set) var id: RunID?
     private var cgroup: RunCgroup?
@@ -100,7 +101,8 @@ public final class Supervisor {
         var record = RunRecord(id: id, plan: plan)
         record.supervisorPID = getpid()
         record.supervisorStartTime = ProcessIdentity.startTime(of: getpid())
-        let ledger = try RunLedger.create(record, in: registry)
+        let ledger = try RunLedger.create(record, in: registry, claimingIdentity: plan.identityPerRun)
+        if plan.identityPerRun { plan.identity = try ledger.current().identity }
         self.id = id
         self.ledger = ledger
         // Operator signals are caught from before the agent exists: one that arrives while the run
@@ -219,7 +221,15 @@ public final class Supervisor {
 
         // 2. Tripwire baselines, taken before the agent can touch anything.
         let baselines = plan.tripwires.map { TripwireBaseline.capture($0) }
-        watcher = try TripwireWatcher(baselines: baselines)
+        let watcher = TripwireWatcher(baselines: baselines)
+        self.watcher = watcher
+        if let reason = watcher.degraded {
+            // A kernel resource another user exhausted does not refuse this run: the files are compared
+            // on every tick (200 ms) instead of notified at once.
+            warn(
+                "tripwires: watched by polling every 200 ms, not notified at once (\(reason))",
+                subject: "tripwire", ["tripwires": "polling", "reason": reason])
+        }
 
         // 3. Descriptors for bubblewrap and the shim.
         var toClose: [Int32] = []

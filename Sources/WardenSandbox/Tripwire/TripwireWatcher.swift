@@ -15,6 +15,10 @@ public struct TripwireIncident: Sendable, Equatable {
 /// immediate notice, plus a stat-and-hash comparison that catches what inotify cannot see (writes
 /// through `mmap`) and changes that were undone.
 ///
+/// When the kernel is short of inotify instances or watches (another user took them all), the watcher
+/// does not refuse the run: it falls back to the comparison alone, which the supervisor makes on every
+/// tick, and says so in ``degraded``. Without tripwires it holds no inotify instance at all.
+///
 /// Each kind of change is reported once per path.
 public final class TripwireWatcher {
     private let inotifyFD: Int32
@@ -23,31 +27,44 @@ public final class TripwireWatcher {
     private var lastSeen: [String: TripwireBaseline] = [:]
     private let baselines: [TripwireBaseline]
     private var reported = Set<String>()
+    /// Why some or all changes are seen only by polling (nil: inotify watches everything).
+    public private(set) var degraded: String?
 
-    /// The descriptor to poll for readability.
+    /// The descriptor to poll for readability (-1 when there is none: `poll` ignores it).
     public var fileDescriptor: Int32 { inotifyFD }
 
-    public init(baselines: [TripwireBaseline]) throws {
+    public init(baselines: [TripwireBaseline]) {
         self.baselines = baselines
-        inotifyFD = inotify_init1(Int32(IN_NONBLOCK | IN_CLOEXEC))
-        guard inotifyFD >= 0 else { throw FileIO.systemError("inotify_init1") }
+        inotifyFD = baselines.isEmpty ? -1 : inotify_init1(Int32(IN_NONBLOCK | IN_CLOEXEC))
+        if !baselines.isEmpty && inotifyFD < 0 {
+            degraded = "inotify_init1: \(String(cString: strerror(errno)))"
+        }
         for baseline in baselines {
             lastSeen[baseline.path] = baseline
+            guard inotifyFD >= 0 else { continue }
             addFileWatch(baseline.path)
             let directory = String(baseline.path[..<(baseline.path.lastIndex(of: "/") ?? baseline.path.startIndex)])
             let wd = inotify_add_watch(
                 inotifyFD, directory.isEmpty ? "/" : directory,
                 UInt32(IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_ONLYDIR))
-            if wd >= 0 { directoryWatches[wd, default: []].append(baseline.path) }
+            if wd >= 0 {
+                directoryWatches[wd, default: []].append(baseline.path)
+            } else if errno == ENOSPC {
+                degraded = degraded ?? "inotify_add_watch: \(String(cString: strerror(ENOSPC)))"
+            }
         }
     }
 
-    deinit { close(inotifyFD) }
+    deinit { if inotifyFD >= 0 { close(inotifyFD) } }
 
     private func addFileWatch(_ path: String) {
         let mask = UInt32(IN_MODIFY | IN_ATTRIB | IN_MOVE_SELF | IN_DELETE_SELF | IN_CLOSE_WRITE | IN_DONT_FOLLOW)
         let wd = inotify_add_watch(inotifyFD, path, mask)
-        if wd >= 0 { fileWatches[wd] = path }
+        if wd >= 0 {
+            fileWatches[wd] = path
+        } else if errno == ENOSPC {
+            degraded = degraded ?? "inotify_add_watch: \(String(cString: strerror(ENOSPC)))"
+        }
     }
 
     private func report(_ path: String, _ change: String, _ detail: String, into incidents: inout [TripwireIncident]) {
@@ -59,6 +76,7 @@ public final class TripwireWatcher {
     /// Reads pending inotify events and turns them into incidents.
     public func drainNotifications() -> [TripwireIncident] {
         var incidents: [TripwireIncident] = []
+        guard inotifyFD >= 0 else { return compareWithLastSeen() }
         var buffer = [UInt8](repeating: 0, count: 16384)
         while true {
             let n = buffer.withUnsafeMutableBytes { read(inotifyFD, $0.baseAddress, $0.count) }
