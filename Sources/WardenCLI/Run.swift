@@ -195,6 +195,9 @@ extension Warden {
                 throw error
             }
             for warning in supervisor.warnings { Output.error("warning: \(warning)") }
+            if supervisor.relaysKeys {
+                Output.error("run \(id) has a terminal of its own; \(Supervisor.stopKeyName) stops it")
+            }
             if let readyFD {
                 reportReady(["id": id.rawValue, "warnings": supervisor.warnings.joined(separator: "\n")])
                 close(readyFD)

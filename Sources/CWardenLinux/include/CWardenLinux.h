@@ -3,6 +3,8 @@
 
 #include <stdint.h>
 #include <sys/types.h>
+#include <sys/ioctl.h>
+#include <termios.h>
 
 /// Result of warden_spawn. On failure pid is -1, err is the errno and stage names the step.
 typedef struct {
@@ -138,3 +140,22 @@ int warden_abstract_connect(const char *name);
 /// every audit record the kernel emits, without /dev/kmsg's printk rate limit. Needs CAP_AUDIT_READ;
 /// -1 with errno when unavailable.
 int warden_audit_multicast_open(void);
+
+// MARK: - Terminals (a foreground run's relayed pty)
+
+/// A new pseudo-terminal pair, both ends close-on-exec, neither made a controlling terminal; the slave
+/// starts with `settings` and `size` when given. 0, or -1 with errno.
+int warden_pty_open(int *master, int *slave, const struct termios *settings, const struct winsize *size);
+/// Saves `fd`'s terminal settings into `saved` and puts it in raw mode (no echo, no line editing, no
+/// signals from keys, no output processing). 0, or -1 with errno.
+int warden_tty_make_raw(int fd, struct termios *saved);
+/// Forks a guardian that restores `saved` on `tty_fd` (and writes a short reset of cursor, colours and
+/// mouse modes) once the returned descriptor's other end closes without a byte written first: it
+/// restores the operator's terminal when the supervisor dies, even by SIGKILL. It is in a session of its
+/// own, ignores every signal it can, and holds nothing else. Returns the pipe's write end (close-on-exec)
+/// and stores the guardian's pid, or -1 with errno.
+int warden_terminal_guard(int tty_fd, const struct termios *saved, pid_t *guardian);
+/// Makes `fd`'s terminal the caller's controlling terminal (the caller is a session leader without one).
+int warden_set_controlling_tty(int fd);
+/// Like warden_signal_pipe, for SIGWINCH alone (its own pipe, so a resize is never taken for a stop).
+int warden_winch_pipe(void);

@@ -17,11 +17,14 @@ public struct BubblewrapCommand: Sendable {
     public var applyLandlock: Bool
     /// `/etc/passwd` and `/etc/group` with the agent's entry added (memfds), when it has an identity.
     public var accountFDs: (passwd: Int32, group: Int32)?
+    /// The agent's terminal is a pty Warden relays (a foreground run on a terminal).
+    public var controllingTerminal: Bool
 
     public init(
         plan: RunPlan, seccomp: Bool, infoFD: Int32, statusFD: Int32, goFD: Int32 = -1, applyLandlock: Bool,
-        accountFDs: (passwd: Int32, group: Int32)? = nil
+        accountFDs: (passwd: Int32, group: Int32)? = nil, controllingTerminal: Bool = false
     ) {
+        self.controllingTerminal = controllingTerminal
         self.plan = plan
         self.seccomp = seccomp
         self.infoFD = infoFD
@@ -51,6 +54,7 @@ public struct BubblewrapCommand: Sendable {
         shim.seccompLog = seccomp
         shim.localSocketsOnly = seccomp && plan.network == .none
         shim.identity = plan.identity
+        shim.controllingTerminal = controllingTerminal
         shim.command = plan.command
         return shim
     }

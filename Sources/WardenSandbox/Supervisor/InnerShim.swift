@@ -81,6 +81,13 @@ public enum InnerShim {
             repeat { n = read(options.goFD, &byte, 1) } while n < 0 && errno == EINTR
             guard n == 1 else { exit(126) }
         }
+        if options.controllingTerminal {
+            // A session of the agent's own (bubblewrap's --new-session one is led by the sandbox's init),
+            // whose controlling terminal is the relayed pty, with the agent (this process, after exec)
+            // its foreground group: job control and window-size signals work. Not the operator's
+            // terminal: that one never enters the sandbox.
+            if setsid() >= 0 { _ = [0, 1, 2].first { isatty($0) == 1 && warden_set_controlling_tty($0) == 0 } }
+        }
         _ = warden_close_range_cloexec(3)
         var argv = options.command.map { strdup($0) } + [nil]
         execvp(options.command[0], &argv)

@@ -23,6 +23,9 @@ public struct ShimArguments: Sendable, Equatable {
     public var seccompLog = false
     /// Under `--network none`: `socket` may make only AF_UNIX, AF_INET(6) and NETLINK_ROUTE sockets.
     public var localSocketsOnly = false
+    /// Standard input (or output) is the run's relayed pty: make it the agent's controlling terminal,
+    /// so job control and window-size signals work for screen programs.
+    public var controllingTerminal = false
     /// The agent's command.
     public var command: [String] = []
 
@@ -43,6 +46,7 @@ public struct ShimArguments: Sendable, Equatable {
         if seccompLog { args.append("--seccomp-log") }
         if localSocketsOnly { args.append("--local-sockets") }
         if let identity { args += ["--user", identity.description] }
+        if controllingTerminal { args.append("--tty") }
         return args + ["--"] + command
     }
 
@@ -79,6 +83,7 @@ public struct ShimArguments: Sendable, Equatable {
             case "--no-landlock": landlock = false
             case "--seccomp-log": seccompLog = true
             case "--local-sockets": localSocketsOnly = true
+            case "--tty": controllingTerminal = true
             case "--":
                 command = Array(arguments[(index + 1)...])
                 if command.isEmpty { return nil }

@@ -25,8 +25,14 @@ public final class Supervisor {
     private var signalFD: Int32 = -1
     /// A detached run's output, relayed into the bounded `output.log`.
     private var output: OutputLog?
+    /// A foreground run's own pty, relayed to the operator's terminal.
+    private var terminal: TerminalRelay?
     /// Messages for the operator's terminal (warnings about degraded layers, `--network host`).
     public private(set) var warnings: [String] = []
+    /// Whether the operator's keys go to the agent's pty: ``TerminalRelay/stopKeyName`` then stops the run.
+    public var relaysKeys: Bool { terminal?.takesKeys == true }
+    /// The key that stops a foreground run on a terminal.
+    public static let stopKeyName = TerminalRelay.stopKeyName
 
     static let handledSignals: [Int32] = [SIGINT, SIGTERM, SIGHUP]
 
@@ -89,7 +95,8 @@ public final class Supervisor {
     ///
     /// - Parameters:
     ///   - detached: the agent's output goes to `output.log` in the run's directory, its input is empty;
-    ///     otherwise it shares the supervisor's standard descriptors.
+    ///     otherwise it has the supervisor's standard descriptors, except that those that are a terminal
+    ///     are replaced by a pty of the run's own, relayed (``TerminalRelay``).
     /// - Throws: ``WardenError``; on any error nothing of the run is left behind except its failed record.
     public func start(detached: Bool) throws -> RunID {
         let layers = try checkLayers()
@@ -118,6 +125,9 @@ public final class Supervisor {
                 let log = try OutputLog(directory: registry.directory(for: id), maximum: plan.outputMax)
                 output = log
                 stdio = (null, log.writeFD, log.writeFD)
+            } else if let relay = try TerminalRelay.attachIfTerminal() {
+                terminal = relay
+                stdio = relay.stdio
             }
             defer { if detached { close(stdio.0); close(stdio.1) } }
             try launch(id: id, layers: layers, ledger: ledger, stdio: stdio)
@@ -269,7 +279,7 @@ public final class Supervisor {
         toClose.append(cgroupDirectory)
         let command = BubblewrapCommand(
             plan: plan, seccomp: layers.seccomp != nil, infoFD: info.write, statusFD: status.write, goFD: go.read,
-            applyLandlock: layers.landlock, accountFDs: accountFDs)
+            applyLandlock: layers.landlock, accountFDs: accountFDs, controllingTerminal: terminal != nil)
         let argv = command.arguments
         let keep = [accountFDs?.passwd, accountFDs?.group, info.write, status.write, go.read].compactMap { $0 }
 
@@ -287,6 +297,8 @@ public final class Supervisor {
         }
         bubblewrapPID = result.pid
         bubblewrapPIDFD = result.pidfd
+        // The agent's side of its pty is the agent's alone now.
+        terminal?.closeSlave()
         if let text = try? FileIO.readString("/proc/\(result.pid)/sessionid"), let session = UInt32(text),
             session != UInt32.max
         {
@@ -349,6 +361,7 @@ public final class Supervisor {
             details: [
                 "command": plan.command.joined(separator: " "), "agent_pid": String(agentPID),
                 "init_pid": String(childPID), "workspace": plan.workspace, "network": plan.network.rawValue,
+                "terminal": terminal == nil ? "none" : "relayed pty (\(Self.stopKeyName) stops the run)",
             ])
         try ledger.markRunning(
             RunLedger.Started(
@@ -415,6 +428,7 @@ public final class Supervisor {
 
     private func cleanUpFailedStart(id: RunID, error: any Error) {
         Self.handledSignals.withUnsafeBufferPointer { warden_signal_default($0.baseAddress, Int32($0.count)) }
+        terminal?.finish()
         if bubblewrapPIDFD >= 0 {
             try? cgroup?.kill()
             _ = cgroup?.waitUntilEmpty(timeout: .seconds(5))
@@ -448,6 +462,13 @@ public final class Supervisor {
         var exitStatus: Int32 = 0
         var stopping = false
         var leaseTracker = LeaseTracker()
+        // The operator's keys are the agent's from here (raw mode); warnings were printed before.
+        do {
+            try terminal?.takeKeys()
+        } catch {
+            warnings.append("\(error)")
+            try? event(.warning, ["warning": "\(error)"], subject: "terminal")
+        }
         loop: while true {
             var fds = [
                 pollfd(fd: bubblewrapPIDFD, events: Int16(POLLIN), revents: 0),
@@ -456,8 +477,18 @@ public final class Supervisor {
                 pollfd(fd: denials?.fileDescriptor ?? -1, events: Int16(POLLIN), revents: 0),
                 pollfd(fd: output?.readFD ?? -1, events: Int16(POLLIN), revents: 0),
             ]
+            fds += terminal?.pollDescriptors ?? []
             _ = poll(&fds, nfds_t(fds.count), 200)
             if fds[4].revents != 0 { drainOutput() }
+            if let terminal, fds[5...].contains(where: { $0.revents != 0 }), terminal.service() > 0 {
+                if !stopping {
+                    stopping = true
+                    runStop(
+                        actor: .operator, reason: "operator interrupt (\(Self.stopKeyName))", grace: plan.grace)
+                } else {
+                    try? cgroup.kill()
+                }
+            }
             if fds[0].revents != 0 {
                 var status: Int32 = 0
                 if waitpid(bubblewrapPID, &status, WNOHANG) == bubblewrapPID {
@@ -527,10 +558,13 @@ public final class Supervisor {
         let interrupt = actor == .operator ? signalFD : -1
         let observer = StopProtocol.Observer(
             fileDescriptors: [watcher?.fileDescriptor, denials?.fileDescriptor, output?.readFD].compactMap { $0 }
+                + (terminal?.pollDescriptors.map(\.fd) ?? [])
         ) { [self] in
             if let watcher { recordIncidents(watcher.drainNotifications()) }
             recordDenials()
             drainOutput()
+            // The agent's output is still relayed during the grace period; the stop key again kills now.
+            if let terminal, terminal.service() > 0 { try? cgroup?.kill() }
         }
         let outcome = try? StopProtocol(ledger: ledger, actor: actor, interruptFD: interrupt)
             .run(grace: grace, reason: reason, observer: observer)
@@ -581,8 +615,9 @@ public final class Supervisor {
         }
         if let watcher { recordIncidents(watcher.finalCheck()) }
         recordDenials()
-        // Every writer is gone with the cgroup: this reads the pipe to its end.
+        // Every writer is gone with the cgroup: this reads the pipe to its end, and the pty's.
         drainOutput()
+        terminal?.finish()
         let code = Self.exitCode(status)
         let record = try? registry.load(id)
         let wasStopped = record?.stop != nil || record?.state == .stopping || record?.state == .stopped
@@ -593,6 +628,7 @@ public final class Supervisor {
         var details = ["stopped": String(wasStopped)]
         if let denials, !denials.summary.isEmpty { details["denials"] = denials.summary }
         if let lost = denials?.lost, lost > 0 { details["denial_records_lost"] = String(lost) }
+        if let dropped = terminal?.filter.summary, !dropped.isEmpty { details["terminal_dropped"] = dropped }
         // Nothing of the run is left to change the workspace: review what the host might execute.
         try? ledger?.recordReview(WorkspaceReview.review(plan.workspace))
         // The ledger removes the cgroup when this ends the run; a stop in progress elsewhere still reads
