@@ -38,6 +38,8 @@ struct RunLifecycleTests {
         #expect(
             (ended["warnings"] as? [String])?.contains { $0.contains("supervisor") && $0.contains("died") } == true)
         #expect(try harness.events(id, kind: "exited").first?["supervisor_died"] == "true")
+        // What the host might run from the workspace is reviewed even though the supervisor could not.
+        #expect(try harness.events(id, kind: "workspace.review").count == 1)
         // A later stop finds nothing and says so.
         let stop = try harness.run(["stop", id, "--json"])
         #expect(stop.status == 0)

@@ -188,11 +188,11 @@ public struct RunLedger: Sendable {
     }
 
     /// Records the workspace review at the run's end (`workspace.review` first, then the record).
-    public func recordReview(_ review: WorkspaceReview) throws {
+    public func recordReview(_ review: WorkspaceReview, actor: EventActor = .supervisor) throws {
         try update { record in
             try sink.record(
                 RunEvent(
-                    run: id, kind: .workspaceReview, actor: .supervisor, subject: "workspace",
+                    run: id, kind: .workspaceReview, actor: actor, subject: "workspace",
                     details: [
                         "findings": review.findings.joined(separator: "\n"), "count": String(review.findings.count),
                         "entries": String(review.entries),
@@ -264,11 +264,18 @@ public struct RunLedger: Sendable {
     }
 
     /// Once the run has ended and nothing is left in its cgroup: removes the cgroup (the kernel refuses
-    /// to remove a populated one) and gives back its per-run identity.
+    /// to remove a populated one), gives back its per-run identity, and — when its supervisor is gone,
+    /// so will not — reviews the workspace for what the host might execute.
     private func removeCgroupIfEmpty() {
         guard let record = try? current(), record.state.isFinal, record.cgroup?.isPopulated() != true else { return }
         record.cgroup?.remove()
         if let identity = record.identity { IdentityClaims(registry: registry).release(identity, of: id) }
+        let supervised = record.supervisorPID.map {
+            $0 == getpid() || ProcessIdentity.isAlive(pid: $0, startTime: record.supervisorStartTime)
+        }
+        if record.review == nil, record.agentPID != nil, supervised == false {
+            try? recordReview(WorkspaceReview.review(record.workspace), actor: .warden)
+        }
     }
 
     /// Read-modify-write under the run's lock; `body` records its event before changing the record.
