@@ -263,6 +263,8 @@ public struct StopBenchmark {
             // each switched off alone: their cost is the difference to the default row.
             ("warden run --allow-degraded root -- true", warden + ["--allow-degraded", "root", "--", truePath]),
             ("warden run --view host -- true", warden + ["--view", "host", "--", truePath]),
+            // A fixed identity: no per-run claim (its lock, the scan of live claims, the claim file).
+            ("warden run --user 2000065535 -- true", warden + ["--user", "2000065535", "--", truePath]),
         ]
         var samples = [[Double]](repeating: [], count: commands.count)
         for repetition in 1...repetitions {
