@@ -10,6 +10,7 @@ let package = Package(
         .library(name: "WardenPolicy", targets: ["WardenPolicy"]),
         .library(name: "WardenAudit", targets: ["WardenAudit"]),
         .library(name: "WardenSandbox", targets: ["WardenSandbox"]),
+        .library(name: "WardenGateway", targets: ["WardenGateway"]),
         .library(name: "WardenRedTeam", targets: ["WardenRedTeam"]),
         .library(name: "WardenBench", targets: ["WardenBench"]),
     ],
@@ -55,6 +56,15 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
+        // The mediated doors and the approvals broker they share.
+        .target(
+            name: "WardenGateway",
+            dependencies: [
+                "WardenCore", "WardenPolicy",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ]
+        ),
         .target(
             name: "WardenRedTeam",
             dependencies: [
@@ -74,6 +84,7 @@ let package = Package(
             dependencies: [
                 "WardenAudit",
                 "WardenBench",
+                "WardenGateway",
                 "WardenRedTeam",
                 "WardenCore",
                 "WardenPolicy",
@@ -108,6 +119,10 @@ let package = Package(
             dependencies: ["WardenRedTeam", "WardenAudit", "WardenSandbox", "WardenCore", "WardenTesting"],
             // The stand-in model server is run by the tests from the source tree.
             exclude: ["Peers"]
+        ),
+        .testTarget(
+            name: "WardenGatewayTests",
+            dependencies: ["WardenGateway", "WardenAudit", "WardenCore", "WardenTesting"]
         ),
         // The command line through the real binary: bad input, `warden policy`, `warden redteam` flags.
         .testTarget(

@@ -27,7 +27,7 @@ struct Warden: AsyncParsableCommand {
             """,
         subcommands: [
             Run.self, Stop.self, Kill.self, Renew.self, Ps.self, Inspect.self, Events.self, PolicyCommand.self,
-            Audit.self, RedTeam.self, Demo.self,
+            Approvals.self, Approve.self, Deny.self, Audit.self, RedTeam.self, Demo.self,
             Bench.self,
         ]
     )
@@ -98,6 +98,13 @@ enum Output {
     static func json<T: Encodable>(_ value: T) throws -> String {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        return String(decoding: try encoder.encode(value), as: UTF8.self)
+    }
+
+    /// One JSON object on one line (for streams: `--watch`, `--follow`).
+    static func line<T: Encodable>(_ value: T) throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         return String(decoding: try encoder.encode(value), as: UTF8.self)
     }
 

@@ -20,6 +20,14 @@ public enum EventKind: String, Codable, Sendable, CaseIterable {
     case leaseExpired = "lease.expired"
     /// What the run left in its workspace that the host might execute or that raises privilege.
     case workspaceReview = "workspace.review"
+    /// A door held a request for a person's decision (an `ask`).
+    case approvalRequested = "approval.requested"
+    /// A person approved or denied a held request.
+    case approvalDecided = "approval.decided"
+    /// A held request ran on its approval (once) or on a remembered grant.
+    case approvalUsed = "approval.used"
+    /// Nobody decided in time: silence is a denial.
+    case approvalExpired = "approval.expired"
 
     /// Whether this event ends a run's record (the audit log signs a checkpoint at once after it).
     public var endsRun: Bool { self == .exited || self == .stopped }
@@ -41,6 +49,10 @@ public enum EventActor: String, Codable, Sendable, CaseIterable {
     case warden
     /// The red-team harness (its off-switch under Warden is a stop).
     case redteam
+    /// One of the mediated doors (egress, tools, model): its decisions and held requests.
+    case gateway
+    /// A person deciding a held request (`warden approve`, `warden deny`, the inline prompt).
+    case approver
 }
 
 /// One recorded fact about a run.
