@@ -328,7 +328,10 @@ public final class ApprovalBroker: Sendable {
                 result = try body(db)
                 return .commit
             }
-            return result!
+            guard let result else {
+                throw WardenError(code: .systemCall, message: "approvals: the write was rolled back")
+            }
+            return result
         } catch let error as WardenError {
             throw error
         } catch {
