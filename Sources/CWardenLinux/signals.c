@@ -8,12 +8,13 @@
 #include <string.h>
 #include <unistd.h>
 
-static int warden_signal_write_fd = -1;
+/// The write end of each signal's pipe: each call of warden_signal_pipe makes a pipe of its own.
+static int warden_signal_write_fds[NSIG] = {0};
 
 static void warden_signal_handler(int sig) {
     int saved = errno;
     unsigned char byte = (unsigned char)sig;
-    ssize_t ignored = write(warden_signal_write_fd, &byte, 1);
+    ssize_t ignored = write(warden_signal_write_fds[sig] - 1, &byte, 1);
     (void)ignored;
     errno = saved;
 }
@@ -21,7 +22,10 @@ static void warden_signal_handler(int sig) {
 int warden_signal_pipe(const int *signals, int count) {
     int fds[2];
     if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0) return -1;
-    warden_signal_write_fd = fds[1];
+    // Stored +1 so that the zero-initialised table means "no pipe".
+    for (int i = 0; i < count; i++) {
+        if (signals[i] > 0 && signals[i] < NSIG) warden_signal_write_fds[signals[i]] = fds[1] + 1;
+    }
     struct sigaction action;
     memset(&action, 0, sizeof(action));
     action.sa_handler = warden_signal_handler;

@@ -3,7 +3,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -96,31 +95,3 @@ int warden_terminal_guard(int tty_fd, const struct termios *saved, pid_t *guardi
 }
 
 int warden_set_controlling_tty(int fd) { return ioctl(fd, TIOCSCTTY, 0); }
-
-static int warden_winch_write_fd = -1;
-
-static void warden_winch_handler(int sig) {
-    (void)sig;
-    int saved = errno;
-    unsigned char byte = 1;
-    ssize_t ignored = write(warden_winch_write_fd, &byte, 1);
-    (void)ignored;
-    errno = saved;
-}
-
-int warden_winch_pipe(void) {
-    int fds[2];
-    if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0) return -1;
-    warden_winch_write_fd = fds[1];
-    struct sigaction action;
-    memset(&action, 0, sizeof(action));
-    action.sa_handler = warden_winch_handler;
-    action.sa_flags = SA_RESTART;
-    sigemptyset(&action.sa_mask);
-    if (sigaction(SIGWINCH, &action, NULL) != 0) return -1;
-    sigset_t unblock;
-    sigemptyset(&unblock);
-    sigaddset(&unblock, SIGWINCH);
-    pthread_sigmask(SIG_UNBLOCK, &unblock, NULL);
-    return fds[0];
-}

@@ -109,44 +109,40 @@ extension Warden {
                   warden approve ap-1a2b3c4d5e
                   warden approve ap-1a2b3c4d5e --remember --note "mirror is ours" --as alice
                 """)
-        @Argument(help: "The approval's id (from `warden approvals`).")
-        var id: String
+        @OptionGroup var answer: AnswerOptions
         @Flag(help: "Grant the same request again for the rest of the run, without asking.")
         var remember = false
-        @Option(help: "A note recorded with the decision.")
-        var note: String?
-        @Option(name: .customLong("as"), help: "Your name, recorded with your uid.")
-        var name: String?
-        @Flag(help: "Print the decided approval as JSON.")
-        var json = false
-        @OptionGroup var state: StateOptions
 
-        func run() throws {
-            let approval = try state.approvals().decide(
-                id, approve: true, remember: remember, by: currentApprover(as: name), note: note,
-                runIsActive: state.runIsActive)
-            print(json ? try Output.json(approval) : "approved \(approval.id): \(approval.summary)")
-        }
+        func run() throws { try answer.decide(approve: true, remember: remember) }
     }
 
     struct Deny: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Deny one held request: the door refuses it.",
             discussion: "Example: warden deny ap-1a2b3c4d5e --note \"not on the allowlist\"")
-        @Argument(help: "The approval's id (from `warden approvals`).")
-        var id: String
-        @Option(help: "A note recorded with the decision.")
-        var note: String?
-        @Option(name: .customLong("as"), help: "Your name, recorded with your uid.")
-        var name: String?
-        @Flag(help: "Print the decided approval as JSON.")
-        var json = false
-        @OptionGroup var state: StateOptions
+        @OptionGroup var answer: AnswerOptions
 
-        func run() throws {
-            let approval = try state.approvals().decide(
-                id, approve: false, by: currentApprover(as: name), note: note, runIsActive: state.runIsActive)
-            print(json ? try Output.json(approval) : "denied \(approval.id): \(approval.summary)")
-        }
+        func run() throws { try answer.decide(approve: false) }
+    }
+}
+
+/// What `warden approve` and `warden deny` share: which request, the note, who answers, the output.
+struct AnswerOptions: ParsableArguments {
+    @Argument(help: "The approval's id (from `warden approvals`).")
+    var id: String
+    @Option(help: "A note recorded with the decision.")
+    var note: String?
+    @Option(name: .customLong("as"), help: "Your name, recorded with your uid.")
+    var name: String?
+    @Flag(help: "Print the decided approval as JSON.")
+    var json = false
+    @OptionGroup var state: StateOptions
+
+    func decide(approve: Bool, remember: Bool = false) throws {
+        let approval = try state.approvals().decide(
+            id, approve: approve, remember: remember, by: currentApprover(as: name), note: note,
+            runIsActive: state.runIsActive)
+        print(
+            json ? try Output.json(approval) : "\(approve ? "approved" : "denied") \(approval.id): \(approval.summary)")
     }
 }

@@ -114,7 +114,8 @@ int warden_set_no_new_privs(void);
 #endif
 
 /// Installs handlers for `signals` that write the signal number as one byte to a non-blocking pipe,
-/// and returns the pipe's read end (or -1). The self-pipe turns signals into poll()-able events.
+/// and returns the pipe's read end (or -1). The self-pipe turns signals into poll()-able events. Each
+/// call makes a pipe of its own for its signals (SIGWINCH apart from the stop signals).
 int warden_signal_pipe(const int *signals, int count);
 /// Restores the default disposition of `signals`.
 void warden_signal_default(const int *signals, int count);
@@ -157,5 +158,3 @@ int warden_tty_make_raw(int fd, struct termios *saved);
 int warden_terminal_guard(int tty_fd, const struct termios *saved, pid_t *guardian);
 /// Makes `fd`'s terminal the caller's controlling terminal (the caller is a session leader without one).
 int warden_set_controlling_tty(int fd);
-/// Like warden_signal_pipe, for SIGWINCH alone (its own pipe, so a resize is never taken for a stop).
-int warden_winch_pipe(void);

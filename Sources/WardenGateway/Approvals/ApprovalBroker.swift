@@ -292,7 +292,9 @@ public final class ApprovalBroker: Sendable {
             if !includeDecided { conditions.append("state = 'pending'") }
             if !conditions.isEmpty { sql += " WHERE " + conditions.joined(separator: " AND ") }
             sql += " ORDER BY created_ns DESC"
-            return try Row.fetchAll(db, sql: sql, arguments: StatementArguments(arguments)).map(Self.approval)
+            return try Row.fetchAll(db, sql: sql, arguments: StatementArguments(arguments)).map {
+                try Self.approval($0)
+            }
         }
     }
 
@@ -343,15 +345,20 @@ public final class ApprovalBroker: Sendable {
         guard let row = try Row.fetchOne(db, sql: "SELECT * FROM approvals WHERE id = ?", arguments: [id]) else {
             throw WardenError(code: .notFound, message: "no approval '\(id)'; `warden approvals --all` lists them")
         }
-        return Self.approval(row)
+        return try Self.approval(row)
     }
 
-    private static func approval(_ row: Row) -> Approval {
+    private static func approval(_ row: Row) throws -> Approval {
+        guard let run = RunID(row["run"] as String) else {
+            throw WardenError(
+                code: .systemCall,
+                message: "approvals: approval \(row["id"] as String) names no valid run; the store is damaged")
+        }
         let reasons = (row["reasons"] as String?).flatMap {
             try? JSONDecoder().decode([String].self, from: Data($0.utf8))
         }
         return Approval(
-            id: row["id"], run: RunID(row["run"] as String) ?? RunID.random(),
+            id: row["id"], run: run,
             door: Approval.Door(rawValue: row["door"]) ?? .egress, summary: row["summary"], request: row["request"],
             digest: row["digest"], reasons: reasons ?? [], createdAtNanoseconds: row["created_ns"],
             expiresAtNanoseconds: row["expires_ns"], state: Approval.State(rawValue: row["state"]) ?? .denied,

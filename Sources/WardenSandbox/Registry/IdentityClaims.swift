@@ -17,8 +17,7 @@ import WardenCore
 struct IdentityClaims {
     let registry: RunRegistry
 
-    static let directory = "/run/warden/identities"
-    var directory: String { Self.directory }
+    let directory = "/run/warden/identities"
 
     struct Claim: Codable {
         var run: RunID
@@ -92,12 +91,6 @@ struct IdentityClaims {
                     "identity: \(directory), where runs claim their host identities, cannot be created (\(error.localizedDescription)); run Warden as root, or pass --user UID to give the agent a fixed identity"
             )
         }
-        let fd = open(directory + "/lock", O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600)
-        guard fd >= 0 else { throw FileIO.systemError("open \(directory)/lock") }
-        defer { close(fd) }
-        while flock(fd, LOCK_EX) != 0 {
-            guard errno == EINTR else { throw FileIO.systemError("lock \(directory)/lock") }
-        }
-        return try body()
+        return try FileIO.withExclusiveLock(directory + "/lock", body)
     }
 }

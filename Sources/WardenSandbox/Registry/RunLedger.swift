@@ -28,9 +28,9 @@ public struct RunLedger: Sendable {
     /// Registers a new run in `starting`; fails if the id exists.
     ///
     /// - Parameter claimingIdentity: the run gets a host identity of its own (``IdentityClaims``),
-    ///   written into its record in the same critical section; ``current()`` tells which.
+    ///   written into `record` (and its file) in the same critical section.
     public static func create(
-        _ record: RunRecord, in registry: RunRegistry, claimingIdentity: Bool = false
+        _ record: inout RunRecord, in registry: RunRegistry, claimingIdentity: Bool = false
     ) throws -> RunLedger {
         try registry.prepare()
         func write(_ record: RunRecord) throws -> RunLedger {
@@ -41,11 +41,13 @@ public struct RunLedger: Sendable {
             return ledger
         }
         guard claimingIdentity else { return try write(record) }
-        return try IdentityClaims(registry: registry).claim(for: record.id) { identity in
-            var record = record
-            record.identity = identity
-            return try write(record)
+        var claimed = record
+        let ledger = try IdentityClaims(registry: registry).claim(for: record.id) { identity in
+            claimed.identity = identity
+            return try write(claimed)
         }
+        record = claimed
+        return ledger
     }
 
     /// The record as it is now.
@@ -137,7 +139,7 @@ public struct RunLedger: Sendable {
             record.endedAtNanoseconds = RunEvent.now()
             record.warnings.append("refused to start: \(error)")
         }
-        removeCgroupIfEmpty()
+        settleIfEnded()
     }
 
     /// running (or starting) → stopping. Records `stop.requested` first.
@@ -166,7 +168,7 @@ public struct RunLedger: Sendable {
                 record.endedAtNanoseconds = record.endedAtNanoseconds ?? RunEvent.now()
             }
         }
-        if result.remainingProcesses == 0 { removeCgroupIfEmpty() }
+        if result.remainingProcesses == 0 { settleIfEnded() }
     }
 
     /// running → exited: the agent's sandbox ended. Records `exited` with the exit code first.
@@ -184,7 +186,7 @@ public struct RunLedger: Sendable {
                 record.endedAtNanoseconds = record.endedAtNanoseconds ?? RunEvent.now()
             }
         }
-        if record.state.isFinal { removeCgroupIfEmpty() }
+        if record.state.isFinal { settleIfEnded() }
     }
 
     /// Records the workspace review at the run's end (`workspace.review` first, then the record).
@@ -250,7 +252,7 @@ public struct RunLedger: Sendable {
             record.endedAtNanoseconds = record.endedAtNanoseconds ?? RunEvent.now()
             record.warnings.append(note)
         }
-        removeCgroupIfEmpty()
+        settleIfEnded()
         return after ?? before
     }
 
@@ -266,7 +268,7 @@ public struct RunLedger: Sendable {
     /// Once the run has ended and nothing is left in its cgroup: removes the cgroup (the kernel refuses
     /// to remove a populated one), gives back its per-run identity, and — when its supervisor is gone,
     /// so will not — reviews the workspace for what the host might execute.
-    private func removeCgroupIfEmpty() {
+    private func settleIfEnded() {
         guard let record = try? current(), record.state.isFinal, record.cgroup?.isPopulated() != true else { return }
         record.cgroup?.remove()
         if let identity = record.identity { IdentityClaims(registry: registry).release(identity, of: id) }
@@ -281,25 +283,20 @@ public struct RunLedger: Sendable {
     /// Read-modify-write under the run's lock; `body` records its event before changing the record.
     @discardableResult
     private func update(_ body: (inout RunRecord) throws -> Void) throws -> RunRecord {
-        let lockPath = registry.directory(for: id) + "/lock"
-        let fd = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600)
-        guard fd >= 0 else { throw FileIO.systemError("open \(lockPath)") }
-        defer { close(fd) }
-        while flock(fd, LOCK_EX) != 0 {
-            guard errno == EINTR else { throw FileIO.systemError("lock \(lockPath)") }
+        try FileIO.withExclusiveLock(registry.directory(for: id) + "/lock") {
+            var record = try registry.load(id)
+            let before = record.state
+            try body(&record)
+            guard before == record.state || before.canMove(to: record.state) else {
+                throw WardenError(
+                    code: .conflict,
+                    message:
+                        "run \(id): illegal transition \(before.rawValue) → \(record.state.rawValue); the record is unchanged"
+                )
+            }
+            try write(record)
+            return record
         }
-        var record = try registry.load(id)
-        let before = record.state
-        try body(&record)
-        guard before == record.state || before.canMove(to: record.state) else {
-            throw WardenError(
-                code: .conflict,
-                message:
-                    "run \(id): illegal transition \(before.rawValue) → \(record.state.rawValue); the record is unchanged"
-            )
-        }
-        try write(record)
-        return record
     }
 
     private func write(_ record: RunRecord) throws {

@@ -108,8 +108,8 @@ public final class Supervisor {
         var record = RunRecord(id: id, plan: plan)
         record.supervisorPID = getpid()
         record.supervisorStartTime = ProcessIdentity.startTime(of: getpid())
-        let ledger = try RunLedger.create(record, in: registry, claimingIdentity: plan.identityPerRun)
-        if plan.identityPerRun { plan.identity = try ledger.current().identity }
+        let ledger = try RunLedger.create(&record, in: registry, claimingIdentity: plan.identityPerRun)
+        plan.identity = record.identity
         self.id = id
         self.ledger = ledger
         // Operator signals are caught from before the agent exists: one that arrives while the run
@@ -466,7 +466,6 @@ public final class Supervisor {
         do {
             try terminal?.takeKeys()
         } catch {
-            warnings.append("\(error)")
             try? event(.warning, ["warning": "\(error)"], subject: "terminal")
         }
         loop: while true {

@@ -29,7 +29,8 @@ final class TerminalRelay {
     private let output: Int32
     /// The descriptors the agent gets: the pty's slave in place of each standard one that is a terminal.
     let stdio: (Int32, Int32, Int32)
-    private var saved: termios?
+    /// The operator's terminal settings before raw mode, and the descriptor they belong to.
+    private var saved: (fd: Int32, settings: termios)?
     private var guardianPID: pid_t = -1
     private var guardianFD: Int32 = -1
     private let winch: Int32
@@ -73,7 +74,9 @@ final class TerminalRelay {
         stdio = (
             terminals.contains(0) ? slave : 0, terminals.contains(1) ? slave : 1, terminals.contains(2) ? slave : 2
         )
-        winch = warden_winch_pipe()
+        // Its own pipe: a resize must never read as a stop on the supervisor's signal pipe.
+        var resize = SIGWINCH
+        winch = warden_signal_pipe(&resize, 1)
     }
 
     deinit {
@@ -102,7 +105,7 @@ final class TerminalRelay {
         guard warden_tty_make_raw(input, &saved) == 0 else {
             throw FileIO.systemError("terminal: raw mode for the operator's terminal")
         }
-        self.saved = saved
+        self.saved = (input, saved)
     }
 
     /// What to poll: the pty's master, the operator's keys and window-size changes.
@@ -193,13 +196,7 @@ final class TerminalRelay {
         guard !restored else { return }
         restored = true
         writeAll(filter.restoreSequence())
-        if let saved, let input {
-            var settings = saved
-            _ = tcsetattr(input, TCSADRAIN, &settings)
-        } else if let saved {
-            var settings = saved
-            _ = tcsetattr(0, TCSADRAIN, &settings)
-        }
+        if var saved { _ = tcsetattr(saved.fd, TCSADRAIN, &saved.settings) }
         if guardianFD >= 0 {
             var byte: UInt8 = 1
             _ = write(guardianFD, &byte, 1)

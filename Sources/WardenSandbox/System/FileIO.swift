@@ -12,6 +12,17 @@ import WardenCore
 /// Small, explicit file helpers over raw syscalls: cgroupfs and the registry need exact semantics
 /// (one `write` per value, `O_NOFOLLOW`, no buffering) that Foundation does not promise.
 public enum FileIO {
+    /// Runs `body` holding an exclusive `flock` on `path` (created 0600 if missing), across processes.
+    public static func withExclusiveLock<T>(_ path: String, _ body: () throws -> T) throws -> T {
+        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600)
+        guard fd >= 0 else { throw systemError("open \(path)") }
+        defer { close(fd) }
+        while flock(fd, LOCK_EX) != 0 {
+            guard errno == EINTR else { throw systemError("lock \(path)") }
+        }
+        return try body()
+    }
+
     public static func readString(_ path: String) throws -> String {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw systemError("open \(path)") }

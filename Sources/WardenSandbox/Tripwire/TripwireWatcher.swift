@@ -47,11 +47,7 @@ public final class TripwireWatcher {
             let wd = inotify_add_watch(
                 inotifyFD, directory.isEmpty ? "/" : directory,
                 UInt32(IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_ONLYDIR))
-            if wd >= 0 {
-                directoryWatches[wd, default: []].append(baseline.path)
-            } else if errno == ENOSPC {
-                degraded = degraded ?? "inotify_add_watch: \(String(cString: strerror(ENOSPC)))"
-            }
+            if wd >= 0 { directoryWatches[wd, default: []].append(baseline.path) } else { noteWatchFailure() }
         }
     }
 
@@ -60,11 +56,12 @@ public final class TripwireWatcher {
     private func addFileWatch(_ path: String) {
         let mask = UInt32(IN_MODIFY | IN_ATTRIB | IN_MOVE_SELF | IN_DELETE_SELF | IN_CLOSE_WRITE | IN_DONT_FOLLOW)
         let wd = inotify_add_watch(inotifyFD, path, mask)
-        if wd >= 0 {
-            fileWatches[wd] = path
-        } else if errno == ENOSPC {
-            degraded = degraded ?? "inotify_add_watch: \(String(cString: strerror(ENOSPC)))"
-        }
+        if wd >= 0 { fileWatches[wd] = path } else { noteWatchFailure() }
+    }
+
+    /// Out of inotify watches (ENOSPC): that path is seen by the comparison alone.
+    private func noteWatchFailure() {
+        if errno == ENOSPC { degraded = degraded ?? "inotify_add_watch: \(String(cString: strerror(ENOSPC)))" }
     }
 
     private func report(_ path: String, _ change: String, _ detail: String, into incidents: inout [TripwireIncident]) {
