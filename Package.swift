@@ -60,9 +60,12 @@ let package = Package(
         .target(
             name: "WardenGateway",
             dependencies: [
-                "WardenCore", "WardenPolicy",
+                "WardenCore", "WardenPolicy", "CWardenLinux",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
         .target(

@@ -2,6 +2,7 @@ import ArgumentParser
 import CWardenLinux
 import Foundation
 import WardenCore
+import WardenPolicy
 import WardenSandbox
 
 #if canImport(Glibc)
@@ -46,8 +47,48 @@ extension Warden {
         var name: String?
         @Option(help: "The directory the agent may write to (its working directory and HOME).")
         var workspace: String?
-        @Option(help: "none (default: no network at all) or host (unsafe; warned and recorded).")
+        @Option(
+            help:
+                "none (default: no network at all), proxy (only through Warden's egress door: every connection a --policy decision) or host (unsafe; warned and recorded)."
+        )
         var network: NetworkMode?
+        @Option(
+            name: .customLong("policy"),
+            help: "With --network proxy: a Cedar policy file deciding connections (repeatable; none = deny all).")
+        var policies: [String] = []
+        @Option(help: "With --network proxy: Cedar entities (JSON) the policies refer to.")
+        var entities: String?
+        @Option(
+            help:
+                "With --network proxy: connect NAME to ADDRESS instead of resolving it, as curl's --resolve (repeatable)."
+        )
+        var resolve: [String] = []
+        @Option(
+            name: .customLong("egress-bytes-max"),
+            help: "With --network proxy: most bytes the run may send out in all, e.g. 100M (default: no limit).")
+        var egressBytesMax: String?
+        @Option(
+            name: .customLong("connection-bytes-max"),
+            help: "With --network proxy: most bytes one connection may carry either way (default: no limit).")
+        var connectionBytesMax: String?
+        @Option(
+            name: .customLong("connections-max"),
+            help: "With --network proxy: most connections open at once (default 256).")
+        var connectionsMax: Int?
+        @Option(
+            name: .customLong("on-budget"),
+            help: "record (default) or stop: what reaching an egress budget does besides cutting the connection.")
+        var onBudget: BudgetAction?
+        @Option(
+            name: .customLong("on-mediator-loss"),
+            help:
+                "stop (default) or record: what happens to the run if its doors' process dies (the doors close either way)."
+        )
+        var onMediatorLoss: MediatorLossAction?
+        @Option(
+            name: .customLong("approval-timeout"),
+            help: "How long an ask waits for a person before it is denied, e.g. 30s (default 2m).")
+        var approvalTimeout: String?
         @Option(name: .customLong("pids-max"), help: "Most processes the run may have at once, or max (default 4096).")
         var pidsMax: String?
         @Option(name: .customLong("memory-max"), help: "Memory limit, e.g. 512M, 2G, or max (default max).")
@@ -122,6 +163,26 @@ extension Warden {
             flags.name = name
             flags.workspace = workspace
             flags.network = network
+            let cwd = FileManager.default.currentDirectoryPath
+            flags.policies = policies.map { $0.hasPrefix("/") ? $0 : cwd + "/" + $0 }
+            flags.entities = entities.map { $0.hasPrefix("/") ? $0 : cwd + "/" + $0 }
+            for pin in resolve {
+                let parsed = try EgressSettings.parseResolve(pin, field: "--resolve")
+                flags.resolve[parsed.name] = parsed.address
+            }
+            flags.egressBytesMax = try egressBytesMax.map { try ByteSize(parsing: $0, field: "--egress-bytes-max") }
+            flags.connectionBytesMax = try connectionBytesMax.map {
+                try ByteSize(parsing: $0, field: "--connection-bytes-max")
+            }
+            if let connectionsMax {
+                guard (1...65536).contains(connectionsMax) else {
+                    throw WardenError.invalidInput("--connections-max: give a number of connections from 1 to 65536")
+                }
+                flags.connectionsMax = connectionsMax
+            }
+            flags.onBudget = onBudget
+            flags.onMediatorLoss = onMediatorLoss
+            flags.approvalTimeout = try approvalTimeout.map { try DurationSpec.parse($0, field: "--approval-timeout") }
             if let pidsMax { flags.pidsMax = try RunProfileOverrides.parsePidsMax(pidsMax, field: "--pids-max") }
             if let memoryMax { flags.memoryMax = try ByteSize(parsing: memoryMax, field: "--memory-max") }
             if let cpuMax { flags.cpuMax = try RunProfileOverrides.parseCPU(cpuMax, field: "--cpu-max") }
@@ -181,6 +242,11 @@ extension Warden {
                 profile: profile, host: host, callerEnvironment: state.environment,
                 workingDirectory: FileManager.default.currentDirectoryPath)
             plan.agentIsInit = agentIsInit
+            plan.profilePath = profilePath ?? ""
+            if plan.network == .proxy, !plan.egress.policies.isEmpty {
+                // A bad policy refuses the run here, with file:line:col, before anything is created.
+                _ = try PolicyEngine(policyFiles: plan.egress.policies, entitiesFile: plan.egress.entities)
+            }
             if explain {
                 return print(
                     json ? try Output.json(SandboxExplanation(plan: plan)) : SandboxExplanation(plan: plan).text)

@@ -7,6 +7,9 @@ import WardenCore
 extension NetworkMode: ExpressibleByArgument {}
 
 extension TamperAction: ExpressibleByArgument {}
+extension BudgetAction: ExpressibleByArgument {}
+
+extension MediatorLossAction: ExpressibleByArgument {}
 
 extension ReadView: ExpressibleByArgument {}
 

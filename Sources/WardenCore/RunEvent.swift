@@ -28,6 +28,18 @@ public enum EventKind: String, Codable, Sendable, CaseIterable {
     case approvalUsed = "approval.used"
     /// Nobody decided in time: silence is a denial.
     case approvalExpired = "approval.expired"
+    /// A door decided a request (allow, deny or ask), recorded before it acts on it.
+    case decision
+    /// A connection through the egress door ended: bytes each way, duration, who closed it.
+    case connectionClosed = "connection.closed"
+    /// A budget of the egress door was reached: the connection was cut at it.
+    case budgetHit = "budget.hit"
+    /// The run's doors opened (the mediator is listening inside the run's network namespace).
+    case mediatorStarted = "mediator.started"
+    /// The mediator died: every door is closed.
+    case mediatorLost = "mediator.lost"
+    /// A running run's policies were swapped (`warden policy reload`).
+    case policyReloaded = "policy.reloaded"
 
     /// Whether this event ends a run's record (the audit log signs a checkpoint at once after it).
     public var endsRun: Bool { self == .exited || self == .stopped }

@@ -3,7 +3,8 @@ extension RunProfileOverrides {
     public static let profileKeys = [
         "name", "workspace", "network", "pids_max", "memory_max", "cpu_max", "protect", "hide", "tripwire",
         "on_tamper", "grace", "lease", "allow_degraded", "pass_env", "command", "audit_store",
-        "user", "read", "view", "output_max",
+        "user", "read", "view", "output_max", "policies", "entities", "resolve.NAME", "egress_bytes_max",
+        "connection_bytes_max", "connections_max", "on_budget", "on_mediator_loss", "approval_timeout",
     ]
 
     /// Reads a run profile; relative `workspace` paths are resolved against `baseDirectory`.
@@ -41,7 +42,7 @@ extension RunProfileOverrides {
                 let text = try string()
                 guard let mode = NetworkMode(rawValue: text) else {
                     throw WardenError.invalidInput(
-                        "\(field): '\(text)' is not a network mode; use \"none\" or \"host\"")
+                        "\(field): '\(text)' is not a network mode; use \"none\", \"proxy\" or \"host\"")
                 }
                 network = mode
             case "pids_max":
@@ -96,6 +97,40 @@ extension RunProfileOverrides {
                     throw WardenError.invalidInput("\(field): '\(text)' is not a view; use \"minimal\" or \"host\"")
                 }
                 view = mode
+            case "policies":
+                policies = try strings().map { $0.hasPrefix("/") ? $0 : baseDirectory + "/" + $0 }
+            case "entities":
+                let path = try string()
+                entities = path.hasPrefix("/") ? path : baseDirectory + "/" + path
+            case "egress_bytes_max", "connection_bytes_max":
+                let size: ByteSize
+                switch entry.value {
+                case .integer(let n): size = try ByteSize(parsing: String(n), field: field)
+                default: size = try ByteSize(parsing: try string(), field: field)
+                }
+                if key == "egress_bytes_max" { egressBytesMax = size } else { connectionBytesMax = size }
+            case "connections_max":
+                guard case .integer(let n) = entry.value, n >= 1, n <= 65536 else {
+                    throw WardenError.invalidInput("\(field): expected a number of connections from 1 to 65536")
+                }
+                connectionsMax = Int(n)
+            case "on_budget":
+                let text = try string()
+                guard let action = BudgetAction(rawValue: text) else {
+                    throw WardenError.invalidInput("\(field): '\(text)' is not an action; use \"record\" or \"stop\"")
+                }
+                onBudget = action
+            case "on_mediator_loss":
+                let text = try string()
+                guard let action = MediatorLossAction(rawValue: text) else {
+                    throw WardenError.invalidInput("\(field): '\(text)' is not an action; use \"stop\" or \"record\"")
+                }
+                onMediatorLoss = action
+            case "approval_timeout": approvalTimeout = try DurationSpec.parse(try string(), field: field)
+            case _ where key.hasPrefix("resolve."):
+                let pin = try EgressSettings.parseResolve(
+                    String(key.dropFirst("resolve.".count)) + "=" + (try string()), field: field)
+                resolve[pin.name] = pin.address
             default:
                 throw WardenError.invalidInput(
                     "\(file):\(entry.line): unknown key '\(key)'; a profile may set: \(Self.profileKeys.joined(separator: ", "))"

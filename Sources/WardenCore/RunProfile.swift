@@ -4,6 +4,9 @@ public enum NetworkMode: String, Codable, Sendable, CaseIterable {
     case none
     /// The host's network; unsafe, warned about and recorded.
     case host
+    /// An empty network namespace whose only way out is Warden's egress door: every connection a
+    /// Cedar decision (`--policy`), names resolved by Warden.
+    case proxy
 }
 
 /// What Warden does when a tripwire fires.
@@ -92,6 +95,8 @@ public enum Layer: String, Codable, Sendable, CaseIterable {
     case view
     case seccomp
     case landlock
+    /// The egress door (`--network proxy`): the mediator listening inside the run's network namespace.
+    case egress
 
     /// The layers an operator may explicitly run without. The cgroup is the off-switch and bubblewrap
     /// provides the namespaces that hide it; without either there is nothing left to degrade to.
@@ -150,6 +155,8 @@ public struct RunProfile: Sendable, Equatable {
     public var view: ReadView = .minimal
     /// Most bytes of a detached run's output kept in the state directory (the latest ones).
     public var outputMax: ByteSize = ByteSize(bytes: 16 << 20)
+    /// The egress door's policies, pins and budgets (used with `network = "proxy"`).
+    public var egress = EgressSettings()
 
     public init() {}
 
@@ -170,6 +177,15 @@ public struct RunProfile: Sendable, Equatable {
         if let value = overrides.user { result.user = value }
         if let value = overrides.view { result.view = value }
         if let value = overrides.outputMax { result.outputMax = value }
+        result.egress.policies = Self.union(result.egress.policies, overrides.policies)
+        if let value = overrides.entities { result.egress.entities = value }
+        result.egress.resolve.merge(overrides.resolve) { $1 }
+        if let value = overrides.egressBytesMax { result.egress.egressBytesMax = value.bytes }
+        if let value = overrides.connectionBytesMax { result.egress.connectionBytesMax = value.bytes }
+        if let value = overrides.connectionsMax { result.egress.connectionsMax = value }
+        if let value = overrides.onBudget { result.egress.onBudget = value }
+        if let value = overrides.onMediatorLoss { result.egress.onMediatorLoss = value }
+        if let value = overrides.approvalTimeout { result.egress.approvalTimeout = value }
         result.read = Self.union(result.read, overrides.read)
         result.protect = Self.union(result.protect, overrides.protect)
         result.hide = Self.union(result.hide, overrides.hide)
@@ -219,6 +235,16 @@ public struct RunProfileOverrides: Sendable, Equatable {
     public var read: [String] = []
     public var view: ReadView?
     public var outputMax: ByteSize?
+    /// Cedar policy files (absolute paths); lists combine.
+    public var policies: [String] = []
+    public var entities: String?
+    public var resolve: [String: String] = [:]
+    public var egressBytesMax: ByteSize?
+    public var connectionBytesMax: ByteSize?
+    public var connectionsMax: Int?
+    public var onBudget: BudgetAction?
+    public var onMediatorLoss: MediatorLossAction?
+    public var approvalTimeout: Duration?
 
     public init() {}
 }

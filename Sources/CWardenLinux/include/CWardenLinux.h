@@ -158,3 +158,13 @@ int warden_tty_make_raw(int fd, struct termios *saved);
 int warden_terminal_guard(int tty_fd, const struct termios *saved, pid_t *guardian);
 /// Makes `fd`'s terminal the caller's controlling terminal (the caller is a session leader without one).
 int warden_set_controlling_tty(int fd);
+
+// MARK: - The egress door's listeners (inside a run's network namespace)
+
+/// A socket created inside the network namespace `netns_fd` refers to, bound to `address_be:port`
+/// (IPv4, network byte order) and, for SOCK_STREAM, listening; close-on-exec and non-blocking. The
+/// calling thread enters the namespace only for the socket's creation and returns to its own (the
+/// process aborts if it cannot return, rather than stay inside the sandbox's network). -1 with errno.
+int warden_netns_listen(int netns_fd, int type, uint32_t address_be, uint16_t port, int backlog);
+/// Asks for SIGKILL when the parent dies; -1 when the parent is already not `expected_parent`.
+int warden_die_with_parent(pid_t expected_parent);

@@ -64,8 +64,12 @@ public final class PolicyEngine: Sendable {
     ///   - policyFiles: `.cedar` files; policies are named by `@id("…")` or `policy0`, `policy1`, … across files.
     ///   - entitiesFile: Cedar entity JSON, or nil for no entities.
     /// - Throws: `WardenError` naming the file, line and column of the first problem.
-    public convenience init(policyFiles: [String], entitiesFile: String? = nil) throws(WardenError) {
-        self.init(snapshot: try Self.load(policyFiles: policyFiles, entitiesFile: entitiesFile))
+    ///   - extraEntities: entities the caller knows (a door's `Run::"<id>"`), added to the file's.
+    public convenience init(policyFiles: [String], entitiesFile: String? = nil, extraEntities: [Entity] = [])
+        throws(WardenError)
+    {
+        self.init(
+            snapshot: try Self.load(policyFiles: policyFiles, entitiesFile: entitiesFile, extra: extraEntities))
     }
 
     /// Loads policies from text (named `source` in messages) and entities already parsed.
@@ -80,8 +84,10 @@ public final class PolicyEngine: Sendable {
     public var snapshot: Snapshot { state.withLock { $0 } }
 
     /// Replaces policies and entities together. A set that fails to load never replaces the current one.
-    public func reload(policyFiles: [String], entitiesFile: String? = nil) throws(WardenError) {
-        let next = try Self.load(policyFiles: policyFiles, entitiesFile: entitiesFile)
+    public func reload(policyFiles: [String], entitiesFile: String? = nil, extraEntities: [Entity] = [])
+        throws(WardenError)
+    {
+        let next = try Self.load(policyFiles: policyFiles, entitiesFile: entitiesFile, extra: extraEntities)
         state.withLock { $0 = next }
     }
 
@@ -118,7 +124,9 @@ public final class PolicyEngine: Sendable {
 
     // MARK: - Loading
 
-    static func load(policyFiles: [String], entitiesFile: String?) throws(WardenError) -> Snapshot {
+    static func load(policyFiles: [String], entitiesFile: String?, extra: [Entity] = []) throws(WardenError)
+        -> Snapshot
+    {
         if policyFiles.isEmpty {
             throw WardenError.invalidInput("no policy files given; name at least one .cedar file")
         }
@@ -132,6 +140,14 @@ public final class PolicyEngine: Sendable {
                 throw WardenError.invalidInput("\(entitiesFile): \(error.message)")
             } catch {
                 throw WardenError.invalidInput("\(entitiesFile): \(error)")
+            }
+        }
+        if !extra.isEmpty {
+            let known = Set(extra.map(\.uid))
+            do {
+                entities = try Entities(entities.byUID.values.filter { !known.contains($0.uid) } + extra)
+            } catch {
+                throw WardenError.invalidInput("\(entitiesFile ?? "entities"): \(error.message)")
             }
         }
         return try makeSnapshot(texts: texts, entities: entities)

@@ -131,7 +131,7 @@ public struct IPAddress: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// Parses Cedar's accepted forms: dotted IPv4 or RFC 4291 IPv6, each with an optional `/prefix`.
-    static func parse(_ text: String) -> IPAddress? {
+    public static func parse(_ text: String) -> IPAddress? {
         let parts = text.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false)
         let address = parts[0]
         var result: IPAddress

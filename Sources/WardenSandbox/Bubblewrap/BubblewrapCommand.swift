@@ -19,6 +19,8 @@ public struct BubblewrapCommand: Sendable {
     public var accountFDs: (passwd: Int32, group: Int32)?
     /// The agent's terminal is a pty Warden relays (a foreground run on a terminal).
     public var controllingTerminal: Bool
+    /// `/etc/resolv.conf` pointing to the door's resolver (a memfd), under `--network proxy`.
+    public var resolverFD: Int32?
 
     public init(
         plan: RunPlan, seccomp: Bool, infoFD: Int32, statusFD: Int32, goFD: Int32 = -1, applyLandlock: Bool,
@@ -52,7 +54,7 @@ public struct BubblewrapCommand: Sendable {
         }
         shim.denyTCP = plan.network == .none
         shim.seccompLog = seccomp
-        shim.localSocketsOnly = seccomp && plan.network == .none
+        shim.localSocketsOnly = seccomp && plan.network != .host
         shim.identity = plan.identity
         shim.controllingTerminal = controllingTerminal
         shim.command = plan.command
@@ -67,7 +69,7 @@ public struct BubblewrapCommand: Sendable {
         var args = [plan.host.bubblewrap, "--die-with-parent", "--new-session"]
         args += ["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
         if plan.agentIsInit { args.append("--as-pid-1") }
-        if plan.network == .none { args.append("--unshare-net") }
+        if plan.network != .host { args.append("--unshare-net") }
         args += ["--hostname", "warden"]
         args += viewArguments
         args += ["--proc", "/proc", "--dev", "/dev"]
@@ -86,6 +88,9 @@ public struct BubblewrapCommand: Sendable {
         if let accountFDs {
             args += ["--perms", "0644", "--ro-bind-data", String(accountFDs.passwd), "/etc/passwd"]
             args += ["--perms", "0644", "--ro-bind-data", String(accountFDs.group), "/etc/group"]
+        }
+        if let resolverFD {
+            args += ["--perms", "0644", "--ro-bind-data", String(resolverFD), "/etc/resolv.conf"]
         }
         for path in plan.protect { args += ["--ro-bind", path, path] }
         for path in plan.hiddenPaths() {

@@ -39,6 +39,10 @@ public struct RunPlan: Sendable {
     public var viewLayout = ReadViewLayout(entries: [], secrets: [])
     /// Most bytes of a detached run's output kept in `output.log` (nil: no cap).
     public var outputMax: UInt64? = 16 << 20
+    /// The egress door's policies, pins and budgets (`--network proxy`).
+    public var egress = EgressSettings()
+    /// The profile file the run was started from ("" for none): the principal's `profile` attribute.
+    public var profilePath = ""
 
     /// Warden's own libraries outside the view (a development build's Swift runtime), bound read-only
     /// so the shim can start; empty for the static release binary and with `--view host`.
@@ -128,6 +132,21 @@ public struct RunPlan: Sendable {
         }
         if !environment.contains(where: { $0.0 == "PATH" }) { environment.append(("PATH", defaultPath)) }
         environment.append(("HOME", workspace))
+        if profile.network == .proxy {
+            // Programs that honour these reach the proxy; the others reach the transparent listeners.
+            let http = "http://127.0.0.1:\(MediatorConfiguration.httpProxyPort)"
+            let socks = "socks5h://127.0.0.1:\(MediatorConfiguration.socksPort)"
+            for (name, value) in [
+                ("HTTP_PROXY", http), ("HTTPS_PROXY", http), ("ALL_PROXY", socks),
+                ("NO_PROXY", "localhost,127.0.0.1,::1"),
+            ] {
+                environment.removeAll { $0.0 == name || $0.0 == name.lowercased() }
+                environment += [(name, value), (name.lowercased(), value)]
+            }
+        } else if !profile.egress.policies.isEmpty || !profile.egress.resolve.isEmpty {
+            throw WardenError.invalidInput(
+                "--policy and --resolve decide the egress door's connections; they need --network proxy")
+        }
         let read = try profile.read.map { path -> String in
             let absolute = path.hasPrefix("/") ? path : workingDirectory + "/" + path
             guard FileIO.exists(absolute), let real = FileIO.realPath(absolute) else {
@@ -192,6 +211,7 @@ public struct RunPlan: Sendable {
         plan.view = profile.view
         plan.read = read
         plan.outputMax = profile.outputMax.bytes
+        plan.egress = profile.egress
         plan.viewLayout = ReadViewLayout.current()
         if plan.view == .minimal {
             plan.runtimeDirectories = HostConfiguration.loadedLibraryDirectories().filter { directory in

@@ -27,6 +27,8 @@ public final class Supervisor {
     private var output: OutputLog?
     /// A foreground run's own pty, relayed to the operator's terminal.
     private var terminal: TerminalRelay?
+    /// The process behind the doors (`--network proxy`); nil once it is gone.
+    private var mediator: MediatorProcess?
     /// Messages for the operator's terminal (warnings about degraded layers, `--network host`).
     public private(set) var warnings: [String] = []
     /// Whether the operator's keys go to the agent's pty: ``TerminalRelay/stopKeyName`` then stops the run.
@@ -173,7 +175,7 @@ public final class Supervisor {
             .init(
                 layer: .bubblewrap, status: .applied,
                 detail:
-                    "pid, mount, ipc, uts, cgroup\(plan.network == .none ? ", net" : "") namespaces; read-only root; cap-drop ALL"
+                    "pid, mount, ipc, uts, cgroup\(plan.network != .host ? ", net" : "") namespaces; read-only root; cap-drop ALL"
             ))
         var warningEvents: [RunEvent] = []
         func warn(_ warning: String, subject: String, _ details: [String: String]) {
@@ -211,7 +213,7 @@ public final class Supervisor {
                     layer: .seccomp, status: .applied,
                     detail:
                         "\(SeccompFilter.deniedX86_64.count) syscalls denied, namespace clone flags, TIOCSTI"
-                        + (plan.network == .none ? ", socket families but AF_UNIX/INET/INET6/NETLINK_ROUTE" : "")
+                        + (plan.network != .host ? ", socket families but AF_UNIX/INET/INET6/NETLINK_ROUTE" : "")
                         + "; arch checked"
                 ))
         }
@@ -259,6 +261,13 @@ public final class Supervisor {
                 identityDetail = "; the workspace (owner \(plan.workspaceOwner)) is idmapped to it"
             }
         }
+        var resolverFD: Int32?
+        if plan.network == .proxy {
+            let fd = try Self.memfd(
+                "warden-resolv", text: "# Warden's egress door\nnameserver 127.0.0.1\noptions attempts:2 timeout:2\n")
+            toClose.append(fd)
+            resolverFD = fd
+        }
         let info = try makePipe()
         let status = try makePipe()
         let go = try makePipe()
@@ -277,11 +286,14 @@ public final class Supervisor {
         let cgroupDirectory = open(cgroup.unified, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard cgroupDirectory >= 0 else { throw FileIO.systemError("open \(cgroup.unified)") }
         toClose.append(cgroupDirectory)
-        let command = BubblewrapCommand(
+        var command = BubblewrapCommand(
             plan: plan, seccomp: layers.seccomp != nil, infoFD: info.write, statusFD: status.write, goFD: go.read,
             applyLandlock: layers.landlock, accountFDs: accountFDs, controllingTerminal: terminal != nil)
+        command.resolverFD = resolverFD
         let argv = command.arguments
-        let keep = [accountFDs?.passwd, accountFDs?.group, info.write, status.write, go.read].compactMap { $0 }
+        let keep = [accountFDs?.passwd, accountFDs?.group, resolverFD, info.write, status.write, go.read].compactMap {
+            $0
+        }
 
         // 4. Spawn: the child joins the run's cgroups before it execs bubblewrap.
         let result = WardenProcess.spawn(
@@ -349,6 +361,41 @@ public final class Supervisor {
         }
         let agentPID = findChild(of: pid_t(childPID)) ?? pid_t(childPID)
 
+        // The doors: the mediator listens inside the sandbox's network namespace before the agent runs.
+        var doorEvents: [RunEvent] = []
+        if plan.network == .proxy {
+            let configuration = MediatorConfiguration(
+                run: id, name: plan.name, profile: plan.profilePath, command: plan.command,
+                stateDirectory: registry.stateDirectory, auditStore: plan.auditStore, egress: plan.egress)
+            let mediator = try MediatorProcess.start(
+                configuration: configuration, runDirectory: registry.directory(for: id), initPID: pid_t(childPID),
+                executable: plan.host.wardenExecutable)
+            self.mediator = mediator
+            let transparent = (mediator.ready["transparent"] as? [Int] ?? []).map(String.init).joined(separator: ",")
+            let policies =
+                plan.egress.policies.isEmpty
+                ? "none (every connection is denied)" : plan.egress.policies.joined(separator: ", ")
+            statuses.append(
+                .init(
+                    layer: .egress, status: .applied,
+                    detail:
+                        "mediator pid \(mediator.pid): HTTP proxy 127.0.0.1:\(MediatorConfiguration.httpProxyPort), SOCKS5 :\(MediatorConfiguration.socksPort), DNS :\(MediatorConfiguration.dnsPort), transparent ports \(transparent); policies: \(policies)"
+                ))
+            doorEvents.append(
+                RunEvent(
+                    run: id, kind: .mediatorStarted, actor: .supervisor, subject: "egress",
+                    details: [
+                        "pid": String(mediator.pid), "transparent_ports": transparent,
+                        "policies": plan.egress.policies.joined(separator: ","),
+                        "on_mediator_loss": plan.egress.onMediatorLoss.rawValue,
+                    ]))
+            if plan.egress.policies.isEmpty {
+                warn(
+                    "--network proxy without --policy: every connection is denied", subject: "egress",
+                    ["policies": "none"])
+            }
+        }
+
         // 6. Record, then let the agent run: nothing it does happens before this is durable. The
         // layers, any warning and the start are one commit (one fsync on the start path).
         let layerEvents = statuses.map { status in
@@ -367,9 +414,22 @@ public final class Supervisor {
             RunLedger.Started(
                 bubblewrapPID: result.pid, initPID: pid_t(childPID), agentPID: agentPID, layers: statuses,
                 tripwires: baselines, warnings: warnings),
-            events: layerEvents + warningEvents + [started])
+            events: layerEvents + warningEvents + doorEvents + [started])
         var byte: UInt8 = 1
         guard write(go.write, &byte, 1) == 1 else { throw FileIO.systemError("release the agent") }
+    }
+
+    /// A sealed-in-spirit memfd holding `text`, rewound, for bubblewrap's `--ro-bind-data`.
+    static func memfd(_ name: String, text: String) throws -> Int32 {
+        let fd = warden_memfd_create(name)
+        guard fd >= 0 else { throw FileIO.systemError("memfd_create") }
+        let bytes = Array(text.utf8)
+        guard bytes.withUnsafeBytes({ write(fd, $0.baseAddress, $0.count) }) == bytes.count, lseek(fd, 0, SEEK_SET) == 0
+        else {
+            close(fd)
+            throw FileIO.systemError("write \(name)")
+        }
+        return fd
     }
 
     /// `/etc/passwd` and `/etc/group` as the agent sees them: the host's, plus the agent's own entry
@@ -383,16 +443,7 @@ public final class Supervisor {
             }
             let text =
                 existing + (existing.isEmpty || existing.hasSuffix("\n") ? "" : "\n") + (taken ? "" : line + "\n")
-            let fd = warden_memfd_create(name)
-            guard fd >= 0 else { throw FileIO.systemError("memfd_create") }
-            let bytes = Array(text.utf8)
-            guard bytes.withUnsafeBytes({ write(fd, $0.baseAddress, $0.count) }) == bytes.count,
-                lseek(fd, 0, SEEK_SET) == 0
-            else {
-                close(fd)
-                throw FileIO.systemError("write the agent's \(host)")
-            }
-            return fd
+            return try Self.memfd(name, text: text)
         }
         let passwd = try memfd(
             "warden-passwd", host: "/etc/passwd", id: identity.uid,
@@ -429,6 +480,8 @@ public final class Supervisor {
     private func cleanUpFailedStart(id: RunID, error: any Error) {
         Self.handledSignals.withUnsafeBufferPointer { warden_signal_default($0.baseAddress, Int32($0.count)) }
         terminal?.finish()
+        mediator?.terminate()
+        mediator = nil
         if bubblewrapPIDFD >= 0 {
             try? cgroup?.kill()
             _ = cgroup?.waitUntilEmpty(timeout: .seconds(5))
@@ -476,10 +529,38 @@ public final class Supervisor {
                 pollfd(fd: denials?.fileDescriptor ?? -1, events: Int16(POLLIN), revents: 0),
                 pollfd(fd: output?.readFD ?? -1, events: Int16(POLLIN), revents: 0),
             ]
+            let doorBase = fds.count
+            fds += [
+                pollfd(fd: mediator?.pidfd ?? -1, events: Int16(POLLIN), revents: 0),
+                pollfd(fd: mediator?.control ?? -1, events: Int16(POLLIN), revents: 0),
+            ]
+            let terminalBase = fds.count
             fds += terminal?.pollDescriptors ?? []
             _ = poll(&fds, nfds_t(fds.count), 200)
+            if fds[doorBase + 1].revents != 0, let mediator {
+                for message in mediator.drainMessages() {
+                    guard let reason = message["stop"] as? String, !stopping else { continue }
+                    stopping = true
+                    runStop(actor: .gateway, reason: reason, grace: plan.grace)
+                }
+            }
+            if fds[doorBase].revents != 0, let mediator, let how = mediator.exitIfDead() {
+                self.mediator = nil
+                mediator.terminate()
+                let action = plan.egress.onMediatorLoss
+                try? event(
+                    .mediatorLost,
+                    [
+                        "pid": String(mediator.pid), "how": how, "action": action.rawValue,
+                        "detail": "every door is closed: the sandbox has only loopback",
+                    ], actor: .warden, subject: "egress")
+                if action == .stop && !stopping {
+                    stopping = true
+                    runStop(actor: .warden, reason: "mediator lost (\(how))", grace: plan.grace)
+                }
+            }
             if fds[4].revents != 0 { drainOutput() }
-            if let terminal, fds[5...].contains(where: { $0.revents != 0 }), terminal.service() > 0 {
+            if let terminal, fds[terminalBase...].contains(where: { $0.revents != 0 }), terminal.service() > 0 {
                 if !stopping {
                     stopping = true
                     runStop(
@@ -617,6 +698,9 @@ public final class Supervisor {
         // Every writer is gone with the cgroup: this reads the pipe to its end, and the pty's.
         drainOutput()
         terminal?.finish()
+        // The agent is gone: the doors close (the mediator records the connections it ends).
+        mediator?.terminate()
+        mediator = nil
         let code = Self.exitCode(status)
         let record = try? registry.load(id)
         let wasStopped = record?.stop != nil || record?.state == .stopping || record?.state == .stopped

@@ -1,0 +1,25 @@
+import Foundation
+import WardenAudit
+import WardenCore
+import WardenGateway
+
+/// `warden __mediator CONFIG PARENT_PID` (started by a run's supervisor, never by people): composes the
+/// mediator with the run's audit store and the state directory's approvals broker. Descriptor 3 is the
+/// run's network namespace, 4 the control pipe.
+enum MediatorMain {
+    static func main(arguments: [String]) -> Never {
+        guard arguments.count == 2, let parent = Int32(arguments[1]),
+            let data = FileManager.default.contents(atPath: arguments[0]),
+            let configuration = try? JSONDecoder().decode(MediatorConfiguration.self, from: data)
+        else {
+            FileHandle.standardError.write(Data("warden __mediator: started without its configuration\n".utf8))
+            exit(2)
+        }
+        let sinks = AuditEventSinks(stateDirectory: configuration.stateDirectory)
+        let sink = sinks.sink(at: configuration.auditStore)
+        let broker = try? ApprovalBroker(path: configuration.stateDirectory + "/approvals.db") { _ in sink }
+        exit(
+            Mediator.serve(
+                configurationPath: arguments[0], netns: 3, control: 4, parent: parent, sink: sink, broker: broker))
+    }
+}
