@@ -125,7 +125,9 @@ let package = Package(
         ),
         .testTarget(
             name: "WardenGatewayTests",
-            dependencies: ["WardenGateway", "WardenAudit", "WardenCore", "WardenTesting"]
+            dependencies: ["WardenGateway", "WardenAudit", "WardenCore", "WardenTesting"],
+            // The loopback servers and the in-sandbox attack client are run from the source tree.
+            exclude: ["Peers"]
         ),
         // The command line through the real binary: bad input, `warden policy`, `warden redteam` flags.
         .testTarget(

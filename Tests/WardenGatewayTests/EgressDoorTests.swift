@@ -1,0 +1,285 @@
+import Foundation
+import Testing
+import WardenCore
+import WardenTesting
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Servers on the host's loopback (Peers/upstream.py): what the agent may or may not reach.
+final class Upstream {
+    let process = Process()
+    let root: String
+    let ports: [String: Int]
+
+    init(harness: WardenHarness) throws {
+        root = harness.outside + "/upstream"
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        try "hello from the mirror\n".write(toFile: root + "/hello.txt", atomically: true, encoding: .utf8)
+        // A git repository served over "dumb" HTTP.
+        let git =
+            "cd \(root) && git init -q --bare repo.git && git init -q src && cd src && echo readme > README "
+            + "&& git add README && git -c user.name=t -c user.email=t@t commit -qm init && git push -q ../repo.git HEAD:master "
+            + "&& cd ../repo.git && git update-server-info"
+        let setup = Process()
+        setup.executableURL = URL(fileURLWithPath: "/bin/sh")
+        setup.arguments = ["-c", git]
+        try setup.run()
+        setup.waitUntilExit()
+        let peers = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Peers").path
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", peers + "/upstream.py", root]
+        let out = Pipe()
+        process.standardOutput = out
+        process.standardError = FileHandle(forWritingAtPath: "/dev/null")
+        try process.run()
+        var line = Data()
+        while !line.contains(0x0A) {
+            let chunk = out.fileHandleForReading.availableData
+            if chunk.isEmpty { break }
+            line.append(chunk)
+        }
+        let object = try #require(
+            try JSONSerialization.jsonObject(with: line) as? [String: Any], "upstream.py did not report its ports")
+        ports = object.compactMapValues { ($0 as? NSNumber)?.intValue }
+        try FileManager.default.copyItem(atPath: peers + "/attacks.py", toPath: harness.workspace + "/attacks.py")
+    }
+
+    deinit {
+        // SIGKILL: the test process may hold SIGTERM blocked, and its children inherit the mask.
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+
+    var portsJSON: String {
+        String(decoding: (try? JSONSerialization.data(withJSONObject: ports)) ?? Data(), as: UTF8.self)
+    }
+
+    /// Byte counts the sink received, one per closed connection.
+    var sinkCounts: [Int] {
+        ((try? String(contentsOfFile: root + "/sink.counts", encoding: .utf8)) ?? "").split(separator: "\n").compactMap
+        {
+            Int($0)
+        }
+    }
+}
+
+/// The egress door against real programs in a real sandbox, with servers only on the host's loopback.
+/// Every server here is on 127.0.0.1, which the door refuses unless a policy names the address: the
+/// allowing policies name it (`context.address == ip("127.0.0.1")`), which is itself under test.
+@Suite(.enabled(if: HostCapabilities.canSandbox, "needs root, bubblewrap, cgroup v2 and Landlock ABI 6+"))
+struct EgressDoorTests {
+    /// `mirror.test` (pinned to 127.0.0.1) on the upstream's HTTP, TLS and sink ports.
+    func mirrorPolicy(_ upstream: Upstream, extra: String = "") -> String {
+        let ports = ["http", "tls", "sink", "slow"].compactMap { upstream.ports[$0] }.map(String.init)
+        return """
+            @id("mirror")
+            permit(principal, action == Action::"connect", resource == Host::"mirror.test")
+            when { context.address == ip("127.0.0.1") && [\(ports.joined(separator: ", "))].contains(context.port) };
+            @id("mirror-names")
+            permit(principal, action == Action::"resolve", resource == Host::"mirror.test");
+            \(extra)
+            """
+    }
+
+    func write(_ harness: WardenHarness, policy: String) throws -> String {
+        let path = harness.outside + "/egress.cedar"
+        try policy.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    func proxyFlags(_ harness: WardenHarness, _ policyPath: String, _ extra: [String] = []) -> [String] {
+        [
+            "run", "--json", "--workspace", harness.workspace, "--network", "proxy", "--policy", policyPath,
+            "--resolve", "mirror.test=127.0.0.1",
+        ] + extra
+    }
+
+    func values(_ output: String) -> [String: String] {
+        var result: [String: String] = [:]
+        for line in output.split(separator: "\n") {
+            guard let equals = line.firstIndex(of: "=") else { continue }
+            result[String(line[..<equals])] = String(line[line.index(after: equals)...])
+        }
+        return result
+    }
+
+    /// The run id in `warden run --json`'s summary (printed after the agent's own output).
+    func runID(_ output: String) throws -> String {
+        let start = try #require(output.range(of: "{\n", options: .backwards), "\(output)")
+        let object = try JSONSerialization.jsonObject(with: Data(output[start.lowerBound...].utf8)) as? [String: Any]
+        return try #require(object?["id"] as? String, "\(output)")
+    }
+
+    @Test func realProgramsReachAnAllowedHostThroughTheProxyAndTransparentlyAndEachDecisionIsRecorded() throws {
+        let harness = try WardenHarness()
+        let upstream = try Upstream(harness: harness)
+        let http = upstream.ports["http"] ?? 0
+        let policy = try write(harness, policy: mirrorPolicy(upstream))
+        let script = """
+            echo proxy=$(curl -sS -m 10 http://mirror.test:\(http)/hello.txt)
+            echo transparent=$(env -u http_proxy -u HTTP_PROXY -u all_proxy -u ALL_PROXY curl -sS -m 10 http://mirror.test:\(http)/hello.txt)
+            echo socks=$(curl -sS -m 10 --socks5-hostname 127.0.0.1:1080 http://mirror.test:\(http)/hello.txt)
+            python3 attacks.py '\(upstream.portsJSON)' urllib sniok
+            git clone -q http://mirror.test:\(http)/repo.git clone 2>&1 && echo git=$(cat clone/README)
+            echo other=$(curl -s -o /dev/null -w '%{http_code}' -m 10 http://other.test:\(http)/)
+            """
+        let result = try harness.run(proxyFlags(harness, policy) + ["--", "/bin/bash", "-c", script])
+        #expect(result.status == 0, "\(result.standardError)")
+        let seen = values(result.standardOutput)
+        #expect(seen["proxy"] == "hello from the mirror", "\(result.standardOutput)")
+        #expect(seen["transparent"] == "hello from the mirror", "a program that ignores the proxy variables")
+        #expect(seen["socks"] == "hello from the mirror")
+        #expect(seen["urllib"] == "hello from the mirror")
+        #expect(seen["sniok"] == "tls:HTTP/1.0 200 OK" || seen["sniok"] == "tls:HTTP/1.1 200 OK", "\(seen)")
+        #expect(seen["git"] == "readme", "\(result.standardOutput)")
+        #expect(seen["other"] == "403", "a host no policy permits")
+        let id = try runID(result.standardOutput)
+        let decisions = try harness.events(id, kind: "decision").filter { $0["action"] == "connect" }
+        let allowed = decisions.filter { $0["decision"] == "allow" }
+        #expect(Set(allowed.compactMap { $0["entry"] }) == ["proxy", "transparent", "socks"], "\(allowed)")
+        #expect(allowed.allSatisfy { $0["address"] == "127.0.0.1" && $0["policies"] == "mirror" })
+        #expect(decisions.contains { $0["host"] == "other.test" && $0["decision"] == "deny" })
+        let closed = try harness.events(id, kind: "connection.closed")
+        // A decision per request; a keep-alive connection (git's) carries several and ends once.
+        let opened = Set(allowed.compactMap { $0["connection"] })
+        let ended = Set(closed.compactMap { $0["connection"] })
+        #expect(
+            ended.isSubset(of: opened) && ended.count >= allowed.filter { $0["scheme"] != "http" }.count + 1,
+            "\(closed)")
+        #expect(closed.contains { Int($0["bytes_down"] ?? "0") ?? 0 > 0 })
+    }
+
+    @Test func addressesNamesAndTunnelsTheDoorRefuses() throws {
+        let harness = try WardenHarness()
+        let upstream = try Upstream(harness: harness)
+        // rebind.test, metadata.test and intranet.test are permitted by name only: their addresses
+        // (loopback, 169.254.169.254, 10/8) must still be refused.
+        let policy = try write(
+            harness,
+            policy: mirrorPolicy(
+                upstream,
+                extra: """
+                    @id("by-name")
+                    permit(principal, action in [Action::"connect", Action::"resolve"], resource)
+                    when { [Host::"rebind.test", Host::"metadata.test", Host::"intranet.test"].contains(resource) };
+                    """))
+        let attacks = [
+            "literal", "literal6", "rebind", "metadata", "private", "hostmismatch", "sni", "txt", "longlabel", "udp",
+            "raw", "service", "direct",
+        ]
+        let result = try harness.run(
+            proxyFlags(
+                harness, policy,
+                [
+                    "--resolve", "rebind.test=127.0.0.1", "--resolve", "metadata.test=169.254.169.254",
+                    "--resolve", "intranet.test=10.1.2.3",
+                ])
+                + ["--", "python3", "attacks.py", upstream.portsJSON] + attacks)
+        #expect(result.status == 0, "\(result.standardError)")
+        let seen = values(result.standardOutput)
+        for name in ["literal", "literal6", "rebind", "metadata", "private", "hostmismatch"] {
+            #expect(seen[name] == "HTTP/1.1 403 Forbidden", "\(name): \(seen[name] ?? "nothing")")
+        }
+        #expect(seen["sni"]?.hasPrefix("error:") == true, "SNI other.test through CONNECT mirror.test: \(seen)")
+        #expect(seen["txt"] == "rcode5/answers0", "TXT is refused")
+        #expect(seen["longlabel"] == "rcode5/answers0", "a tunnel-shaped name is refused")
+        #expect(seen["udp"]?.contains("unreachable") == true, "UDP other than the resolver: \(seen["udp"] ?? "")")
+        #expect(seen["raw"]?.contains("Operation not permitted") == true, "raw sockets: \(seen["raw"] ?? "")")
+        #expect(seen["service"]?.hasPrefix("error:") == true, "the host's loopback service: \(seen["service"] ?? "")")
+        #expect(seen["direct"]?.hasPrefix("error:") == true, "127.0.0.1 on a listened port: \(seen["direct"] ?? "")")
+        let id = try runID(result.standardOutput)
+        let denied = try harness.events(id, kind: "decision").filter { $0["decision"] == "deny" }
+        func reason(_ host: String) -> String { denied.first { $0["host"] == host }?["reason"] ?? "" }
+        #expect(
+            reason("127.0.0.1").hasPrefix("deny: no policy permits"), "a literal is not a permitted name: \(denied)")
+        #expect(reason("::1").hasPrefix("deny: no policy permits"))
+        #expect(reason("rebind.test").contains("127.0.0.1, a loopback address"))
+        #expect(reason("metadata.test").contains("a metadata address"))
+        #expect(reason("intranet.test").contains("a private address"))
+        #expect(denied.contains { $0["reason"]?.contains("Host is other.test") == true })
+        #expect(denied.contains { $0["reason"]?.contains("asks for other.test") == true }, "SNI fronting recorded")
+        #expect(denied.contains { $0["type"] == "TXT" })
+        #expect(denied.contains { $0["reason"]?.hasPrefix("DNS tunnelling") == true })
+        #expect(denied.contains { $0["entry"] == "transparent" && $0["reason"]?.contains("never gave out") == true })
+    }
+
+    @Test func anUploadPastTheByteBudgetIsCutAtTheBudgetAndStopsTheRun() throws {
+        let harness = try WardenHarness()
+        let upstream = try Upstream(harness: harness)
+        let sink = upstream.ports["sink"] ?? 0
+        let policy = try write(harness, policy: mirrorPolicy(upstream))
+        // 1 MiB pushed through CONNECT; the run may send 100 000 bytes in all.
+        let script = """
+            python3 - <<'PY'
+            import socket
+            s = socket.create_connection(("127.0.0.1", 3128))
+            s.sendall(b"CONNECT mirror.test:\(sink) HTTP/1.1\\r\\nHost: mirror.test\\r\\n\\r\\n")
+            print("connect=" + s.recv(4096).split(b"\\r\\n")[0].decode(), flush=True)
+            try:
+                for _ in range(64):
+                    s.sendall(b"y" * 16384)
+            except OSError as e:
+                print("cut=" + type(e).__name__, flush=True)
+            s.close()
+            PY
+            sleep 5
+            """
+        let result = try harness.run(
+            proxyFlags(harness, policy, ["--egress-bytes-max", "100000", "--on-budget", "stop"])
+                + ["--", "/bin/bash", "-c", script])
+        let seen = values(result.standardOutput)
+        #expect(seen["connect"] == "HTTP/1.1 200 OK", "\(result.standardOutput) \(result.standardError)")
+        #expect(harness.waitUntil(timeout: 5) { !upstream.sinkCounts.isEmpty })
+        let received = upstream.sinkCounts.reduce(0, +)
+        #expect(received <= 100_000 && received > 0, "the far side received \(received) bytes")
+        let id = try runID(result.standardOutput)
+        let hits = try harness.events(id, kind: "budget.hit")
+        #expect(hits.contains { $0["budget"] == "egress_bytes_max" && $0["limit"] == "100000" }, "\(hits)")
+        let stop = try harness.events(id, kind: "stop.requested")
+        #expect(stop.contains { $0["reason"]?.contains("egress_bytes_max") == true }, "on_budget = stop: \(stop)")
+    }
+
+    @Test func idleConnectionsCannotExhaustTheDoorAndTheResolverKeepsAnswering() throws {
+        let harness = try WardenHarness()
+        let upstream = try Upstream(harness: harness)
+        let policy = try write(harness, policy: mirrorPolicy(upstream))
+        let result = try harness.run(
+            proxyFlags(harness, policy, ["--connections-max", "64"])
+                + ["--", "python3", "attacks.py", upstream.portsJSON, "idle:2000", "urllib"])
+        let seen = values(result.standardOutput)
+        let idle = try #require(seen["idle"], "\(result.standardOutput) \(result.standardError)")
+        let alive = idle.split(separator: "/").first { $0.hasPrefix("alive") }.flatMap { Int($0.dropFirst(5)) }
+        #expect(alive == 64, "the cap holds: \(idle)")
+        #expect(idle.hasSuffix("dns:rcode0/answers1"), "the resolver answers while the cap is reached: \(idle)")
+        #expect(seen["urllib"] == "hello from the mirror", "served again once they are gone")
+        let id = try runID(result.standardOutput)
+        #expect(try harness.events(id, kind: "budget.hit").contains { $0["budget"] == "connections_max" })
+    }
+
+    @Test func theMediatorKilledMidTransferClosesEveryDoorAndStopsTheRun() throws {
+        let harness = try WardenHarness()
+        let upstream = try Upstream(harness: harness)
+        let slow = upstream.ports["slow"] ?? 0
+        let policy = try write(harness, policy: mirrorPolicy(upstream))
+        let id = try harness.start(
+            ["--network", "proxy", "--policy", policy, "--resolve", "mirror.test=127.0.0.1"],
+            command: [
+                "/bin/bash", "-c",
+                "curl -sS -m 60 -o /dev/null http://mirror.test:\(slow)/ 2>curl.err; echo $? > curl.rc; sleep 60",
+            ])
+        let started = try #require(try harness.events(id, kind: "mediator.started").first)
+        let pid = try #require(started["pid"].flatMap { Int32($0) })
+        #expect(
+            harness.waitUntil(timeout: 10) { (try? harness.events(id, kind: "decision").isEmpty == false) ?? false })
+        usleep(300_000)
+        kill(pid, SIGKILL)
+        #expect(harness.waitUntil(timeout: 15) { (try? harness.inspect(id)["state"] as? String) == "stopped" })
+        let lost = try harness.events(id, kind: "mediator.lost")
+        #expect(lost.first?["how"] == "killed by signal 9", "\(lost)")
+        #expect(lost.first?["action"] == "stop")
+        let rc = harness.contents(harness.workspace + "/curl.rc").map { String(decoding: $0, as: UTF8.self) }
+        #expect(rc != nil && rc != "0\n", "the transfer failed with the door: \(rc ?? "not finished")")
+    }
+}
