@@ -283,3 +283,69 @@ struct EgressDoorTests {
         #expect(rc != nil && rc != "0\n", "the transfer failed with the door: \(rc ?? "not finished")")
     }
 }
+
+/// The first producer of `ask`: a connection the policy asks about waits for a person, and the answer
+/// covers exactly that request, once.
+@Suite(.enabled(if: HostCapabilities.canSandbox, "needs root, bubblewrap, cgroup v2 and Landlock ABI 6+"))
+struct EgressApprovalTests {
+    func pending(_ harness: WardenHarness, excluding seen: Set<String>) -> [String: Any]? {
+        var found: [String: Any]?
+        harness.waitUntil(timeout: 20) {
+            let list = try? harness.run(["approvals", "--json"]).standardOutput
+            let items = (list.flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) } as? [[String: Any]]) ?? []
+            found = items.first { !seen.contains($0["id"] as? String ?? "") }
+            return found != nil
+        }
+        return found
+    }
+
+    @Test func anAskWaitsForAPersonAndItsApprovalCoversThatRequestOnce() throws {
+        let harness = try WardenHarness()
+        let upstream = try Upstream(harness: harness)
+        let http = upstream.ports["http"] ?? 0
+        let policyPath = harness.outside + "/ask.cedar"
+        try """
+        @id("ask-mirror")
+        @ask("downloads from the mirror need a person")
+        permit(principal, action == Action::"connect", resource == Host::"mirror.test")
+        when { context.address == ip("127.0.0.1") && context.port == \(http) };
+        """.write(toFile: policyPath, atomically: true, encoding: .utf8)
+        let fetch = "curl -s -o /dev/null -w '%{http_code}\\n' -m 30 http://mirror.test:\(http)"
+        let id = try harness.start(
+            [
+                "--network", "proxy", "--policy", policyPath, "--resolve", "mirror.test=127.0.0.1",
+                "--approval-timeout", "2s",
+            ],
+            command: [
+                "/bin/bash", "-c",
+                "\(fetch)/hello.txt >> codes; \(fetch)/hello.txt >> codes; \(fetch)/other >> codes; sleep 30",
+            ])
+        // 1. Held until approved; then the request goes, once.
+        let first = try #require(pending(harness, excluding: []), "the first request is held")
+        let firstID = try #require(first["id"] as? String)
+        #expect((first["summary"] as? String)?.hasPrefix("connect mirror.test:\(http)") == true, "\(first)")
+        let approved = try harness.run(["approve", firstID, "--as", "tester"])
+        #expect(approved.status == 0, "\(approved.standardError)")
+        // 2. The same request again asks again (not remembered); the used approval cannot be reused.
+        let second = try #require(pending(harness, excluding: [firstID]), "asked again")
+        let secondID = try #require(second["id"] as? String)
+        let reuse = try harness.run(["approve", firstID])
+        #expect(reuse.status != 0 && reuse.standardError.contains("used"), "\(reuse.standardError)")
+        #expect(try harness.run(["deny", secondID]).status == 0)
+        // 3. Nobody answers: it expires, and expiry is a denial.
+        let third = try #require(pending(harness, excluding: [firstID, secondID]))
+        #expect((third["request"] as? String)?.contains("/other") == true, "bound to its path: \(third)")
+        #expect(
+            harness.waitUntil(timeout: 15) {
+                (harness.contents(harness.workspace + "/codes").map { String(decoding: $0, as: UTF8.self) } ?? "")
+                    .split(separator: "\n").count == 3
+            })
+        let codes = harness.contents(harness.workspace + "/codes").map { String(decoding: $0, as: UTF8.self) }
+        #expect(codes == "200\n403\n403\n", "approved, denied, expired: \(codes ?? "")")
+        #expect(try harness.events(id, kind: "approval.used").count == 1)
+        #expect(try harness.events(id, kind: "approval.expired").count == 1)
+        let decided = try harness.events(id, kind: "approval.decided")
+        #expect(decided.contains { $0["approver"]?.contains("tester") == true }, "\(decided)")
+        _ = try harness.run(["kill", id])
+    }
+}
