@@ -19,7 +19,7 @@ extension Warden {
                   warden policy test cases.json
                   warden policy conformance ../cedar-integration-tests/tests
                 """,
-            subcommands: [Check.self, Eval.self, TestCases.self, Conformance.self])
+            subcommands: [Check.self, Eval.self, TestCases.self, Conformance.self, Reload.self])
     }
 }
 

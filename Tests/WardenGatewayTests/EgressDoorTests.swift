@@ -258,6 +258,39 @@ struct EgressDoorTests {
         #expect(try harness.events(id, kind: "budget.hit").contains { $0["budget"] == "connections_max" })
     }
 
+    @Test func policyReloadSwapsARunningRunsPoliciesAndABadSetIsRefusedWithItsPosition() throws {
+        let harness = try WardenHarness()
+        let upstream = try Upstream(harness: harness)
+        let http = upstream.ports["http"] ?? 0
+        let denyAll = try write(harness, policy: "// nothing permitted yet\n")
+        let id = try harness.start(
+            ["--network", "proxy", "--policy", denyAll, "--resolve", "mirror.test=127.0.0.1"],
+            command: [
+                "/bin/bash", "-c",
+                "for i in $(seq 1 150); do curl -s -o /dev/null -w '%{http_code}\\n' -m 5 http://mirror.test:\(http)/hello.txt >> codes; sleep 0.1; done",
+            ])
+        func codes() -> [Substring] {
+            (harness.contents(harness.workspace + "/codes").map { String(decoding: $0, as: UTF8.self) } ?? "").split(
+                separator: "\n")
+        }
+        #expect(harness.waitUntil(timeout: 10) { codes().contains("403") })
+        // A bad set: refused with its position; the old one stays.
+        let bad = harness.outside + "/bad.cedar"
+        try "permit(principal, action, resource) when { context.port == };\n".write(
+            toFile: bad, atomically: true, encoding: .utf8)
+        let refused = try harness.run(["policy", "reload", id, "--policy", bad])
+        #expect(refused.status == 2 && refused.standardError.contains("bad.cedar:1:"), "\(refused.standardError)")
+        // A good one: in force at once.
+        let good = harness.outside + "/good.cedar"
+        try mirrorPolicy(upstream).write(toFile: good, atomically: true, encoding: .utf8)
+        let reloaded = try harness.run(["policy", "reload", id, "--policy", good])
+        #expect(reloaded.status == 0, "\(reloaded.standardError)")
+        #expect(harness.waitUntil(timeout: 10) { codes().last == "200" }, "\(codes())")
+        let events = try harness.events(id, kind: "policy.reloaded")
+        #expect(events.count == 1 && events.first?["policies"] == good, "\(events)")
+        _ = try harness.run(["kill", id])
+    }
+
     @Test func theMediatorKilledMidTransferClosesEveryDoorAndStopsTheRun() throws {
         let harness = try WardenHarness()
         let upstream = try Upstream(harness: harness)
@@ -292,7 +325,8 @@ struct EgressApprovalTests {
         var found: [String: Any]?
         harness.waitUntil(timeout: 20) {
             let list = try? harness.run(["approvals", "--json"]).standardOutput
-            let items = (list.flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) } as? [[String: Any]]) ?? []
+            let items =
+                (list.flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) } as? [[String: Any]]) ?? []
             found = items.first { !seen.contains($0["id"] as? String ?? "") }
             return found != nil
         }
