@@ -9,6 +9,12 @@ command -v bwrap >/dev/null 2>&1 || need_packages+=(bubblewrap)
 command -v curl >/dev/null 2>&1 || need_packages+=(curl)
 command -v wget >/dev/null 2>&1 || need_packages+=(wget)
 command -v unshare >/dev/null 2>&1 || need_packages+=(util-linux)
+# The egress door's tests: git over HTTP and a TLS server (openssl makes its certificate); its
+# benchmark compares the door with tinyproxy and squid given the same allowlist.
+command -v git >/dev/null 2>&1 || need_packages+=(git)
+command -v openssl >/dev/null 2>&1 || need_packages+=(openssl)
+command -v tinyproxy >/dev/null 2>&1 || [ -x /usr/bin/tinyproxy ] || need_packages+=(tinyproxy)
+[ -x /usr/sbin/squid ] || need_packages+=(squid)
 # The audit log: SQLite headers for GRDB, and a PostgreSQL server (and psql) for the store tests.
 [ -f /usr/include/sqlite3.h ] || need_packages+=(libsqlite3-dev)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_packages+=(postgresql)

@@ -10,7 +10,80 @@ extension Warden {
     struct Bench: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Benchmarks that print tables (median, p99, and a baseline in the same run).",
-            subcommands: [BenchStop.self, BenchPolicy.self, BenchAudit.self])
+            subcommands: [BenchStop.self, BenchPolicy.self, BenchAudit.self, BenchEgress.self])
+    }
+
+    struct BenchEgress: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "egress",
+            abstract: "The egress door against a direct connection, tinyproxy and squid (same allowlist), on loopback.",
+            discussion: """
+                One client program on every path: connection set-up (connect, CONNECT, one echoed byte; \
+                p50 and p99), download and upload throughput over one connection, and connections per \
+                second from 4 threads. The door is measured from inside a real --network proxy sandbox with \
+                a 10- and a 1,000-policy set; every one of its connections is a Cedar decision recorded \
+                durably before it is made. tinyproxy and squid are Debian packages (scripts/setup.sh \
+                installs them); a missing one is left out. Needs root.
+
+                Example: warden bench egress --repetitions 300 --transfer 1G
+                """)
+        @Option(help: "Set-up samples per path (at least 10).")
+        var repetitions = 300
+        @Option(help: "Bytes each way for the throughput rows, e.g. 1G or 256M.")
+        var transfer = "1G"
+        @Option(help: "Seconds of the connections-per-second measurement.")
+        var seconds = 3.0
+        @Flag(help: "Print the results as JSON.")
+        var json = false
+
+        func validate() throws {
+            if repetitions < 10 { throw ValidationError("--repetitions must be at least 10") }
+            if seconds <= 0 { throw ValidationError("--seconds must be positive") }
+        }
+
+        func run() throws {
+            let host = HostConfiguration.fromEnvironment(ProcessInfo.processInfo.environment, stateDirectory: nil)
+            var bench = try EgressBenchmark(wardenExecutable: host.wardenExecutable)
+            defer { bench.cleanUp() }
+            bench.repetitions = repetitions
+            guard let bytes = try ByteSize(parsing: transfer, field: "--transfer").bytes, bytes > 0 else {
+                throw ValidationError("--transfer must be a size, e.g. 1G")
+            }
+            bench.transferBytes = bytes
+            bench.rateSeconds = seconds
+            let rows = try bench.run { line in FileHandle.standardError.write(Data("\r\u{1B}[K\(line)".utf8)) }
+            FileHandle.standardError.write(Data("\r\u{1B}[K".utf8))
+            if json { return print(try Output.json(rows)) }
+            let direct = rows.first { $0.path == "direct" }
+            let tiny = rows.first { $0.path == "tinyproxy" }
+            func f(_ v: Double?, _ digits: Int = 0) -> String { v.map { String(format: "%.\(digits)f", $0) } ?? "-" }
+            func ratio(_ v: Double?, _ base: Double?) -> String {
+                guard let v, let base, base > 0 else { return "" }
+                return String(format: " (%.2fx)", v / base)
+            }
+            print(
+                "path | set-up p50 µs | p99 µs | added p50 / p99 vs direct (ms) | download MB/s | upload MB/s | connections/s"
+            )
+            print("--- | --- | --- | --- | --- | --- | ---")
+            for row in rows {
+                let added =
+                    row.path == "direct"
+                    ? "-"
+                    : String(
+                        format: "%.3f / %.3f",
+                        (row.setupMedianMicroseconds - (direct?.setupMedianMicroseconds ?? 0)) / 1000,
+                        (row.setupP99Microseconds - (direct?.setupP99Microseconds ?? 0)) / 1000)
+                print(
+                    "\(row.path) | \(f(row.setupMedianMicroseconds)) | \(f(row.setupP99Microseconds)) | \(added) | "
+                        + f(row.downloadMegabytesPerSecond)
+                        + ratio(row.downloadMegabytesPerSecond, direct?.downloadMegabytesPerSecond)
+                        + " | " + f(row.uploadMegabytesPerSecond)
+                        + ratio(row.uploadMegabytesPerSecond, direct?.uploadMegabytesPerSecond)
+                        + " | " + f(row.connectionsPerSecond)
+                        + ratio(row.connectionsPerSecond, tiny?.connectionsPerSecond))
+            }
+            print("(throughput ratios against direct; connections/s against tinyproxy)")
+        }
     }
 
     struct BenchStop: ParsableCommand {
