@@ -41,7 +41,16 @@ struct SandboxExplanation: Encodable {
         hidden = plan.hiddenPaths()
         writable = [plan.workspace, "/tmp (private, \(ByteSize(bytes: command.temporarySize)))", "/dev (private)"]
         landlockReadable = command.shim.readOnly
-        network = plan.network == .none ? "none (loopback only; TCP denied by Landlock)" : "host (unsafe)"
+        switch plan.network {
+        case .none: network = "none (loopback only; TCP denied by Landlock)"
+        case .host: network = "host (unsafe)"
+        case .proxy:
+            let policies =
+                plan.egress.policies.isEmpty
+                ? "no policy: every connection denied" : plan.egress.policies.joined(separator: ", ")
+            network =
+                "proxy (loopback only; out through the egress door: HTTP proxy 127.0.0.1:3128, SOCKS5 :1080, DNS :53; \(policies))"
+        }
         environment = Dictionary(plan.environment.map { ($0.name, $0.value) }) { $1 }
         self.command = plan.command
         bubblewrap = command.arguments

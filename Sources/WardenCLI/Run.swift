@@ -21,8 +21,14 @@ extension Warden {
                 Relative --protect, --hide and --tripwire paths are relative to the workspace. A --profile \
                 (TOML) may set every flag (keys: name, workspace, network, pids_max, memory_max, cpu_max, \
                 protect, hide, tripwire, on_tamper, grace, lease, allow_degraded, pass_env, command, user, read, view, \
-                output_max, audit_store); flags \
+                output_max, audit_store, policies, entities, [resolve], egress_bytes_max, connection_bytes_max, \
+                connections_max, on_budget, on_mediator_loss, approval_timeout); flags \
                 win, and lists from both are combined.
+
+                --network proxy: the sandbox still has only loopback; its one way out is Warden's egress door \
+                (an HTTP proxy on 127.0.0.1:3128, SOCKS5 on :1080, a resolver on :53 and transparent \
+                listeners), where every connection is a decision of the --policy files (deny by default), \
+                recorded before it is made. See docs/egress.md.
 
                 Exit status: the agent's (128+N if killed by signal N); 125 if Warden refused or failed to start it; 2 for bad input.
                 Ctrl-C runs the stop protocol (notice, grace, kill); a second Ctrl-C kills at once.
@@ -31,6 +37,7 @@ extension Warden {
                   warden run --workspace ./ws -- python3 agent.py
                   warden run --workspace ./ws --protect config.yaml --tripwire shutdown.sh --on-tamper stop -- ./agent
                   warden run --profile coder.toml --detach --json
+                  warden run --network proxy --policy pip-only.cedar --workspace ./ws -- pip download requests
                   warden run --explain --read /opt/tools --workspace ./ws -- /opt/tools/agent
 
                 The agent runs as an unprivileged host identity of its own (--user auto, the default: a uid \

@@ -7,6 +7,9 @@ import WardenCore
     import Glibc
 #endif
 
+/// Reads of up to 256 KiB when a transfer keeps the socket full (SwiftNIO's default stops at 64 KiB).
+let relayAllocator = AdaptiveRecvByteBufferAllocator(minimum: 2048, initial: 16384, maximum: 262_144)
+
 /// Connects to the address the door checked, on the agent channel's event loop. Reading starts only
 /// once the connection is spliced, so nothing the far side says first is lost.
 func connectUpstream(address: [UInt8], port: Int, on eventLoop: any EventLoop) -> EventLoopFuture<any Channel> {
@@ -16,6 +19,7 @@ func connectUpstream(address: [UInt8], port: Int, on eventLoop: any EventLoop) -
             .channelOption(.allowRemoteHalfClosure, value: true)
             .channelOption(.autoRead, value: false)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelOption(.recvAllocator, value: relayAllocator)
             .connectTimeout(.seconds(15))
             .connect(to: target)
     } catch {

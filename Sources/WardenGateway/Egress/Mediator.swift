@@ -190,6 +190,7 @@ public enum Mediator {
             return ServerBootstrap(group: group)
                 .serverChannelOption(.backlog, value: 4096)
                 .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+                .childChannelOption(.recvAllocator, value: relayAllocator)
                 .childChannelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         let pipeline = channel.pipeline.syncOperations
