@@ -92,8 +92,13 @@ struct TerminalTests {
         #expect(terminal.read(until: "ready 40 100"), "\(terminal.text.debugDescription)")
         // ncurses checks its SIGWINCH flag before it blocks in read(), so a signal landing between the
         // two is seen only at the next one; a terminal emulator sends one per resize step, and so does this.
+        // A retry must change the size (the kernel sends no SIGWINCH for an unchanged one): step away, back.
         var resized = false
-        for _ in 0..<5 where !resized {
+        for attempt in 0..<5 where !resized {
+            if attempt > 0 {
+                terminal.resize(rows: 49, columns: 119)
+                usleep(100_000)
+            }
             terminal.resize(rows: 50, columns: 120)
             resized = terminal.read(until: "resized 50 120", timeout: 3)
         }
