@@ -62,7 +62,7 @@ public struct EgressBenchmark {
         let portsLine = String(decoding: peerOut.fileHandleForReading.availableData, as: UTF8.self)
         let portsJSON = portsLine.trimmingCharacters(in: .whitespacesAndNewlines)
         guard let ports = try JSONSerialization.jsonObject(with: Data(portsJSON.utf8)) as? [String: Any],
-            let echo = (ports["echo"] as? NSNumber)?.intValue
+            ports["echo"] is NSNumber
         else { throw WardenError(code: .systemCall, message: "bench egress: the loopback servers did not start") }
         let allPorts = ["echo", "source", "sink"].compactMap { (ports[$0] as? NSNumber)?.intValue }
         var rows: [Row] = []
@@ -158,16 +158,13 @@ public struct EgressBenchmark {
                     "warden door (\(count) policies)", proxy: "127.0.0.1:3128", runner: runner,
                     extra: count == 10 ? [] : ["no-transfer"]))
         }
-        _ = echo
         return rows
     }
 
     static func freePort() throws -> Int {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var address = loopback(port: 0)
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
         let bound = withUnsafeMutablePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer -> Int32 in
@@ -177,6 +174,14 @@ public struct EgressBenchmark {
         }
         guard bound == 0 else { throw WardenError(code: .systemCall, message: "bench egress: no free port") }
         return Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    static func loopback(port: Int) -> sockaddr_in {
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = UInt16(port).bigEndian
+        return address
     }
 
     static func startServer(_ executable: String, _ arguments: [String], port: Int) throws -> Process {
@@ -189,10 +194,7 @@ public struct EgressBenchmark {
         let deadline = Date().addingTimeInterval(20)
         while Date() < deadline {
             let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            var address = sockaddr_in()
-            address.sin_family = sa_family_t(AF_INET)
-            address.sin_addr.s_addr = inet_addr("127.0.0.1")
-            address.sin_port = UInt16(port).bigEndian
+            var address = loopback(port: port)
             let connected = withUnsafePointer(to: &address) {
                 $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
                     connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0

@@ -9,8 +9,7 @@ import WardenGateway
 enum MediatorMain {
     static func main(arguments: [String]) -> Never {
         guard arguments.count == 2, let parent = Int32(arguments[1]),
-            let data = FileManager.default.contents(atPath: arguments[0]),
-            let configuration = try? JSONDecoder().decode(MediatorConfiguration.self, from: data)
+            let configuration = try? MediatorConfiguration.load(arguments[0])
         else {
             FileHandle.standardError.write(Data("warden __mediator: started without its configuration\n".utf8))
             exit(2)
@@ -20,6 +19,7 @@ enum MediatorMain {
         let broker = try? ApprovalBroker(path: configuration.stateDirectory + "/approvals.db") { _ in sink }
         exit(
             Mediator.serve(
-                configurationPath: arguments[0], netns: 3, control: 4, parent: parent, sink: sink, broker: broker))
+                configuration: configuration, configurationPath: arguments[0], netns: 3, control: 4, parent: parent,
+                sink: sink, broker: broker))
     }
 }

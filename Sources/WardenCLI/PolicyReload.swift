@@ -41,10 +41,8 @@ extension Warden.PolicyCommand {
             guard record.state.isActive else {
                 throw WardenError(code: .conflict, message: "run \(id) has ended; there is nothing to reload")
             }
-            let path = registry.directory(for: id) + "/mediator.json"
-            guard let data = FileManager.default.contents(atPath: path),
-                var configuration = try? JSONDecoder().decode(MediatorConfiguration.self, from: data)
-            else {
+            let path = MediatorConfiguration.path(runDirectory: registry.directory(for: id))
+            guard var configuration = try? MediatorConfiguration.load(path) else {
                 throw WardenError.invalidInput("run \(id) has no egress door (it was not started with --network proxy)")
             }
             let cwd = FileManager.default.currentDirectoryPath
@@ -64,9 +62,7 @@ extension Warden.PolicyCommand {
                 throw WardenError(code: .conflict, message: "run \(id)'s egress door has not started")
             }
             let before = started.filter { $0.kind == .policyReloaded }.count
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
-            try FileIO.writeAtomically(try encoder.encode(configuration), to: path, mode: 0o600)
+            try FileIO.writeAtomically(try configuration.encoded(), to: path, mode: 0o600)
             guard kill(pid, SIGHUP) == 0 else {
                 throw WardenError(
                     code: .conflict,

@@ -1,3 +1,5 @@
+import Foundation
+
 #if canImport(Glibc)
     import Glibc
 #endif
@@ -145,6 +147,22 @@ public struct MediatorConfiguration: Sendable, Codable, Equatable {
         self.stateDirectory = stateDirectory
         self.auditStore = auditStore
         self.egress = egress
+    }
+
+    /// Where a run's configuration lives: `mediator.json` in its directory (written by the supervisor and
+    /// by `warden policy reload`, read by the mediator at start and on SIGHUP).
+    public static func path(runDirectory: String) -> String { runDirectory + "/mediator.json" }
+
+    /// The file's bytes.
+    public func encoded() throws -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
+        return try encoder.encode(self)
+    }
+
+    /// Reads the file at `path`.
+    public static func load(_ path: String) throws -> MediatorConfiguration {
+        try JSONDecoder().decode(MediatorConfiguration.self, from: Data(contentsOf: URL(fileURLWithPath: path)))
     }
 
     /// The ports inside the sandbox: the HTTP proxy, SOCKS5 and DNS on 127.0.0.1.

@@ -17,6 +17,16 @@ public struct CommandResult: Sendable {
     public var json: [String: Any] {
         (try? JSONSerialization.jsonObject(with: Data(standardOutput.utf8)) as? [String: Any]) ?? [:]
     }
+
+    /// The `key=value` lines an agent printed on stdout (the last value of a key wins).
+    public var keyValues: [String: String] {
+        var result: [String: String] = [:]
+        for line in standardOutput.split(separator: "\n") {
+            guard let equals = line.firstIndex(of: "=") else { continue }
+            result[String(line[..<equals])] = String(line[line.index(after: equals)...])
+        }
+        return result
+    }
 }
 
 /// A scratch world for one test: its own state directory, workspace and "outside" directory, and

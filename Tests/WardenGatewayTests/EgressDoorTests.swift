@@ -96,15 +96,6 @@ struct EgressDoorTests {
         ] + extra
     }
 
-    func values(_ output: String) -> [String: String] {
-        var result: [String: String] = [:]
-        for line in output.split(separator: "\n") {
-            guard let equals = line.firstIndex(of: "=") else { continue }
-            result[String(line[..<equals])] = String(line[line.index(after: equals)...])
-        }
-        return result
-    }
-
     /// The run id in `warden run --json`'s summary (printed after the agent's own output).
     func runID(_ output: String) throws -> String {
         let start = try #require(output.range(of: "{\n", options: .backwards), "\(output)")
@@ -127,7 +118,7 @@ struct EgressDoorTests {
             """
         let result = try harness.run(proxyFlags(harness, policy) + ["--", "/bin/bash", "-c", script])
         #expect(result.status == 0, "\(result.standardError)")
-        let seen = values(result.standardOutput)
+        let seen = result.keyValues
         #expect(seen["proxy"] == "hello from the mirror", "\(result.standardOutput)")
         #expect(seen["transparent"] == "hello from the mirror", "a program that ignores the proxy variables")
         #expect(seen["socks"] == "hello from the mirror")
@@ -178,7 +169,7 @@ struct EgressDoorTests {
                 ])
                 + ["--", "python3", "attacks.py", upstream.portsJSON] + attacks)
         #expect(result.status == 0, "\(result.standardError)")
-        let seen = values(result.standardOutput)
+        let seen = result.keyValues
         for name in ["literal", "literal6", "rebind", "metadata", "private", "hostmismatch"] {
             #expect(seen[name] == "HTTP/1.1 403 Forbidden", "\(name): \(seen[name] ?? "nothing")")
         }
@@ -229,7 +220,7 @@ struct EgressDoorTests {
         let result = try harness.run(
             proxyFlags(harness, policy, ["--egress-bytes-max", "100000", "--on-budget", "stop"])
                 + ["--", "/bin/bash", "-c", script])
-        let seen = values(result.standardOutput)
+        let seen = result.keyValues
         #expect(seen["connect"] == "HTTP/1.1 200 OK", "\(result.standardOutput) \(result.standardError)")
         #expect(harness.waitUntil(timeout: 5) { !upstream.sinkCounts.isEmpty })
         let received = upstream.sinkCounts.reduce(0, +)
@@ -248,7 +239,7 @@ struct EgressDoorTests {
         let result = try harness.run(
             proxyFlags(harness, policy, ["--connections-max", "64"])
                 + ["--", "python3", "attacks.py", upstream.portsJSON, "idle:2000", "urllib"])
-        let seen = values(result.standardOutput)
+        let seen = result.keyValues
         let idle = try #require(seen["idle"], "\(result.standardOutput) \(result.standardError)")
         let alive = idle.split(separator: "/").first { $0.hasPrefix("alive") }.flatMap { Int($0.dropFirst(5)) }
         #expect(alive == 64, "the cap holds: \(idle)")

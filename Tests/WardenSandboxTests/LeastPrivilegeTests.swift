@@ -16,16 +16,6 @@ struct LeastPrivilegeTests {
         try harness.run(["run", "--workspace", harness.workspace] + flags + ["--", "/bin/bash", "-c", script])
     }
 
-    /// Key=value lines the agent printed.
-    func values(_ output: String) -> [String: String] {
-        var result: [String: String] = [:]
-        for line in output.split(separator: "\n") {
-            guard let equals = line.firstIndex(of: "=") else { continue }
-            result[String(line[..<equals])] = String(line[line.index(after: equals)...])
-        }
-        return result
-    }
-
     @Test func theAgentIsAnUnprivilegedHostIdentityAndItsFilesBelongToTheWorkspaceOwner() throws {
         let harness = try WardenHarness()
         // A workspace owned by an ordinary user: what the agent writes must be that user's on the host.
@@ -39,7 +29,7 @@ struct LeastPrivilegeTests {
             echo cap=$(grep CapEff /proc/self/status | awk '{print $2}')
             """)
         #expect(result.status == 0, "\(result.standardError)")
-        let seen = values(result.standardOutput)
+        let seen = result.keyValues
         let uid = try #require(seen["uid"].flatMap(UInt32.init), "\(seen)")
         #expect(AgentIdentity.perRunRange.contains(uid) && seen["gid"] == String(uid), "\(seen)")
         #expect(seen["outside"] == String(uid), "the uid outside the agent's user namespace: \(seen)")
@@ -86,7 +76,7 @@ struct LeastPrivilegeTests {
                 """
         let result = try agent(harness, script)
         #expect(result.status == 0, "\(result.standardError)")
-        let seen = values(result.standardOutput)
+        let seen = result.keyValues
         #expect(seen["done"] == "1", "\(result.standardOutput)\(result.standardError)")
         for index in targets.indices {
             #expect(seen["read\(index)"] == "no", "readable inside the sandbox: \(targets[index])")
@@ -133,7 +123,7 @@ struct LeastPrivilegeTests {
             echo login=$(bash --login -c 'echo ok')
             """)
         #expect(result.status == 0, "\(result.standardOutput)\(result.standardError)")
-        let seen = values(result.standardOutput)
+        let seen = result.keyValues
         #expect(seen["python"] == "42")
         #expect(seen["cloned"] == "hello")
         #expect(seen["pip"] == "42")
@@ -155,7 +145,7 @@ struct LeastPrivilegeTests {
         let result = try agent(
             harness, "echo euid=$(\(planted) -u); echo ruid=$(\(planted) -ru)", flags: ["--read", tools])
         #expect(result.status == 0, "\(result.standardError)")
-        let seen = values(result.standardOutput)
+        let seen = result.keyValues
         let euid = seen["euid"].flatMap(UInt32.init)
         #expect(
             euid.map(AgentIdentity.perRunRange.contains) == true, "a setuid-root program ran with euid \(euid ?? 0)")
@@ -180,7 +170,7 @@ struct LeastPrivilegeTests {
             chmod 700 sh-copy && echo chmod700=ok
             """)
         #expect(result.status == 0, "\(result.standardError)")
-        let seen = values(result.standardOutput)
+        let seen = result.keyValues
         for name in ["chmod", "chmodg", "open", "mknod"] {
             #expect(seen[name] == "refused", "\(name): \(seen[name] ?? "?")")
         }
@@ -230,7 +220,7 @@ struct LeastPrivilegeTests {
             cat '\(other)/note' 2>/dev/null && echo read=yes || echo read=no
             echo x > '\(other)/dropped' 2>/dev/null && echo write=yes || echo write=no
             """)
-        let seen = values(probe.standardOutput)
+        let seen = probe.keyValues
         #expect(seen["connect"] == "no" && seen["read"] == "no" && seen["write"] == "no", "\(seen)")
         #expect(!FileManager.default.fileExists(atPath: other + "/reached"))
         #expect(!FileManager.default.fileExists(atPath: other + "/dropped"))
@@ -253,7 +243,7 @@ struct LeastPrivilegeTests {
             python3 -c "import fcntl, os; fd = os.open('shared.txt', os.O_RDONLY); fcntl.fcntl(fd, fcntl.F_GETFL)" \
                 && echo fcntl=ok
             """)
-        let seen = values(result.standardOutput)
+        let seen = result.keyValues
         #expect(seen["lease"] == "refused", "\(seen)")
         #expect(seen["fcntl"] == "ok", "other fcntl commands still work")
     }
@@ -295,11 +285,11 @@ struct LeastPrivilegeTests {
         }
         let own = try hogRun([])
         let beside = try agent(harness, probe)
-        #expect(values(beside.standardOutput)["inotify"] == "ok", "a run beside the hog: \(beside.standardOutput)")
+        #expect(beside.keyValues["inotify"] == "ok", "a run beside the hog: \(beside.standardOutput)")
         _ = try harness.run(["kill", own])
         let shared = try hogRun(["--user", "2000065535"])
         let sharing = try agent(harness, probe, flags: ["--user", "2000065535"])
-        #expect(values(sharing.standardOutput)["inotify"] == "exhausted", "one uid, one allowance")
+        #expect(sharing.keyValues["inotify"] == "exhausted", "one uid, one allowance")
         _ = try harness.run(["kill", shared])
     }
 
@@ -356,7 +346,7 @@ struct LeastPrivilegeTests {
             echo planted=1
             """)
         #expect(result.status == 0, "\(result.standardError)")
-        let seen = values(result.standardOutput)
+        let seen = result.keyValues
         #expect(seen["config"] == "refused" && seen["hook"] == "refused", "\(seen)")
         #expect(seen["commit"] == "ok", "commits still work")
         #expect(seen["planted"] == "1")
@@ -385,11 +375,11 @@ struct LeastPrivilegeTests {
         try harness.write("tool\n", to: tools + "/t.txt")
         try harness.write("sibling\n", to: sibling + "/s.txt")
         let script = "echo tool=$(cat \(tools)/t.txt 2>/dev/null); echo sibling=$(cat \(sibling)/s.txt 2>/dev/null)"
-        let without = values(try agent(harness, script).standardOutput)
+        let without = try agent(harness, script).keyValues
         #expect(without["tool"] == "" && without["sibling"] == "", "outside paths are not in the default view")
         let with = try agent(
             harness, script + "; echo x > \(tools)/w 2>/dev/null || echo write=denied", flags: ["--read", tools])
-        let seen = values(with.standardOutput)
+        let seen = with.keyValues
         #expect(seen["tool"] == "tool")
         #expect(seen["sibling"] == "", "--read added its path only")
         #expect(seen["write"] == "denied", "--read is read-only")
@@ -401,7 +391,7 @@ struct LeastPrivilegeTests {
             harness, "echo uid=$(id -u); test -d /var/lib && echo var=yes",
             flags: ["--view", "host", "--allow-degraded", "root"])
         #expect(result.status == 0, "\(result.standardError)")
-        let seen = values(result.standardOutput)
+        let seen = result.keyValues
         #expect(seen["uid"] == "0" && seen["var"] == "yes")
         #expect(result.standardError.contains("--view host") && result.standardError.contains("--allow-degraded root"))
         let runs =

@@ -175,16 +175,19 @@ final class EgressDoor: Sendable {
 
         // A name no policy could permit is refused before it is resolved: resolving it would already
         // send it (and whatever it encodes) to the host's DNS servers.
+        // One generation of policies decides the whole request, even across a reload.
+        let snapshot = engine.snapshot
         if IPLiteral.bytes(request.host) == nil {
             if let tunnel = DNSQuery.tunnellingReason(labels: request.host.split(separator: ".").map { Array($0.utf8) })
             {
                 return deny("DNS tunnelling: \(tunnel); refused before resolving")
             }
-            let early = engine.decide(
+            let early = PolicyEngine.decide(
                 AuthorizationRequest(
                     principal: runEntity.uid, action: EntityUID(type: "Action", id: "connect"),
                     resource: EntityUID(type: "Host", id: request.host),
-                    context: ["port": .long(Int64(request.port)), "scheme": .string(request.scheme)]))
+                    context: ["port": .long(Int64(request.port)), "scheme": .string(request.scheme)]),
+                in: snapshot)
             if early.kind == .deny && early.errors.isEmpty {
                 return deny(
                     early.explanation + " (decided before resolving the name)", policies: early.reasons.map(\.policyID))
@@ -220,7 +223,6 @@ final class EgressDoor: Sendable {
         if let sni = request.sni { context["sni"] = .string(sni) }
         if let method = request.method { context["method"] = .string(method) }
         if let path = request.path { context["path"] = .string(path) }
-        let snapshot = engine.snapshot
         let decision = PolicyEngine.decide(
             AuthorizationRequest(
                 principal: runEntity.uid, action: EntityUID(type: "Action", id: "connect"),

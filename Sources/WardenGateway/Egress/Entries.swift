@@ -45,17 +45,41 @@ func splice(
         upstream.read()
         channel.read()
     } catch {
-        meter.closedBy = "warden"
         meter.finish(closedBy: "warden")
         upstream.close(promise: nil)
         context.close(promise: nil)
     }
 }
 
+/// A handler that gathers a connection's first bytes until they tell what the connection speaks.
+private protocol FirstBytesReader: AnyObject {
+    var buffer: ByteBuffer { get set }
+    func conclude(context: ChannelHandlerContext, with first: FirstBytes)
+}
+
+extension FirstBytesReader {
+    /// Adds `incoming`; what the bytes so far are, or nil while more are needed.
+    func gather(_ incoming: ByteBuffer) -> FirstBytes? {
+        var incoming = incoming
+        buffer.writeBuffer(&incoming)
+        let first = FirstBytes.classify(Array(buffer.readableBytesView))
+        return first == .incomplete ? nil : first
+    }
+
+    /// A protocol whose server speaks first (SSH, SMTP) sends nothing: after a short wait it is `.other`.
+    func concludeAfterSilence(context: ChannelHandlerContext) -> Scheduled<Void> {
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        return context.eventLoop.scheduleTask(in: .seconds(3)) {
+            let (handler, context) = bound.value
+            handler.conclude(context: context, with: .other)
+        }
+    }
+}
+
 /// Checks the first bytes of a tunnel (after CONNECT's 200 or SOCKS5's success) against the name it was
 /// opened for: a TLS ClientHello must carry that SNI, a plain HTTP request that `Host`. Only then is a
 /// byte sent upstream; a mismatch (domain fronting) closes both sides and is recorded.
-final class TunnelVerifier: ChannelInboundHandler, RemovableChannelHandler {
+final class TunnelVerifier: ChannelInboundHandler, RemovableChannelHandler, FirstBytesReader {
     typealias InboundIn = ByteBuffer
 
     let services: DoorServices
@@ -63,7 +87,7 @@ final class TunnelVerifier: ChannelInboundHandler, RemovableChannelHandler {
     let port: Int
     let upstream: any Channel
     let meter: ConnectionMeter
-    private var buffer = ByteBuffer()
+    fileprivate var buffer = ByteBuffer()
     private var done = false
     private var timeout: Scheduled<Void>?
 
@@ -75,47 +99,29 @@ final class TunnelVerifier: ChannelInboundHandler, RemovableChannelHandler {
         self.meter = meter
     }
 
-    func handlerAdded(context: ChannelHandlerContext) {
-        // A protocol whose server speaks first (SSH, SMTP) sends nothing: spliced after a short wait.
-        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        timeout = context.eventLoop.scheduleTask(in: .seconds(3)) {
-            let (handler, context) = bound.value
-            handler.conclude(context: context, with: .other)
-        }
-    }
+    func handlerAdded(context: ChannelHandlerContext) { timeout = concludeAfterSilence(context: context) }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        var incoming = unwrapInboundIn(data)
-        buffer.writeBuffer(&incoming)
-        let bytes = Array(buffer.readableBytesView)
-        let first = FirstBytes.classify(bytes)
-        if first != .incomplete { conclude(context: context, with: first) }
+        if let first = gather(unwrapInboundIn(data)) { conclude(context: context, with: first) }
     }
 
     func channelInactive(context: ChannelHandlerContext) {
         timeout?.cancel()
         if !done {
             done = true
-            meter.closedBy = "agent"
             meter.finish(closedBy: "agent")
             upstream.close(promise: nil)
         }
         context.fireChannelInactive()
     }
 
-    private func conclude(context: ChannelHandlerContext, with first: FirstBytes) {
+    fileprivate func conclude(context: ChannelHandlerContext, with first: FirstBytes) {
         guard !done else { return }
         done = true
         timeout?.cancel()
         if let mismatch = Fronting.check(first, host: host, port: port) {
-            meter.closedBy = "warden"
             meter.finish(closedBy: "warden")
-            let (door, subject) = (services.door, "connect \(host):\(port)")
-            let details = [
-                "door": "egress", "action": "connect", "host": host, "port": String(port), "decision": "deny",
-                "reason": mismatch, "connection": meter.connection,
-            ]
-            services.pool.submit { _ in try? door.record(.decision, subject: subject, details) }
+            services.recordRefusal(host: host, port: port, reason: mismatch, ["connection": meter.connection])
             upstream.close(promise: nil)
             context.close(promise: nil)
             return
@@ -151,13 +157,13 @@ enum Fronting {
 /// synthetic address the resolver gave it): the address names the host, the first bytes name the
 /// protocol. Plain HTTP goes to the HTTP forwarder (decided per request); anything else is decided once
 /// and spliced, or reset.
-final class TransparentEntry: ChannelInboundHandler, RemovableChannelHandler {
+final class TransparentEntry: ChannelInboundHandler, RemovableChannelHandler, FirstBytesReader {
     typealias InboundIn = ByteBuffer
 
     let services: DoorServices
     private var host: String?
     private var port = 0
-    private var buffer = ByteBuffer()
+    fileprivate var buffer = ByteBuffer()
     private var deciding = false
     private var timeout: Scheduled<Void>?
 
@@ -182,33 +188,20 @@ final class TransparentEntry: ChannelInboundHandler, RemovableChannelHandler {
         guard let name = services.door.names.name(for: bytes) else {
             deciding = true
             let address = local.ipAddress ?? "?"
-            let (door, details) = (
-                services.door,
-                [
-                    "door": "egress", "action": "connect", "host": address, "port": String(localPort),
-                    "entry": "transparent", "decision": "deny",
-                    "reason":
-                        "a connection to \(address):\(localPort), an address the resolver never gave out; refused",
-                ]
-            )
-            services.pool.submit { _ in try? door.record(.decision, subject: "connect \(address):\(localPort)", details)
-            }
+            services.recordRefusal(
+                host: address, port: localPort,
+                reason: "a connection to \(address):\(localPort), an address the resolver never gave out; refused",
+                ["entry": "transparent"])
             return resetConnection(context.channel)
         }
         host = name
-        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        timeout = context.eventLoop.scheduleTask(in: .seconds(3)) {
-            let (handler, context) = bound.value
-            handler.conclude(context: context, with: .other)
-        }
+        timeout = concludeAfterSilence(context: context)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        var incoming = unwrapInboundIn(data)
-        buffer.writeBuffer(&incoming)
-        guard !deciding, host != nil else { return }
-        let first = FirstBytes.classify(Array(buffer.readableBytesView))
-        if first != .incomplete { conclude(context: context, with: first) }
+        let first = gather(unwrapInboundIn(data))
+        guard !deciding, host != nil, let first else { return }
+        conclude(context: context, with: first)
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -216,7 +209,7 @@ final class TransparentEntry: ChannelInboundHandler, RemovableChannelHandler {
         context.fireChannelInactive()
     }
 
-    private func conclude(context: ChannelHandlerContext, with first: FirstBytes) {
+    fileprivate func conclude(context: ChannelHandlerContext, with first: FirstBytes) {
         guard !deciding, let host else { return }
         deciding = true
         timeout?.cancel()
@@ -246,13 +239,7 @@ final class TransparentEntry: ChannelInboundHandler, RemovableChannelHandler {
             sni = name
         }
         if let mismatch = Fronting.check(first, host: host, port: port) {
-            let details = [
-                "door": "egress", "action": "connect", "host": host, "port": String(port), "entry": "transparent",
-                "decision": "deny", "reason": mismatch,
-            ]
-            let door = services.door
-            let subject = "connect \(host):\(port)"
-            services.pool.submit { _ in try? door.record(.decision, subject: subject, details) }
+            services.recordRefusal(host: host, port: port, reason: mismatch, ["entry": "transparent"])
             return resetConnection(context.channel)
         }
         let request = ConnectRequest(host: host, port: port, scheme: scheme, sni: sni, entry: .transparent)
@@ -277,7 +264,6 @@ final class TransparentEntry: ChannelInboundHandler, RemovableChannelHandler {
             case .success(let upstream):
                 splice(context: context, upstream: upstream, meter: meter, replay: handler.buffer)
             case .failure:
-                meter.closedBy = "upstream (unreachable)"
                 meter.finish(closedBy: "upstream (unreachable)")
                 resetConnection(context.channel)
             }

@@ -16,6 +16,11 @@ final class HTTPForwarder: ChannelInboundHandler, RemovableChannelHandler {
         case proxy
         /// A transparent listener: the host and port the synthetic address stands for.
         case transparent(host: String, port: Int)
+
+        var entry: ConnectRequest.Entry {
+            if case .proxy = self { return .proxy }
+            return .transparent
+        }
     }
 
     private enum State {
@@ -58,7 +63,7 @@ final class HTTPForwarder: ChannelInboundHandler, RemovableChannelHandler {
     func channelInactive(context: ChannelHandlerContext) {
         headTimeout?.cancel()
         if let upstream {
-            if upstream.meter.closedBy == nil { upstream.meter.closedBy = "agent" }
+            upstream.meter.mark(closedBy: "agent")
             upstream.channel.close(promise: nil)
         }
         upstream = nil
@@ -137,17 +142,17 @@ final class HTTPForwarder: ChannelInboundHandler, RemovableChannelHandler {
         }
         // Host must name the same host (fronting): on the proxy the URI's, on a listener the dialled one.
         let first = FirstBytes.http(method: head.method.rawValue, target: head.uri, host: head.headers["host"].first)
-        if head.headers["host"].first != nil || { if case .transparent = mode { return true } else { return false } }()
+        if head.headers["host"].first != nil || mode.entry == .transparent,
+            let mismatch = Fronting.check(first, host: host, port: port)
         {
-            if let mismatch = Fronting.check(first, host: host, port: port) {
-                recordDenial(host: host, port: port, reason: mismatch, method: head.method.rawValue, path: path)
-                return respond(context: context, status: .forbidden, reason: mismatch, host: host, port: port)
-            }
+            services.recordRefusal(
+                host: host, port: port, reason: mismatch,
+                ["method": head.method.rawValue, "path": path, "scheme": "http"])
+            return respond(context: context, status: .forbidden, reason: mismatch, host: host, port: port)
         }
         state = .deciding
-        let entry: ConnectRequest.Entry = { if case .proxy = mode { return .proxy } else { return .transparent } }()
         let request = ConnectRequest(
-            host: host, port: port, scheme: "http", method: head.method.rawValue, path: path, entry: entry)
+            host: host, port: port, scheme: "http", method: head.method.rawValue, path: path, entry: mode.entry)
         let door = services.door
         let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
         services.pool.runIfActive(eventLoop: context.eventLoop) { door.authorize(request) }.whenComplete { result in
@@ -202,7 +207,6 @@ final class HTTPForwarder: ChannelInboundHandler, RemovableChannelHandler {
                 handler.upstream = (key, channel, meter)
                 handler.send(context: context, head: outgoing)
             case .failure(let error):
-                meter.closedBy = "upstream (unreachable)"
                 meter.finish(closedBy: "upstream (unreachable)")
                 handler.respond(
                     context: context, status: .badGateway, reason: "\(host):\(port) could not be reached: \(error)")
@@ -270,7 +274,6 @@ final class HTTPForwarder: ChannelInboundHandler, RemovableChannelHandler {
                     case .success(let upstream):
                         handler.tunnel(context: context, upstream: upstream, meter: meter, host: host, port: port)
                     case .failure(let error):
-                        meter.closedBy = "upstream (unreachable)"
                         meter.finish(closedBy: "upstream (unreachable)")
                         handler.respond(
                             context: context, status: .badGateway,
@@ -316,15 +319,6 @@ final class HTTPForwarder: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     // MARK: Answers
-
-    private func recordDenial(host: String, port: Int, reason: String, method: String, path: String) {
-        let details = [
-            "door": "egress", "action": "connect", "host": host, "port": String(port), "decision": "deny",
-            "reason": reason, "method": method, "path": path, "scheme": "http",
-        ]
-        let door = services.door
-        services.pool.submit { _ in try? door.record(.decision, subject: "connect \(host):\(port)", details) }
-    }
 
     /// An error answer with a JSON body; the connection closes after it.
     private func respond(
@@ -410,7 +404,6 @@ private final class ResponseRelay: ChannelInboundHandler {
     func channelReadComplete(context: ChannelHandlerContext) { forwarder.value.1.flush() }
 
     func channelInactive(context: ChannelHandlerContext) {
-        if meter.closedBy == nil { meter.closedBy = "upstream" }
         meter.finish(closedBy: "upstream")
         let (handler, agent) = forwarder.value
         handler.upstreamClosed(context: agent, channel: context.channel)

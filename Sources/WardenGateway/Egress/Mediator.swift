@@ -20,11 +20,13 @@ public enum Mediator {
     /// Serves until SIGTERM or SIGINT (SIGHUP reloads the policies from `configurationPath`).
     ///
     /// - Parameters:
+    ///   - configuration: what `configurationPath` holds (read again on SIGHUP).
     ///   - netns: a descriptor of the run's network namespace (`/proc/<init>/ns/net`).
     ///   - control: the write end of the supervisor's control pipe.
     /// - Returns: the process's exit status.
     public static func serve(
-        configurationPath: String, netns: Int32, control: Int32, parent: pid_t, sink: any EventSink,
+        configuration: MediatorConfiguration, configurationPath: String, netns: Int32, control: Int32, parent: pid_t,
+        sink: any EventSink,
         broker: ApprovalBroker?
     ) -> Int32 {
         @Sendable func tell(_ object: [String: Any]) {
@@ -35,12 +37,9 @@ public enum Mediator {
         guard warden_die_with_parent(parent) == 0 else { return 1 }
         let signals = [SIGTERM, SIGINT, SIGHUP]
         let signalFD = signals.withUnsafeBufferPointer { warden_signal_pipe($0.baseAddress, Int32($0.count)) }
-        let configuration: MediatorConfiguration
         let engine: PolicyEngine
         let runEntity: Entity
         do {
-            configuration = try JSONDecoder().decode(
-                MediatorConfiguration.self, from: Data(contentsOf: URL(fileURLWithPath: configurationPath)))
             runEntity = Entity(
                 uid: EntityUID(type: "Run", id: configuration.run.rawValue),
                 attributes: [
@@ -155,18 +154,15 @@ public enum Mediator {
 
     private static func reload(configurationPath: String, engine: PolicyEngine, runEntity: Entity, door: EgressDoor) {
         do {
-            let configuration = try JSONDecoder().decode(
-                MediatorConfiguration.self, from: Data(contentsOf: URL(fileURLWithPath: configurationPath)))
-            let next = try loadEngine(configuration, runEntity: runEntity)
+            let configuration = try MediatorConfiguration.load(configurationPath)
+            let next = try loadEngine(configuration, runEntity: runEntity).snapshot
             try door.record(
                 .policyReloaded, subject: "egress",
                 [
                     "door": "egress", "policies": configuration.egress.policies.joined(separator: ","),
-                    "count": String(next.snapshot.policies.policies.count),
+                    "count": String(next.policies.policies.count),
                 ])
-            try engine.reload(
-                policyFiles: configuration.egress.policies, entitiesFile: configuration.egress.entities,
-                extraEntities: [runEntity])
+            engine.replace(with: next)
         } catch {
             try? door.record(.warning, subject: "egress", ["warning": "policy reload refused: \(error)"])
         }

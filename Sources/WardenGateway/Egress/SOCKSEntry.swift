@@ -88,7 +88,6 @@ final class SOCKSEntry: ChannelInboundHandler, RemovableChannelHandler {
                         context.close(promise: nil)
                     }
                 case .failure:
-                    meter.closedBy = "upstream (unreachable)"
                     meter.finish(closedBy: "upstream (unreachable)")
                     handler.reply(context: context, code: 5, close: true)  // connection refused
                 }

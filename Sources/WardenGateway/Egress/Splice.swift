@@ -11,6 +11,17 @@ import WardenCore
 struct DoorServices: Sendable {
     let door: EgressDoor
     let pool: NIOThreadPool
+
+    /// Records a refusal an entry made itself (fronting, an address the resolver never gave out), off
+    /// the event loop; the entry closes the connection without waiting.
+    func recordRefusal(host: String, port: Int, reason: String, _ extra: [String: String] = [:]) {
+        let details = [
+            "door": "egress", "action": "connect", "host": host, "port": String(port), "decision": "deny",
+            "reason": reason,
+        ].merging(extra) { $1 }
+        let door = door
+        pool.submit { _ in try? door.record(.decision, subject: "connect \(host):\(port)", details) }
+    }
 }
 
 /// Frees the run's connection slot when the agent's side of a connection closes.
@@ -46,16 +57,15 @@ final class ConnectionMeter {
 
     /// How many of `count` bytes may go up (the run's upload budget, then this connection's cap).
     func allowUp(_ count: Int) -> Int {
-        let cap = services.door.settings.connectionBytesMax.map { Int(clamping: $0 &- min($0, up &+ down)) } ?? count
-        let allowed = services.door.takeUpload(min(count, cap))
+        let settings = services.door.settings
+        let connectionAllows =
+            settings.connectionBytesMax.map { min(count, Int(clamping: $0 &- min($0, up &+ down))) } ?? count
+        let allowed = services.door.takeUpload(connectionAllows)
         up += UInt64(allowed)
-        if allowed < count {
-            let runBudget = services.door.settings.egressBytesMax
-            if allowed < min(count, cap), let runBudget {
-                budget("egress_bytes_max", runBudget)
-            } else if let limit = services.door.settings.connectionBytesMax {
-                budget("connection_bytes_max", limit)
-            }
+        if allowed < connectionAllows, let budget = settings.egressBytesMax {
+            self.budget("egress_bytes_max", budget)
+        } else if connectionAllows < count, let limit = settings.connectionBytesMax {
+            self.budget("connection_bytes_max", limit)
         }
         return allowed
     }
@@ -77,6 +87,11 @@ final class ConnectionMeter {
         closedBy = "budget"
         let (door, connection, subject) = (services.door, connection, subject)
         services.pool.submit { _ in door.budgetReached(name, limit: limit, connection: connection, subject: subject) }
+    }
+
+    /// Names who ended it, unless someone already is.
+    func mark(closedBy who: String) {
+        if closedBy == nil { closedBy = who }
     }
 
     /// Records the connection's end (once).
@@ -183,7 +198,6 @@ final class SpliceHandler: ChannelDuplexHandler {
     func channelReadComplete(context: ChannelHandlerContext) { partner?.partnerFlush() }
 
     func channelInactive(context: ChannelHandlerContext) {
-        if meter.closedBy == nil { meter.closedBy = side == .agent ? "agent" : "upstream" }
         meter.finish(closedBy: side == .agent ? "agent" : "upstream")
         partner?.partnerCloseFull()
         context.fireChannelInactive()
@@ -191,14 +205,14 @@ final class SpliceHandler: ChannelDuplexHandler {
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if let event = event as? ChannelEvent, case .inputClosed = event {
-            if meter.closedBy == nil { meter.closedBy = side == .agent ? "agent" : "upstream" }
+            meter.mark(closedBy: side == .agent ? "agent" : "upstream")
             partner?.partnerCloseOutput()
         }
         context.fireUserInboundEventTriggered(event)
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        if meter.closedBy == nil { meter.closedBy = side == .agent ? "agent (error)" : "upstream (error)" }
+        meter.mark(closedBy: side == .agent ? "agent (error)" : "upstream (error)")
         partner?.partnerCloseFull()
         context.close(promise: nil)
     }

@@ -91,6 +91,9 @@ public final class PolicyEngine: Sendable {
         state.withLock { $0 = next }
     }
 
+    /// Puts a generation loaded elsewhere (another engine's) in force, at once.
+    public func replace(with next: Snapshot) { state.withLock { $0 = next } }
+
     public func reload(policies text: String, source: String = "<policies>", entities: Entities? = nil)
         throws(WardenError)
     {

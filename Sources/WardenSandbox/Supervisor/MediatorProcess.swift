@@ -15,25 +15,26 @@ final class MediatorProcess {
     /// The read end of the control pipe (one JSON object per line).
     let control: Int32
     /// What the mediator said when it became ready (its ports).
-    let ready: [String: Any]
+    private(set) var ready: [String: Any] = [:]
     private var pending = Data()
     private(set) var reaped = false
 
-    private init(pid: pid_t, pidfd: Int32, control: Int32, ready: [String: Any]) {
+    private var closed = false
+
+    private init(pid: pid_t, pidfd: Int32, control: Int32) {
         self.pid = pid
         self.pidfd = pidfd
         self.control = control
-        self.ready = ready
+        // Read without blocking from the supervisor's loop (poll says when).
+        _ = fcntl(control, F_SETFL, fcntl(control, F_GETFL) | O_NONBLOCK)
     }
 
     /// Writes the configuration, starts the mediator and waits (up to 10 s) until it listens.
     static func start(
         configuration: MediatorConfiguration, runDirectory: String, initPID: pid_t, executable: String
     ) throws -> MediatorProcess {
-        let path = runDirectory + "/mediator.json"
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
-        try FileIO.writeAtomically(try encoder.encode(configuration), to: path, mode: 0o600)
+        let path = MediatorConfiguration.path(runDirectory: runDirectory)
+        try FileIO.writeAtomically(try configuration.encoded(), to: path, mode: 0o600)
         let netns = open("/proc/\(initPID)/ns/net", O_RDONLY | O_CLOEXEC)
         guard netns >= 0 else { throw FileIO.systemError("egress: open the run's network namespace") }
         defer { close(netns) }
@@ -79,7 +80,7 @@ final class MediatorProcess {
         let pidfd = warden_pidfd_open(pid)
         close(pipeFDs[1])
         pipeFDs[1] = -1
-        let process = MediatorProcess(pid: pid, pidfd: pidfd, control: pipeFDs[0], ready: [:])
+        let process = MediatorProcess(pid: pid, pidfd: pidfd, control: pipeFDs[0])
         guard let first = process.readLine(timeoutMilliseconds: 10_000) else {
             process.terminate()
             throw WardenError(
@@ -90,7 +91,8 @@ final class MediatorProcess {
             process.terminate()
             throw WardenError(code: .layerUnavailable, message: error)
         }
-        return MediatorProcess(pid: pid, pidfd: pidfd, control: pipeFDs[0], ready: first)
+        process.ready = first
+        return process
     }
 
     /// One line from the control pipe, waiting at most `timeoutMilliseconds`; nil on timeout or EOF.
@@ -119,8 +121,6 @@ final class MediatorProcess {
     /// The messages that arrived (the control pipe is readable); empty at EOF.
     func drainMessages() -> [[String: Any]] {
         var buffer = [UInt8](repeating: 0, count: 4096)
-        let flags = fcntl(control, F_GETFL)
-        _ = fcntl(control, F_SETFL, flags | O_NONBLOCK)
         while true {
             let n = read(control, &buffer, buffer.count)
             guard n > 0 else { break }
@@ -141,21 +141,24 @@ final class MediatorProcess {
         return "killed by signal \(status & 0x7F)"
     }
 
-    /// Asks it to close its doors and waits (SIGKILL after 3 s).
+    /// Asks it to close its doors and waits (SIGKILL after 3 s); releases its descriptors either way.
     func terminate() {
-        guard !reaped else { return }
-        _ = warden_pidfd_send_signal(pidfd, SIGTERM)
-        let deadline = monotonicNanoseconds() + 3_000_000_000
-        while exitIfDead() == nil {
-            if monotonicNanoseconds() > deadline {
-                _ = warden_pidfd_send_signal(pidfd, SIGKILL)
-                var status: Int32 = 0
-                waitpid(pid, &status, 0)
-                reaped = true
-                break
+        if !reaped {
+            _ = warden_pidfd_send_signal(pidfd, SIGTERM)
+            let deadline = monotonicNanoseconds() + 3_000_000_000
+            while exitIfDead() == nil {
+                if monotonicNanoseconds() > deadline {
+                    _ = warden_pidfd_send_signal(pidfd, SIGKILL)
+                    var status: Int32 = 0
+                    waitpid(pid, &status, 0)
+                    reaped = true
+                    break
+                }
+                usleep(5_000)
             }
-            usleep(5_000)
         }
+        guard !closed else { return }
+        closed = true
         close(pidfd)
         close(control)
     }
