@@ -2,6 +2,7 @@ import ArgumentParser
 import CWardenLinux
 import Foundation
 import WardenCore
+import WardenGateway
 import WardenPolicy
 import WardenSandbox
 
@@ -270,6 +271,10 @@ extension Warden {
             for warning in supervisor.warnings { Output.error("warning: \(warning)") }
             if supervisor.relaysKeys {
                 Output.error("run \(id) has a terminal of its own; \(Supervisor.stopKeyName) stops it")
+                // Requests the doors hold are asked here too (`warden approve` still answers them).
+                if plan.network == .proxy, let broker = try? state.approvals() {
+                    supervisor.approvals = TerminalDesk(broker: broker, run: id, approver: currentApprover(as: nil))
+                }
             }
             if let readyFD {
                 reportReady(["id": id.rawValue, "warnings": supervisor.warnings.joined(separator: "\n")])

@@ -71,6 +71,9 @@ public final class TerminalSession: @unchecked Sendable {
         }
     }
 
+    /// Forgets what reached the screen so far (so a later ``read(until:timeout:)`` sees only what follows).
+    public func clearScreen() { screen.removeAll() }
+
     /// Types `text` (bytes as given: "\u{1D}" is Ctrl-]).
     public func type(_ text: String) {
         let bytes = Array(text.utf8)

@@ -348,7 +348,8 @@ struct EgressApprovalTests {
         // 1. Held until approved; then the request goes, once.
         let first = try #require(pending(harness, excluding: []), "the first request is held")
         let firstID = try #require(first["id"] as? String)
-        #expect((first["summary"] as? String)?.hasPrefix("connect mirror.test:\(http)") == true, "\(first)")
+        #expect(
+            (first["summary"] as? String)?.hasPrefix("GET http://mirror.test:\(http)/hello.txt") == true, "\(first)")
         let approved = try harness.run(["approve", firstID, "--as", "tester"])
         #expect(approved.status == 0, "\(approved.standardError)")
         // 2. The same request again asks again (not remembered); the used approval cannot be reused.
@@ -372,5 +373,63 @@ struct EgressApprovalTests {
         let decided = try harness.events(id, kind: "approval.decided")
         #expect(decided.contains { $0["approver"]?.contains("tester") == true }, "\(decided)")
         _ = try harness.run(["kill", id])
+    }
+}
+
+/// The inline prompt of a foreground run on a terminal: the operator answers held requests in place —
+/// allow once, always for this run, deny — and an answer from another terminal ends the prompt.
+@Suite(.enabled(if: HostCapabilities.canSandbox, "needs root, bubblewrap, cgroup v2 and Landlock ABI 6+"))
+struct InlineApprovalPromptTests {
+    @Test func theOperatorAnswersAtTheRunsTerminalOnceAlwaysOrNoAndAnotherTerminalCanAnswerToo() throws {
+        let harness = try WardenHarness()
+        let upstream = try Upstream(harness: harness)
+        let http = upstream.ports["http"] ?? 0
+        let policyPath = harness.outside + "/ask.cedar"
+        try """
+        @id("ask-mirror")
+        @ask("downloads from the mirror need a person")
+        permit(principal, action == Action::"connect", resource == Host::"mirror.test")
+        when { context.address == ip("127.0.0.1") && context.port == \(http) };
+        """.write(toFile: policyPath, atomically: true, encoding: .utf8)
+        let fetch = "curl -s -o /dev/null -w '%{http_code} ' -m 60 http://mirror.test:\(http)"
+        let terminal = try TerminalSession(
+            harness: harness,
+            arguments: [
+                "run", "--workspace", harness.workspace, "--network", "proxy", "--policy", policyPath,
+                "--resolve", "mirror.test=127.0.0.1", "--approval-timeout", "40s", "--", "/bin/bash", "-c",
+                "{ \(fetch)/hello.txt?a; \(fetch)/hello.txt?b; \(fetch)/hello.txt?b; \(fetch)/hello.txt?b; \(fetch)/hello.txt?c; \(fetch)/hello.txt?d; } > codes; echo; echo codes=$(cat codes)",
+            ], environment: ["TERM": "xterm-256color"])
+        func answer(_ key: String, prompt number: Int) {
+            let shown = terminal.read(until: "denied in", timeout: 20)
+            #expect(shown, "prompt \(number) shown: \(terminal.text.debugDescription)")
+            terminal.type(key)
+            #expect(terminal.read(until: "→", timeout: 10), "prompt \(number) answered")
+            // The next prompt is told apart by what is on the screen after this answer.
+            terminal.clearScreen()
+        }
+        answer("y", prompt: 1)  // /a: allowed once
+        answer("a", prompt: 2)  // /b: allowed for the rest of the run; the next two /b are not asked
+        answer("n", prompt: 3)  // /c: denied
+        // /d: answered from a second terminal while the prompt is up.
+        #expect(terminal.read(until: "denied in", timeout: 20), "prompt 4 shown")
+        #expect(
+            terminal.text.contains("GET http://mirror.test:\(http)/hello.txt?d"),
+            "the prompt names the request: \(terminal.text.debugDescription)")
+        let list = try harness.run(["approvals", "--json"]).standardOutput
+        let items = (try JSONSerialization.jsonObject(with: Data(list.utf8)) as? [[String: Any]]) ?? []
+        let fourth = try #require(items.first?["id"] as? String, "\(list)")
+        #expect(try harness.run(["deny", fourth, "--as", "second-terminal"]).status == 0)
+        #expect(terminal.read(until: "denied by", timeout: 10), "\(terminal.text.debugDescription)")
+        #expect(terminal.waitForExit(timeout: 30) == 0, "\(terminal.text.debugDescription)")
+        #expect(terminal.text.contains("codes=200 200 200 200 403 403"), "\(terminal.text.debugDescription)")
+        #expect(terminal.isCooked, "the operator's terminal is restored")
+        let id = try #require(
+            harness.run(["ps", "--all", "--json"]).standardOutput.firstMatch(of: /"id" : "([0-9a-f]+)"/)?.1)
+        let decided = try harness.events(String(id), kind: "approval.decided")
+        #expect(decided.count == 4, "\(decided)")
+        #expect(
+            decided.filter { $0["note"] == "answered at the run's terminal" }.count == 3,
+            "three answered at the prompt: \(decided)")
+        #expect(try harness.events(String(id), kind: "approval.used").count == 4, "once, once, remembered twice")
     }
 }

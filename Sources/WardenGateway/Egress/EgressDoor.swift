@@ -57,6 +57,8 @@ final class EgressDoor: Sendable {
     private let broker: ApprovalBroker?
     /// Called (once) when a budget is reached and the profile says `on_budget = "stop"`.
     private let onBudgetStop: @Sendable (String) -> Void
+    /// Called when a request is held for a person (the foreground terminal's prompt learns of it).
+    private let onHeld: @Sendable (Approval) -> Void
 
     struct Totals {
         var bytesUp: UInt64 = 0
@@ -72,7 +74,8 @@ final class EgressDoor: Sendable {
 
     init(
         run: RunID, runEntity: Entity, settings: EgressSettings, engine: PolicyEngine, sink: any EventSink,
-        broker: ApprovalBroker?, onBudgetStop: @escaping @Sendable (String) -> Void
+        broker: ApprovalBroker?, onBudgetStop: @escaping @Sendable (String) -> Void,
+        onHeld: @escaping @Sendable (Approval) -> Void = { _ in }
     ) {
         self.run = run
         self.runEntity = runEntity
@@ -81,6 +84,7 @@ final class EgressDoor: Sendable {
         self.sink = sink
         self.broker = broker
         self.onBudgetStop = onBudgetStop
+        self.onHeld = onHeld
     }
 
     // MARK: - Records
@@ -277,11 +281,12 @@ final class EgressDoor: Sendable {
             switch try broker.ask(
                 run: run, door: .egress,
                 request: .object(fields.sorted { $0.key < $1.key }.map { (key: $0.key, value: $0.value) }),
-                summary: subject + " (\(address))",
+                summary: Self.summary(request, address: address),
                 reasons: reasons, timeout: settings.approvalTimeout)
             {
             case .granted: return nil
             case .held(let approval):
+                onHeld(approval)
                 let answered = try broker.wait(for: approval.id)
                 switch answered.state {
                 case .approved:
@@ -294,6 +299,14 @@ final class EgressDoor: Sendable {
         } catch {
             return "the approval could not be held (\(error)); refused"
         }
+    }
+
+    /// One line for the person asked: the request line for plain HTTP, else host and port.
+    static func summary(_ request: ConnectRequest, address: String) -> String {
+        if let method = request.method, let path = request.path {
+            return "\(method) http://\(request.host):\(request.port)\(path) (\(address))"
+        }
+        return "connect \(request.host):\(request.port) (\(address))"
     }
 
     /// Whether a permitting policy is explicit about `address`: its resource scope names the literal,

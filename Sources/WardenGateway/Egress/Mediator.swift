@@ -15,7 +15,8 @@ import WardenPolicy
 /// loopback. It dies with its supervisor; when it dies, every door is closed with it.
 ///
 /// Its conversation with the supervisor is one line of JSON per message on the control descriptor:
-/// `{"ready":…}` once listening (or `{"error":…}`), later `{"stop":…}` when a budget says so.
+/// `{"ready":…}` once listening (or `{"error":…}`), later `{"stop":…}` when a budget says so and
+/// `{"ask":"ID"}` when a request is held for a person (the foreground terminal prompts for it).
 public enum Mediator {
     /// Serves until SIGTERM or SIGINT (SIGHUP reloads the policies from `configurationPath`).
     ///
@@ -84,7 +85,8 @@ public enum Mediator {
         let door = EgressDoor(
             run: configuration.run, runEntity: runEntity, settings: configuration.egress, engine: engine, sink: sink,
             broker: broker,
-            onBudgetStop: { reason in tell(["stop": "budget: \(reason)"]) })
+            onBudgetStop: { reason in tell(["stop": "budget: \(reason)"]) },
+            onHeld: { approval in tell(["ask": approval.id]) })
         let services = DoorServices(door: door, pool: pool)
         var channels: [any Channel] = []
         do {

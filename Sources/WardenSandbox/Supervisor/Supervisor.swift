@@ -29,6 +29,13 @@ public final class Supervisor {
     private var terminal: TerminalRelay?
     /// The process behind the doors (`--network proxy`); nil once it is gone.
     private var mediator: MediatorProcess?
+    /// The inline prompt for held requests (a foreground run whose keys are relayed, given a desk).
+    private var inline: InlineApprovals?
+    /// Where the operator at this run's terminal answers held requests; set after ``start(detached:)``
+    /// and before ``superviseUntilExit()``. Without it (or without a terminal) `warden approve` answers.
+    public var approvals: (any ApprovalDesk)? {
+        didSet { inline = approvals.map { InlineApprovals(desk: $0) } }
+    }
     /// Messages for the operator's terminal (warnings about degraded layers, `--network host`).
     public private(set) var warnings: [String] = []
     /// Whether the operator's keys go to the agent's pty: ``TerminalRelay/stopKeyName`` then stops the run.
@@ -539,11 +546,13 @@ public final class Supervisor {
             _ = poll(&fds, nfds_t(fds.count), 200)
             if fds[doorBase + 1].revents != 0, let mediator {
                 for message in mediator.drainMessages() {
+                    if let held = message["ask"] as? String, relaysKeys { inline?.enqueue(held) }
                     guard let reason = message["stop"] as? String, !stopping else { continue }
                     stopping = true
                     runStop(actor: .gateway, reason: reason, grace: plan.grace)
                 }
             }
+            if let inline, let terminal, relaysKeys, !stopping { inline.service(terminal) }
             if fds[doorBase].revents != 0, let mediator, let how = mediator.exitIfDead() {
                 self.mediator = nil
                 mediator.terminate()
@@ -634,6 +643,9 @@ public final class Supervisor {
     /// and recorded while the grace period runs.
     private func runStop(actor: EventActor, reason: String, grace: Duration) {
         guard let ledger else { return }
+        // A question still on the terminal is moot (the door's request ends with the run); the agent's
+        // output is relayed again during the grace period.
+        terminal?.endPrompt("\r\u{1B}[K  → the run is stopping; not answered\r\n")
         // Only operator interrupts may cut the grace short; the signal pipe is drained by the loop after.
         let interrupt = actor == .operator ? signalFD : -1
         let observer = StopProtocol.Observer(
@@ -697,6 +709,7 @@ public final class Supervisor {
         recordDenials()
         // Every writer is gone with the cgroup: this reads the pipe to its end, and the pty's.
         drainOutput()
+        if let terminal { inline?.conclude(terminal) }
         terminal?.finish()
         // The agent is gone: the doors close (the mediator records the connections it ends).
         mediator?.terminate()

@@ -38,6 +38,10 @@ final class TerminalRelay {
     private var masterOpen = true
     private(set) var filter = TerminalOutputFilter()
     private var restored = false
+    /// While Warden asks the operator something (``beginPrompt(_:)``): the agent's output waits in its
+    /// pty and the operator's keys (except the stop key) are Warden's, not the agent's.
+    private(set) var prompting = false
+    private var promptKeys: [UInt8] = []
 
     /// Whether the operator's keys are relayed (standard input is a terminal).
     var takesKeys: Bool { input != nil }
@@ -112,7 +116,7 @@ final class TerminalRelay {
     var pollDescriptors: [pollfd] {
         [
             pollfd(
-                fd: masterOpen ? master : -1,
+                fd: masterOpen && !prompting ? master : -1,
                 events: Int16(POLLIN) | (pendingInput.isEmpty ? 0 : Int16(POLLOUT)), revents: 0),
             pollfd(fd: pendingInput.count < 65536 ? (input ?? -1) : -1, events: Int16(POLLIN), revents: 0),
             pollfd(fd: winch, events: Int16(POLLIN), revents: 0),
@@ -134,7 +138,13 @@ final class TerminalRelay {
                     break
                 }
                 for byte in buffer[0..<n] {
-                    if byte == Self.stopKey { stops += 1 } else { pendingInput.append(byte) }
+                    if byte == Self.stopKey {
+                        stops += 1
+                    } else if prompting {
+                        promptKeys.append(byte)
+                    } else {
+                        pendingInput.append(byte)
+                    }
                 }
                 if n < buffer.count { break }
             }
@@ -150,8 +160,37 @@ final class TerminalRelay {
         if n > 0 { pendingInput.removeFirst(n) }
     }
 
+    // MARK: - Warden's own questions
+
+    /// Shows Warden's text (raw mode: lines end in "\r\n") and takes the keys until ``endPrompt(_:)``.
+    func beginPrompt(_ text: String) {
+        prompting = true
+        promptKeys.removeAll()
+        writeAll(Array(text.utf8))
+    }
+
+    /// Writes more of the prompt (a countdown redrawn in place).
+    func showPrompt(_ text: String) {
+        guard prompting else { return }
+        writeAll(Array(text.utf8))
+    }
+
+    /// The keys typed at the prompt since the last call.
+    func takePromptKeys() -> [UInt8] {
+        defer { promptKeys.removeAll() }
+        return promptKeys
+    }
+
+    /// Writes the outcome and gives the terminal back to the agent (its held output follows).
+    func endPrompt(_ text: String) {
+        guard prompting else { return }
+        writeAll(Array(text.utf8))
+        prompting = false
+        promptKeys.removeAll()
+    }
+
     private func passOutput() {
-        guard masterOpen else { return }
+        guard masterOpen, !prompting else { return }
         var buffer = [UInt8](repeating: 0, count: 16384)
         while true {
             let n = buffer.withUnsafeMutableBytes { read(master, $0.baseAddress, $0.count) }
@@ -188,6 +227,7 @@ final class TerminalRelay {
     /// Once nothing of the run is left: the rest of the agent's output, then the operator's terminal
     /// as it was (modes the agent left changed undone, settings restored, the guardian released).
     func finish() {
+        endPrompt("\r\n")
         passOutput()
         restore()
     }
