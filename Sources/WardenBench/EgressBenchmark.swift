@@ -133,8 +133,9 @@ public struct EgressBenchmark {
             rows.append(try client("squid", proxy: "127.0.0.1:\(squidPort)"))
         }
 
-        // The door, from inside a sandbox, with a 10- and a 1,000-policy set.
-        for count in [10, 1000] {
+        // The door, from inside a sandbox, with a 10- and a 1,000-policy set, each decision committed
+        // before its connection (the default), and with the 10-policy set under the decision journal.
+        for (count, records) in [(10, "commit"), (10, "journal"), (1000, "commit")] {
             var policies = [
                 """
                 @id("bench")
@@ -151,12 +152,12 @@ public struct EgressBenchmark {
             try policies.joined(separator: "\n").write(toFile: file, atomically: true, encoding: .utf8)
             let runner = [
                 wardenExecutable, "run", "--workspace", directory + "/ws", "--network", "proxy", "--policy", file,
-                "--resolve", "localhost=127.0.0.1", "--connections-max", "4096", "--",
+                "--resolve", "localhost=127.0.0.1", "--connections-max", "4096", "--decision-records", records, "--",
             ]
             rows.append(
                 try client(
-                    "warden door (\(count) policies)", proxy: "127.0.0.1:3128", runner: runner,
-                    extra: count == 10 ? [] : ["no-transfer"]))
+                    "warden door (\(count) policies, \(records))", proxy: "127.0.0.1:3128", runner: runner,
+                    extra: count == 10 && records == "commit" ? [] : ["no-transfer"]))
         }
         return rows
     }

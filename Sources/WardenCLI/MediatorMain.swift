@@ -17,9 +17,23 @@ enum MediatorMain {
         let sinks = AuditEventSinks(stateDirectory: configuration.stateDirectory)
         let sink = sinks.sink(at: configuration.auditStore)
         let broker = try? ApprovalBroker(path: configuration.stateDirectory + "/approvals.db") { _ in sink }
-        exit(
-            Mediator.serve(
-                configuration: configuration, configurationPath: arguments[0], netns: 3, control: 4, parent: parent,
-                sink: sink, broker: broker))
+        // decision_records = "journal": the door's records go to the run's journal first (EventJournal).
+        var journal: EventJournal?
+        if configuration.egress.decisionRecords == .journal {
+            let runDirectory = (arguments[0] as NSString).deletingLastPathComponent
+            do {
+                journal = try EventJournal(
+                    path: MediatorConfiguration.journalPath(runDirectory: runDirectory), sink: sink)
+            } catch {
+                FileHandle.standardError.write(Data("warden __mediator: \(error)\n".utf8))
+                exit(1)
+            }
+        }
+        let status = Mediator.serve(
+            configuration: configuration, configurationPath: arguments[0], netns: 3, control: 4, parent: parent,
+            sink: journal ?? sink, broker: broker)
+        // What is still journaled is committed now (or, if this fails, by the supervisor's recovery).
+        try? journal?.close()
+        exit(status)
     }
 }

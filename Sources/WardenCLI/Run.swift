@@ -23,7 +23,7 @@ extension Warden {
                 (TOML) may set every flag (keys: name, workspace, network, pids_max, memory_max, cpu_max, \
                 protect, hide, tripwire, on_tamper, grace, lease, allow_degraded, pass_env, command, user, read, view, \
                 output_max, audit_store, policies, entities, [resolve], egress_bytes_max, connection_bytes_max, \
-                connections_max, on_budget, on_mediator_loss, approval_timeout); flags \
+                connections_max, on_budget, on_mediator_loss, approval_timeout, decision_records); flags \
                 win, and lists from both are combined.
 
                 --network proxy: the sandbox still has only loopback; its one way out is Warden's egress door \
@@ -97,6 +97,14 @@ extension Warden {
             name: .customLong("approval-timeout"),
             help: "How long an ask waits for a person before it is denied, e.g. 30s (default 2m).")
         var approvalTimeout: String?
+        @Option(
+            name: .customLong("decision-records"),
+            help: """
+                With --network proxy: commit (default: each decision is committed to the audit log, fsync, \
+                before its connection) or journal (appended to the run's journal before it, committed in \
+                batches within about a millisecond: survives the door's death, not a host crash in that moment).
+                """)
+        var decisionRecords: DecisionRecords?
         @Option(name: .customLong("pids-max"), help: "Most processes the run may have at once, or max (default 4096).")
         var pidsMax: String?
         @Option(name: .customLong("memory-max"), help: "Memory limit, e.g. 512M, 2G, or max (default max).")
@@ -190,6 +198,7 @@ extension Warden {
             }
             flags.onBudget = onBudget
             flags.onMediatorLoss = onMediatorLoss
+            flags.decisionRecords = decisionRecords
             flags.approvalTimeout = try approvalTimeout.map { try DurationSpec.parse($0, field: "--approval-timeout") }
             if let pidsMax { flags.pidsMax = try RunProfileOverrides.parsePidsMax(pidsMax, field: "--pids-max") }
             if let memoryMax { flags.memoryMax = try ByteSize(parsing: memoryMax, field: "--memory-max") }

@@ -10,6 +10,7 @@ extension TamperAction: ExpressibleByArgument {}
 extension BudgetAction: ExpressibleByArgument {}
 
 extension MediatorLossAction: ExpressibleByArgument {}
+extension DecisionRecords: ExpressibleByArgument {}
 
 extension ReadView: ExpressibleByArgument {}
 

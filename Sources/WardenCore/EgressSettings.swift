@@ -20,6 +20,15 @@ public enum MediatorLossAction: String, Codable, Sendable, CaseIterable {
     case record
 }
 
+/// When a door's decision record is durable, relative to the action it records.
+public enum DecisionRecords: String, Codable, Sendable, CaseIterable {
+    /// Committed to the audit log (fsync) before the connection is made: survives a host crash.
+    case commit
+    /// Appended to the run's journal before the connection is made and committed within about a
+    /// millisecond, in batches: survives the mediator's death, not a host crash in that moment.
+    case journal
+}
+
 /// The egress door's configuration (`--network proxy`): the Cedar policies that decide every
 /// connection, the names Warden resolves itself, and the budgets.
 public struct EgressSettings: Sendable, Equatable, Codable {
@@ -37,6 +46,7 @@ public struct EgressSettings: Sendable, Equatable, Codable {
     public var connectionsMax: Int = 256
     public var onBudget: BudgetAction = .record
     public var onMediatorLoss: MediatorLossAction = .stop
+    public var decisionRecords: DecisionRecords = .commit
     /// How long an `ask` waits for a person; silence is a denial.
     public var approvalTimeout: Duration = .seconds(120)
 
@@ -49,6 +59,7 @@ public struct EgressSettings: Sendable, Equatable, Codable {
         case connectionsMax = "connections_max"
         case onBudget = "on_budget"
         case onMediatorLoss = "on_mediator_loss"
+        case decisionRecords = "decision_records"
         case approvalTimeoutMilliseconds = "approval_timeout_ms"
     }
 
@@ -62,6 +73,7 @@ public struct EgressSettings: Sendable, Equatable, Codable {
         connectionsMax = try c.decode(Int.self, forKey: .connectionsMax)
         onBudget = try c.decode(BudgetAction.self, forKey: .onBudget)
         onMediatorLoss = try c.decode(MediatorLossAction.self, forKey: .onMediatorLoss)
+        decisionRecords = try c.decodeIfPresent(DecisionRecords.self, forKey: .decisionRecords) ?? .commit
         approvalTimeout = .milliseconds(try c.decode(Int64.self, forKey: .approvalTimeoutMilliseconds))
     }
 
@@ -75,6 +87,7 @@ public struct EgressSettings: Sendable, Equatable, Codable {
         try c.encode(connectionsMax, forKey: .connectionsMax)
         try c.encode(onBudget, forKey: .onBudget)
         try c.encode(onMediatorLoss, forKey: .onMediatorLoss)
+        try c.encode(decisionRecords, forKey: .decisionRecords)
         let parts = approvalTimeout.components
         try c.encode(
             parts.seconds * 1000 + parts.attoseconds / 1_000_000_000_000_000, forKey: .approvalTimeoutMilliseconds)
@@ -152,6 +165,10 @@ public struct MediatorConfiguration: Sendable, Codable, Equatable {
     /// Where a run's configuration lives: `mediator.json` in its directory (written by the supervisor and
     /// by `warden policy reload`, read by the mediator at start and on SIGHUP).
     public static func path(runDirectory: String) -> String { runDirectory + "/mediator.json" }
+
+    /// The door's decision journal under `decision_records = "journal"` (``EventJournal``): written by
+    /// the mediator, read back by the supervisor once the mediator is gone.
+    public static func journalPath(runDirectory: String) -> String { runDirectory + "/egress.journal" }
 
     /// The file's bytes.
     public func encoded() throws -> Data {

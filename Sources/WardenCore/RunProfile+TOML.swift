@@ -5,6 +5,7 @@ extension RunProfileOverrides {
         "on_tamper", "grace", "lease", "allow_degraded", "pass_env", "command", "audit_store",
         "user", "read", "view", "output_max", "policies", "entities", "resolve.NAME", "egress_bytes_max",
         "connection_bytes_max", "connections_max", "on_budget", "on_mediator_loss", "approval_timeout",
+        "decision_records",
     ]
 
     /// Reads a run profile; relative `workspace` paths are resolved against `baseDirectory`.
@@ -126,6 +127,14 @@ extension RunProfileOverrides {
                     throw WardenError.invalidInput("\(field): '\(text)' is not an action; use \"stop\" or \"record\"")
                 }
                 onMediatorLoss = action
+            case "decision_records":
+                let text = try string()
+                guard let mode = DecisionRecords(rawValue: text) else {
+                    throw WardenError.invalidInput(
+                        "\(field): '\(text)' is not a record mode; use \"commit\" (durable before each connection) or \"journal\""
+                    )
+                }
+                decisionRecords = mode
             case "approval_timeout": approvalTimeout = try DurationSpec.parse(try string(), field: field)
             case _ where key.hasPrefix("resolve."):
                 let pin = try EgressSettings.parseResolve(

@@ -186,6 +186,7 @@ public struct RunProfile: Sendable, Equatable {
         if let value = overrides.onBudget { result.egress.onBudget = value }
         if let value = overrides.onMediatorLoss { result.egress.onMediatorLoss = value }
         if let value = overrides.approvalTimeout { result.egress.approvalTimeout = value }
+        if let value = overrides.decisionRecords { result.egress.decisionRecords = value }
         result.read = Self.union(result.read, overrides.read)
         result.protect = Self.union(result.protect, overrides.protect)
         result.hide = Self.union(result.hide, overrides.hide)
@@ -245,6 +246,7 @@ public struct RunProfileOverrides: Sendable, Equatable {
     public var onBudget: BudgetAction?
     public var onMediatorLoss: MediatorLossAction?
     public var approvalTimeout: Duration?
+    public var decisionRecords: DecisionRecords?
 
     public init() {}
 }

@@ -282,6 +282,42 @@ struct EgressDoorTests {
         _ = try harness.run(["kill", id])
     }
 
+    /// `decision_records = "journal"`: every decision is in the hash-chained log, numbered without a gap,
+    /// even when the mediator is SIGKILLed right after the agent's last connection (what it journaled
+    /// and had not committed is committed by the supervisor).
+    @Test func underTheDecisionJournalEveryDecisionReachesTheAuditLogEvenWhenTheMediatorIsKilled() throws {
+        let harness = try WardenHarness()
+        let upstream = try Upstream(harness: harness)
+        let http = upstream.ports["http"] ?? 0
+        let policy = try write(harness, policy: mirrorPolicy(upstream))
+        let fetch = "curl -s -o /dev/null -w '%{http_code}\\n' -m 10"
+        let id = try harness.start(
+            [
+                "--network", "proxy", "--policy", policy, "--resolve", "mirror.test=127.0.0.1", "--decision-records",
+                "journal",
+            ],
+            command: [
+                "/bin/bash", "-c",
+                "for i in $(seq 20); do \(fetch) http://mirror.test:\(http)/hello.txt; done > codes; "
+                    + "\(fetch) http://other.test:\(http)/ >> codes; touch done; sleep 60",
+            ])
+        let started = try #require(try harness.events(id, kind: "mediator.started").first)
+        #expect(started["decision_records"] == "journal", "\(started)")
+        #expect(harness.waitUntil(timeout: 30) { FileManager.default.fileExists(atPath: harness.workspace + "/done") })
+        kill(try #require(started["pid"].flatMap { Int32($0) }), SIGKILL)
+        #expect(harness.waitUntil(timeout: 15) { (try? harness.inspect(id)["state"] as? String) == "stopped" })
+        let codes = harness.contents(harness.workspace + "/codes").map { String(decoding: $0, as: UTF8.self) }
+        #expect(codes == String(repeating: "200\n", count: 20) + "403\n", "\(codes ?? "")")
+        let decisions = try harness.events(id, kind: "decision").filter { $0["action"] == "connect" }
+        #expect(decisions.filter { $0["decision"] == "allow" }.count == 20, "\(decisions.count)")
+        #expect(decisions.contains { $0["host"] == "other.test" && $0["decision"] == "deny" })
+        let numbers = try harness.events(id).compactMap { ($0["details"] as? [String: String])?["journal_seq"] }
+            .compactMap { Int($0) }
+        #expect(numbers == Array(1...numbers.count), "journaled events, in order, none lost: \(numbers)")
+        #expect(numbers.count >= 21)
+        #expect(try harness.run(["audit", "verify"]).status == 0)
+    }
+
     @Test func theMediatorKilledMidTransferClosesEveryDoorAndStopsTheRun() throws {
         let harness = try WardenHarness()
         let upstream = try Upstream(harness: harness)

@@ -159,8 +159,15 @@ final class EgressDoor: Sendable {
 
     // MARK: - Decisions
 
+    /// Whether a decision can be made on an event loop: its records never wait for a disk
+    /// (`decision_records = "journal"`), so only a name to resolve or an `ask` would block.
+    var decidesInline: Bool { settings.decisionRecords == .journal }
+
     /// Decides a connection; blocking (resolves names, records, may wait for a person).
-    func authorize(_ request: ConnectRequest) -> Verdict {
+    ///
+    /// - Parameter inline: on an event loop: returns nil, having recorded nothing, where the decision
+    ///   would block (a name to resolve, a person to ask); the caller decides again off the loop.
+    func authorize(_ request: ConnectRequest, inline: Bool = false) -> Verdict? {
         let subject = "connect \(request.host):\(request.port)"
         var details: [String: String] = [
             "door": "egress", "action": "connect", "host": request.host, "port": String(request.port),
@@ -206,6 +213,8 @@ final class EgressDoor: Sendable {
         } else if let pinned = settings.resolve[request.host], let bytes = IPLiteral.bytes(pinned) {
             address = bytes
             details["pinned"] = "true"
+        } else if inline {
+            return nil
         } else {
             switch Self.resolve(request.host) {
             case .success(let bytes): address = bytes
@@ -244,6 +253,7 @@ final class EgressDoor: Sendable {
                 policies: ids)
         }
         if decision.kind == .ask {
+            if inline { return nil }
             if let refusal = askPerson(request, subject: subject, address: addressText, decision: decision) {
                 return deny(refusal, policies: ids)
             }

@@ -243,9 +243,8 @@ final class TransparentEntry: ChannelInboundHandler, RemovableChannelHandler, Fi
             return resetConnection(context.channel)
         }
         let request = ConnectRequest(host: host, port: port, scheme: scheme, sni: sni, entry: .transparent)
-        let door = services.door
         let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        services.pool.runIfActive(eventLoop: context.eventLoop) { door.authorize(request) }.whenComplete { result in
+        services.decide(request, on: context.eventLoop).whenComplete { result in
             let (handler, context) = bound.value
             guard case .success(.allow(let address, let connection)) = result else {
                 return resetConnection(context.channel)

@@ -153,9 +153,8 @@ final class HTTPForwarder: ChannelInboundHandler, RemovableChannelHandler {
         state = .deciding
         let request = ConnectRequest(
             host: host, port: port, scheme: "http", method: head.method.rawValue, path: path, entry: mode.entry)
-        let door = services.door
         let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        services.pool.runIfActive(eventLoop: context.eventLoop) { door.authorize(request) }.whenComplete { result in
+        services.decide(request, on: context.eventLoop).whenComplete { result in
             let (handler, context) = bound.value
             switch result {
             case .success(.allow(let address, let connection)):
@@ -259,10 +258,9 @@ final class HTTPForwarder: ChannelInboundHandler, RemovableChannelHandler {
         let host = target.host
         let request = ConnectRequest(
             host: host, port: port, scheme: port == 443 ? "https" : "tcp", method: "CONNECT", entry: .proxy)
-        let door = services.door
         let services = services
         let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        services.pool.runIfActive(eventLoop: context.eventLoop) { door.authorize(request) }.whenComplete { result in
+        services.decide(request, on: context.eventLoop).whenComplete { result in
             let (handler, context) = bound.value
             switch result {
             case .success(.allow(let address, let connection)):

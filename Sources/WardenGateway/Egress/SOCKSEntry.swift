@@ -64,7 +64,7 @@ final class SOCKSEntry: ChannelInboundHandler, RemovableChannelHandler {
         let services = services
         let door = services.door
         let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        services.pool.runIfActive(eventLoop: context.eventLoop) { door.authorize(request) }.whenComplete { result in
+        services.decide(request, on: context.eventLoop).whenComplete { result in
             let (handler, context) = bound.value
             guard case .success(.allow(let address, let connection)) = result else {
                 return handler.reply(context: context, code: 2, close: true)  // not allowed by ruleset

@@ -12,6 +12,18 @@ struct DoorServices: Sendable {
     let door: EgressDoor
     let pool: NIOThreadPool
 
+    /// The door's verdict on `request`, on `eventLoop`: decided there at once when nothing in it
+    /// blocks, else on the thread pool (names to resolve, durable commits, a person to ask).
+    func decide(_ request: ConnectRequest, on eventLoop: any EventLoop) -> EventLoopFuture<Verdict> {
+        let door = door
+        if door.decidesInline, let verdict = door.authorize(request, inline: true) {
+            return eventLoop.makeSucceededFuture(verdict)
+        }
+        return pool.runIfActive(eventLoop: eventLoop) {
+            door.authorize(request) ?? .deny(Denial(reason: "the door could not decide", policies: []))
+        }
+    }
+
     /// Records a refusal an entry made itself (fronting, an address the resolver never gave out), off
     /// the event loop; the entry closes the connection without waiting.
     func recordRefusal(host: String, port: Int, reason: String, _ extra: [String: String] = [:]) {

@@ -386,7 +386,7 @@ public final class Supervisor {
                 .init(
                     layer: .egress, status: .applied,
                     detail:
-                        "mediator pid \(mediator.pid): HTTP proxy 127.0.0.1:\(MediatorConfiguration.httpProxyPort), SOCKS5 :\(MediatorConfiguration.socksPort), DNS :\(MediatorConfiguration.dnsPort), transparent ports \(transparent); policies: \(policies)"
+                        "mediator pid \(mediator.pid): HTTP proxy 127.0.0.1:\(MediatorConfiguration.httpProxyPort), SOCKS5 :\(MediatorConfiguration.socksPort), DNS :\(MediatorConfiguration.dnsPort), transparent ports \(transparent); policies: \(policies); decision records: \(plan.egress.decisionRecords.rawValue)"
                 ))
             doorEvents.append(
                 RunEvent(
@@ -395,6 +395,7 @@ public final class Supervisor {
                         "pid": String(mediator.pid), "transparent_ports": transparent,
                         "policies": plan.egress.policies.joined(separator: ","),
                         "on_mediator_loss": plan.egress.onMediatorLoss.rawValue,
+                        "decision_records": plan.egress.decisionRecords.rawValue,
                     ]))
             if plan.egress.policies.isEmpty {
                 warn(
@@ -556,6 +557,7 @@ public final class Supervisor {
             if fds[doorBase].revents != 0, let mediator, let how = mediator.exitIfDead() {
                 self.mediator = nil
                 mediator.terminate()
+                recoverDecisionJournal()
                 let action = plan.egress.onMediatorLoss
                 try? event(
                     .mediatorLost,
@@ -663,6 +665,28 @@ public final class Supervisor {
         if outcome?.stopped != true { try? cgroup?.kill() }
     }
 
+    /// Commits what a dead mediator wrote to its decision journal and had not committed yet.
+    private func recoverDecisionJournal() {
+        guard let id, let ledger, plan.network == .proxy, plan.egress.decisionRecords == .journal else { return }
+        let path = MediatorConfiguration.journalPath(runDirectory: registry.directory(for: id))
+        do {
+            let recovered = try EventJournal.recover(path: path, into: ledger.sink, run: id)
+            if recovered > 0 {
+                try? event(
+                    .warning,
+                    [
+                        "warning":
+                            "\(recovered) decision records the mediator had journaled were committed after it ended"
+                    ],
+                    actor: .warden, subject: "egress")
+            }
+        } catch {
+            try? event(
+                .warning, ["warning": "the decision journal \(path) could not be committed: \(error); it is kept"],
+                actor: .warden, subject: "egress")
+        }
+    }
+
     /// Copies the agent's output into `output.log`; the first time the cap is reached is recorded.
     private func drainOutput() {
         guard let output, output.drain(), let maximum = output.maximum else { return }
@@ -714,6 +738,7 @@ public final class Supervisor {
         // The agent is gone: the doors close (the mediator records the connections it ends).
         mediator?.terminate()
         mediator = nil
+        recoverDecisionJournal()
         let code = Self.exitCode(status)
         let record = try? registry.load(id)
         let wasStopped = record?.stop != nil || record?.state == .stopping || record?.state == .stopped
