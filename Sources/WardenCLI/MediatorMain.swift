@@ -17,9 +17,12 @@ enum MediatorMain {
         let sinks = AuditEventSinks(stateDirectory: configuration.stateDirectory)
         let sink = sinks.sink(at: configuration.auditStore)
         let broker = try? ApprovalBroker(path: configuration.stateDirectory + "/approvals.db") { _ in sink }
-        // decision_records = "journal": the door's records go to the run's journal first (EventJournal).
-        var journal: EventJournal?
-        if configuration.egress.decisionRecords == .journal {
+        // The door's records are group-committed (concurrent decisions share a commit); under
+        // decision_records = "journal" they go to the run's journal first (EventJournal).
+        let journal: EventJournal
+        switch configuration.egress.decisionRecords {
+        case .commit: journal = EventJournal(groupCommitting: sink)
+        case .journal:
             let runDirectory = (arguments[0] as NSString).deletingLastPathComponent
             do {
                 journal = try EventJournal(
@@ -31,9 +34,9 @@ enum MediatorMain {
         }
         let status = Mediator.serve(
             configuration: configuration, configurationPath: arguments[0], netns: 3, control: 4, parent: parent,
-            sink: journal ?? sink, broker: broker)
+            sink: journal, broker: broker)
         // What is still journaled is committed now (or, if this fails, by the supervisor's recovery).
-        try? journal?.close()
+        try? journal.close()
         exit(status)
     }
 }

@@ -4,31 +4,51 @@ import Foundation
     import Glibc
 #endif
 
-/// A write-ahead journal in front of a durable sink: `record` appends the events to a file with one
-/// `write(2)` and returns; a flusher thread commits what was appended to the sink in batches (group
-/// commit), in order, each event carrying its `journal_seq`.
+/// Group commit in front of a durable sink, optionally behind a write-ahead journal: a flusher thread
+/// commits what callers recorded to the sink in batches, in order, so concurrent callers share one
+/// transaction (one fsync) instead of queueing for one each.
 ///
-/// What it promises: an event is in the kernel before `record` returns, so it survives the death of the
-/// process that wrote it (SIGKILL included): ``recover(path:into:run:)``, run by whoever outlives the
-/// writer, commits what the flusher had not. It does not survive a host crash in the moment between
-/// the write and the batch's commit (about one commit, a millisecond): that is the difference from
-/// the sink's own `record`, and why this is chosen explicitly (`decision_records = "journal"`).
+/// - Without a journal (`decision_records = "commit"`), `record` returns once its batch is committed:
+///   the sink's own promise, at the cost of one commit per batch rather than per event.
+/// - With a journal (`decision_records = "journal"`), `record` appends the events to a file with one
+///   `write(2)` and returns at once, each event carrying its `journal_seq`. An event is then in the
+///   kernel before `record` returns, so it survives the death of the process that wrote it (SIGKILL
+///   included): ``recover(path:into:run:)``, run by whoever outlives the writer, commits what the
+///   flusher had not. It does not survive a host crash in the moment between the write and the batch's
+///   commit (about one commit, a millisecond): why the journal is chosen explicitly.
 ///
 /// It fails closed: when the sink refuses a batch, or more than `backlogMax` events wait, `record`
-/// throws, and the caller must not act. One writer process per journal file.
+/// throws, and the caller must not act (with a journal, every later `record` throws too: its events
+/// wait for recovery). One writer process per journal file.
 public final class EventJournal: EventSink, @unchecked Sendable {
     // @unchecked: every mutable field is guarded by `condition`.
-    public let path: String
+    /// The journal file, or nil for group commit alone.
+    public let path: String?
     private let sink: any EventSink
     private let backlogMax: Int
     private let fd: Int32
     private let condition = NSCondition()
+    /// The next event's number (journal_seq with a journal; internal otherwise).
     private var nextSeq: UInt64
+    /// Events up to this number are committed (or their batch failed: see `failedThrough`).
+    private var doneThrough: UInt64
+    private var failedBatches: [(through: UInt64, from: UInt64, error: String)] = []
     private var pending: [RunEvent] = []
     private var committing = 0
     private var failure: String?
     private var closing = false
     private var flusherDone = false
+
+    /// Group commit alone: `record` returns once its batch is committed.
+    public init(groupCommitting sink: any EventSink, backlogMax: Int = 10_000) {
+        path = nil
+        self.sink = sink
+        self.backlogMax = backlogMax
+        fd = -1
+        nextSeq = 1
+        doneThrough = 0
+        startFlusher()
+    }
 
     /// Opens (creating, mode 0600) the journal at `path` and starts its flusher.
     /// - Throws: ``WardenError`` `.systemCall` when the file cannot be opened.
@@ -50,14 +70,19 @@ public final class EventJournal: EventSink, @unchecked Sendable {
             _ = write(fd, &newline, 1)
         }
         nextSeq = (Self.decode(previous).last.flatMap { Self.sequence(of: $0) } ?? 0) + 1
+        doneThrough = nextSeq - 1
+        startFlusher()
+    }
+
+    private func startFlusher() {
         let thread = Thread { [self] in flushLoop() }
         thread.name = "warden-journal"
         thread.start()
     }
 
-    deinit { Glibc.close(fd) }
+    deinit { if fd >= 0 { Glibc.close(fd) } }
 
-    /// Appends the events (one `write`), to be committed to the sink by the flusher.
+    /// With a journal: appends the events (one `write`) and returns; without: returns once committed.
     public func record(contentsOf events: [RunEvent]) throws {
         guard !events.isEmpty else { return }
         condition.lock()
@@ -74,21 +99,31 @@ public final class EventJournal: EventSink, @unchecked Sendable {
                 message: "journal: \(backlogMax) events wait for the audit log; refusing until it catches up")
         }
         var numbered = events
-        var text = ""
-        for index in numbered.indices {
-            numbered[index].details["journal_seq"] = String(nextSeq + UInt64(index))
-            Self.writeLine(numbered[index], to: &text)
-        }
-        var bytes = Array(text.utf8)
-        let written = bytes.withUnsafeMutableBytes { write(fd, $0.baseAddress, $0.count) }
-        guard written == bytes.count else {
-            // A short write leaves a torn last line, which recovery skips; nothing is reported as recorded.
-            throw WardenError(
-                code: .systemCall, message: "journal: cannot append to \(path): \(String(cString: strerror(errno)))")
+        if fd >= 0 {
+            var text = ""
+            for index in numbered.indices {
+                numbered[index].details["journal_seq"] = String(nextSeq + UInt64(index))
+                Self.writeLine(numbered[index], to: &text)
+            }
+            var bytes = Array(text.utf8)
+            let written = bytes.withUnsafeMutableBytes { write(fd, $0.baseAddress, $0.count) }
+            guard written == bytes.count else {
+                // A short write leaves a torn last line, which recovery skips; nothing is reported as recorded.
+                throw WardenError(
+                    code: .systemCall,
+                    message: "journal: cannot append to \(path ?? ""): \(String(cString: strerror(errno)))")
+            }
         }
         nextSeq += UInt64(numbered.count)
+        let mine = nextSeq - 1
         pending += numbered
         condition.signal()
+        guard fd < 0 else { return }
+        // Group commit alone: wait for this batch's outcome.
+        while doneThrough < mine { condition.wait() }
+        if let failed = failedBatches.first(where: { $0.from <= mine && mine <= $0.through }) {
+            throw WardenError(code: .systemCall, message: "audit log: \(failed.error)")
+        }
     }
 
     public func events(of run: RunID) throws -> [RunEvent] {
@@ -96,7 +131,7 @@ public final class EventJournal: EventSink, @unchecked Sendable {
         return try sink.events(of: run)
     }
 
-    /// Waits until everything appended so far is committed (or the sink refused it).
+    /// Waits until everything recorded so far is committed (or the sink refused it).
     public func flush() throws {
         condition.lock()
         defer { condition.unlock() }
@@ -121,16 +156,19 @@ public final class EventJournal: EventSink, @unchecked Sendable {
             let batch = pending
             pending.removeAll()
             committing = batch.count
+            let through = doneThrough + UInt64(batch.count)
             condition.unlock()
             var error: (any Error)?
-            // A refused batch is tried again (with the events it already has); meanwhile records fail.
-            for attempt in 0..<50 {
+            // With a journal a refused batch is tried again (the events are safe in the file); without
+            // one its callers are waiting, and are told at once.
+            for attempt in 0..<(fd >= 0 ? 50 : 1) {
                 do {
                     try sink.record(contentsOf: batch)
                     error = nil
                     break
                 } catch let caught {
                     error = caught
+                    guard fd >= 0 else { break }
                     condition.lock()
                     failure = "\(caught)"
                     condition.unlock()
@@ -139,13 +177,18 @@ public final class EventJournal: EventSink, @unchecked Sendable {
             }
             condition.lock()
             committing = 0
-            if let error {
+            if let error, fd < 0 {
+                failedBatches.append((through, through - UInt64(batch.count) + 1, "\(error)"))
+                if failedBatches.count > 64 { failedBatches.removeFirst() }
+            }
+            doneThrough = through
+            condition.broadcast()
+            if let error, fd >= 0 {
                 // Still in the journal: recovery commits them once the store is back.
                 failure = "\(error)"
                 break
             }
             failure = nil
-            condition.broadcast()
         }
         flusherDone = true
         condition.broadcast()

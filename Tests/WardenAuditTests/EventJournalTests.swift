@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 import WardenCore
 
@@ -21,7 +22,12 @@ import WardenCore
     }
 
     @Test(arguments: StoreKind.allCases)
-    func journaledEventsReachTheChainInOrderAndADeadWritersAreRecoveredOnce(kind: StoreKind) throws {
+    func journaledEventsReachTheChainInOrderAndADeadWritersAreRecoveredOnce(kind: StoreKind) async throws {
+        // Off the cooperative pool: the PostgreSQL sink waits for async work from a plain thread.
+        try await Blocking.run { try journaled(kind) }
+    }
+
+    func journaled(_ kind: StoreKind) throws {
         let fixture = try AuditFixture(kind)
         let sink = AuditEventSink(stateDirectory: fixture.stateDirectory, location: fixture.location)
         let run = RunID.random()
@@ -49,6 +55,37 @@ import WardenCore
         #expect(after.count == 103)
         #expect(after.suffix(3).allSatisfy { $0.details["recovered"] == "true" })
         #expect(after.suffix(3).map { $0.details["journal_seq"] } == ["101", "102", "103"])
+    }
+
+    /// Without a journal (`decision_records = "commit"`): concurrent callers return only once their
+    /// events are committed, sharing commits; a refused commit reaches its callers.
+    @Test(arguments: StoreKind.allCases)
+    func groupCommitReturnsOnlyCommittedEventsAndARefusalReachesItsCallers(kind: StoreKind) async throws {
+        try await Blocking.run { try groupCommit(kind) }
+    }
+
+    func groupCommit(_ kind: StoreKind) throws {
+        let fixture = try AuditFixture(kind)
+        let sink = AuditEventSink(stateDirectory: fixture.stateDirectory, location: fixture.location)
+        let run = RunID.random()
+        let batcher = EventJournal(groupCommitting: sink)
+        let threads = 8
+        let each = 25
+        let seen = Mutex<[Int]>([])
+        DispatchQueue.concurrentPerform(iterations: threads) { thread in
+            for i in 0..<each {
+                let n = thread * each + i
+                guard (try? batcher.record(contentsOf: decisions(run, n..<n + 1))) != nil else { continue }
+                // Returned: it must already be in the store, for any reader.
+                let stored = (try? sink.events(of: run).contains { $0.subject == "connect h\(n):443" }) ?? false
+                if stored { seen.withLock { $0.append(n) } }
+            }
+        }
+        try batcher.close()
+        #expect(seen.withLock { $0.count } == threads * each, "every returned record was already committed")
+        #expect(try sink.events(of: run).count == threads * each)
+        let refusing = EventJournal(groupCommitting: RefusingSink())
+        #expect(throws: WardenError.self) { try refusing.record(contentsOf: decisions(run, 0..<1)) }
     }
 
     @Test func aTornLastLineIsSkippedAndTheNextWriterNumbersOnFromTheLastWholeOne() throws {

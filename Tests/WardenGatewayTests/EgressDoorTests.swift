@@ -114,6 +114,8 @@ struct EgressDoorTests {
             echo socks=$(curl -sS -m 10 --socks5-hostname 127.0.0.1:1080 http://mirror.test:\(http)/hello.txt)
             python3 attacks.py '\(upstream.portsJSON)' urllib sniok
             git clone -q http://mirror.test:\(http)/repo.git clone 2>&1 && echo git=$(cat clone/README)
+            python3 -m pip download -q --no-deps --no-cache-dir --disable-pip-version-check -d dl --trusted-host mirror.test \\
+                --index-url http://mirror.test:\(http)/simple/ wardenprobe 2>&1 | tail -3; echo pip=$(ls dl)
             echo other=$(curl -s -o /dev/null -w '%{http_code}' -m 10 http://other.test:\(http)/)
             """
         let result = try harness.run(proxyFlags(harness, policy) + ["--", "/bin/bash", "-c", script])
@@ -125,6 +127,7 @@ struct EgressDoorTests {
         #expect(seen["urllib"] == "hello from the mirror")
         #expect(seen["sniok"] == "tls:HTTP/1.0 200 OK" || seen["sniok"] == "tls:HTTP/1.1 200 OK", "\(seen)")
         #expect(seen["git"] == "readme", "\(result.standardOutput)")
+        #expect(seen["pip"] == "wardenprobe-1.0-py3-none-any.whl", "pip download: \(result.standardOutput)")
         #expect(seen["other"] == "403", "a host no policy permits")
         let id = try runID(result.standardOutput)
         let decisions = try harness.events(id, kind: "decision").filter { $0["action"] == "connect" }
@@ -194,6 +197,55 @@ struct EgressDoorTests {
         #expect(denied.contains { $0["type"] == "TXT" })
         #expect(denied.contains { $0["reason"]?.hasPrefix("DNS tunnelling") == true })
         #expect(denied.contains { $0["entry"] == "transparent" && $0["reason"]?.contains("never gave out") == true })
+    }
+
+    /// The host's own services: the suite's real PostgreSQL on the host's loopback. Through a name that
+    /// resolves to 127.0.0.1, as a literal, or straight to 127.0.0.1 inside the sandbox, the agent does
+    /// not reach it — and the control run, whose policy names the address, shows the same attack does
+    /// reach it when that rule is missing.
+    @Test func theHostsPostgreSQLIsUnreachableUnlessAPolicyNamesItsAddress() throws {
+        guard let url = ProcessInfo.processInfo.environment["WARDEN_TEST_POSTGRES_URL"],
+            let port = url.firstMatch(of: /@127\.0\.0\.1:([0-9]+)\//).flatMap({ Int($0.1) })
+        else {
+            try Test.cancel(
+                "no PostgreSQL test server: run the suite with scripts/test.sh, which starts one on loopback")
+        }
+        let harness = try WardenHarness()
+        let upstream = try Upstream(harness: harness)
+        let byName = """
+            @id("by-name")
+            permit(principal, action in [Action::"connect", Action::"resolve"], resource == Host::"rebind.test");
+            """
+        let attacks = ["pgname:\(port)", "pgliteral:\(port)", "pgdirect:\(port)"]
+        func attack(_ policy: String) throws -> (seen: [String: String], id: String) {
+            let path = try write(harness, policy: policy)
+            let result = try harness.run(
+                proxyFlags(harness, path, ["--resolve", "rebind.test=127.0.0.1"])
+                    + ["--", "python3", "attacks.py", upstream.portsJSON] + attacks)
+            #expect(result.status == 0, "\(result.standardError)")
+            return (result.keyValues, try runID(result.standardOutput))
+        }
+        let (seen, id) = try attack(byName)
+        #expect(seen["pgname"] == "HTTP/1.1 403 Forbidden", "a name resolving to loopback: \(seen)")
+        #expect(seen["pgliteral"] == "HTTP/1.1 403 Forbidden", "the literal: \(seen)")
+        #expect(seen["pgdirect"]?.hasPrefix("error:") == true, "the sandbox's own loopback: \(seen)")
+        let denied = try harness.events(id, kind: "decision").filter { $0["decision"] == "deny" }
+        #expect(
+            denied.contains {
+                $0["host"] == "rebind.test" && $0["port"] == String(port)
+                    && $0["reason"]?.contains("loopback address") == true
+            },
+            "\(denied)")
+        // The control: a policy that names the address lets the same attack through the door.
+        let (control, _) = try attack(
+            byName + """
+
+                @id("names-the-address")
+                permit(principal, action == Action::"connect", resource == Host::"rebind.test")
+                when { context.address == ip("127.0.0.1") && context.port == \(port) };
+                """)
+        #expect(control["pgname"]?.hasPrefix("reached:") == true, "the attack is real: \(control)")
+        #expect(control["pgdirect"]?.hasPrefix("error:") == true, "only the door leads out: \(control)")
     }
 
     @Test func anUploadPastTheByteBudgetIsCutAtTheBudgetAndStopsTheRun() throws {

@@ -52,8 +52,9 @@ final class EgressDoor: Sendable {
     let engine: PolicyEngine
     let runEntity: Entity
     let names = SyntheticNames()
+    /// Thread-safe; the mediator gives a group-committing one (``EventJournal``), so concurrent
+    /// decisions share a commit.
     private let sink: any EventSink
-    private let sinkLock = Mutex(())
     private let broker: ApprovalBroker?
     /// Called (once) when a budget is reached and the profile says `on_budget = "stop"`.
     private let onBudgetStop: @Sendable (String) -> Void
@@ -91,7 +92,7 @@ final class EgressDoor: Sendable {
 
     /// Records events durably; the caller acts only if this returns.
     func record(_ events: [RunEvent]) throws {
-        try sinkLock.withLock { _ in try sink.record(contentsOf: events) }
+        try sink.record(contentsOf: events)
     }
 
     func record(_ kind: EventKind, subject: String, _ details: [String: String]) throws {

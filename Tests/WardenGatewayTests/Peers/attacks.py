@@ -66,6 +66,24 @@ def direct_literal(port):
     return "read:" + s.recv(100).decode().strip()
 
 
+def postgres_startup(s):
+    # PostgreSQL's SSLRequest: a server answers one byte, S or N.
+    s.sendall(struct.pack(">II", 8, 80877103))
+    answer = s.recv(1)
+    return "reached:" + answer.decode() if answer else "closed"
+
+
+def postgres_via_proxy(host, port):
+    s = socket.create_connection(HP, timeout=5)
+    s.sendall(("CONNECT %s:%d HTTP/1.1\r\nHost: %s:%d\r\n\r\n" % (host, port, host, port)).encode())
+    line = s.recv(4096).split(b"\r\n", 1)[0].decode()
+    return postgres_startup(s) if " 200 " in line + " " else line
+
+
+def postgres_direct(port):
+    return postgres_startup(socket.create_connection(("127.0.0.1", port), timeout=3))
+
+
 def idle(count):
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
@@ -122,6 +140,12 @@ for arg in sys.argv[2:]:
         report("service", lambda: direct_literal(ports["service"]))
     elif name == "direct":
         report("direct", lambda: direct_literal(ports["http"]))
+    elif name == "pgname":
+        report("pgname", lambda: postgres_via_proxy("rebind.test", int(rest)))
+    elif name == "pgliteral":
+        report("pgliteral", lambda: postgres_via_proxy("127.0.0.1", int(rest)))
+    elif name == "pgdirect":
+        report("pgdirect", lambda: postgres_direct(int(rest)))
     elif name == "idle":
         report("idle", lambda: idle(int(rest)))
     elif name == "urllib":

@@ -13,6 +13,27 @@ root = sys.argv[1]
 os.chdir(root)
 
 
+def package_index():
+    """A package index (PEP 503 "simple" pages) with one wheel, for `pip download`."""
+    import hashlib, zipfile
+    os.makedirs("packages", exist_ok=True)
+    os.makedirs("simple/wardenprobe", exist_ok=True)
+    wheel = "packages/wardenprobe-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as z:
+        z.writestr("wardenprobe/__init__.py", "")
+        z.writestr("wardenprobe-1.0.dist-info/METADATA", "Metadata-Version: 2.1\nName: wardenprobe\nVersion: 1.0\n")
+        z.writestr("wardenprobe-1.0.dist-info/WHEEL",
+                   "Wheel-Version: 1.0\nGenerator: warden-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
+        z.writestr("wardenprobe-1.0.dist-info/RECORD", "")
+    digest = hashlib.sha256(open(wheel, "rb").read()).hexdigest()
+    with open("simple/wardenprobe/index.html", "w") as page:
+        page.write('<!DOCTYPE html><html><body><a href="../../%s#sha256=%s">%s</a></body></html>'
+                   % (wheel, digest, os.path.basename(wheel)))
+
+
+package_index()
+
+
 class Quiet(http.server.SimpleHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
