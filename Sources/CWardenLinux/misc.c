@@ -87,3 +87,39 @@ int warden_audit_multicast_open(void) {
     }
     return fd;
 }
+
+#include <linux/capability.h>
+#include <sys/syscall.h>
+#include <dirent.h>
+
+int warden_drop_all_capabilities(void) {
+    for (int cap = 0; cap <= 63; cap++) {
+        if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 && errno != EINVAL) return -1;
+    }
+    if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0 && errno != EINVAL) return -1;
+    struct __user_cap_header_struct header = {_LINUX_CAPABILITY_VERSION_3, 0};
+    struct __user_cap_data_struct data[2];
+    memset(data, 0, sizeof data);
+    if (syscall(SYS_capset, &header, data) != 0) return -1;
+    // Verify: nothing effective or permitted is left.
+    if (syscall(SYS_capget, &header, data) != 0) return -1;
+    for (int i = 0; i < 2; i++) {
+        if (data[i].effective || data[i].permitted || data[i].inheritable) {
+            errno = EPERM;
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int warden_thread_count(void) {
+    DIR *dir = opendir("/proc/self/task");
+    if (!dir) return -1;
+    int count = 0;
+    struct dirent *entry;
+    while ((entry = readdir(dir)) != NULL) {
+        if (entry->d_name[0] != '.') count++;
+    }
+    closedir(dir);
+    return count;
+}

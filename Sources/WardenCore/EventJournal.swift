@@ -47,7 +47,6 @@ public final class EventJournal: EventSink, @unchecked Sendable {
         fd = -1
         nextSeq = 1
         doneThrough = 0
-        startFlusher()
     }
 
     /// Opens (creating, mode 0600) the journal at `path` and starts its flusher.
@@ -71,10 +70,14 @@ public final class EventJournal: EventSink, @unchecked Sendable {
         }
         nextSeq = (Self.decode(previous).last.flatMap { Self.sequence(of: $0) } ?? 0) + 1
         doneThrough = nextSeq - 1
-        startFlusher()
     }
 
-    private func startFlusher() {
+    private var flusherStarted = false
+
+    /// The flusher starts with the first record (the mediator confines itself while it has one thread).
+    private func startFlusherIfNeeded() {
+        guard !flusherStarted else { return }
+        flusherStarted = true
         let thread = Thread { [self] in flushLoop() }
         thread.name = "warden-journal"
         thread.start()
@@ -117,6 +120,7 @@ public final class EventJournal: EventSink, @unchecked Sendable {
         nextSeq += UInt64(numbered.count)
         let mine = nextSeq - 1
         pending += numbered
+        startFlusherIfNeeded()
         condition.signal()
         guard fd < 0 else { return }
         // Group commit alone: wait for this batch's outcome.
@@ -142,6 +146,12 @@ public final class EventJournal: EventSink, @unchecked Sendable {
     /// Commits what is left and stops the flusher; later `record`s throw.
     public func close() throws {
         condition.lock()
+        guard flusherStarted else {
+            closing = true
+            flusherDone = true
+            condition.unlock()
+            return
+        }
         closing = true
         condition.broadcast()
         condition.unlock()

@@ -370,6 +370,39 @@ struct EgressDoorTests {
         #expect(try harness.run(["audit", "verify"]).status == 0)
     }
 
+    /// The door itself is confined: no capability left (so no setns back into a namespace, no raw
+    /// network, no DAC override), no_new_privs, the seccomp deny-list, and Landlock writes only where it
+    /// records — while it serves.
+    @Test func theMediatorServesWithNoCapabilitiesUnderSeccompAndLandlock() throws {
+        let harness = try WardenHarness()
+        let upstream = try Upstream(harness: harness)
+        let policy = try write(harness, policy: mirrorPolicy(upstream))
+        let http = upstream.ports["http"] ?? 0
+        let id = try harness.start(
+            ["--network", "proxy", "--policy", policy, "--resolve", "mirror.test=127.0.0.1"],
+            command: ["/bin/bash", "-c", "curl -s -m 10 http://mirror.test:\(http)/hello.txt > got; sleep 60"])
+        let started = try #require(try harness.events(id, kind: "mediator.started").first)
+        let pid = try #require(started["pid"].flatMap { Int32($0) })
+        #expect(
+            harness.waitUntil(timeout: 15) {
+                harness.contents(harness.workspace + "/got").map { String(decoding: $0, as: UTF8.self) }
+                    == "hello from the mirror\n"
+            }, "the confined door still serves")
+        let status = try String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)
+        func field(_ name: String) -> String? {
+            status.split(separator: "\n").first { $0.hasPrefix(name + ":") }.map {
+                $0.dropFirst(name.count + 1).trimmingCharacters(in: .whitespaces)
+            }
+        }
+        for set in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
+            #expect(field(set) == "0000000000000000", "\(set): \(field(set) ?? "?")")
+        }
+        #expect(field("NoNewPrivs") == "1")
+        #expect(field("Seccomp") == "2", "seccomp filter mode")
+        #expect(started["confinement"]?.contains("landlock ABI") == true, "\(started)")
+        _ = try harness.run(["kill", id])
+    }
+
     @Test func theMediatorKilledMidTransferClosesEveryDoorAndStopsTheRun() throws {
         let harness = try WardenHarness()
         let upstream = try Upstream(harness: harness)

@@ -110,6 +110,11 @@ int warden_seccomp_install_logged(const void *program, unsigned short instructio
 /// The same without the log flag (the enforcing copy: its clone3 → ENOSYS would flood the log).
 int warden_seccomp_install(const void *program, unsigned short instructions);
 int warden_set_no_new_privs(void);
+/// Drops every capability: the bounding and ambient sets, then effective, permitted and inheritable
+/// (checked with capget). A root process keeps its uid but loses what root could do beyond an owner.
+int warden_drop_all_capabilities(void);
+/// How many threads the calling process has (from /proc/self/task), or -1.
+int warden_thread_count(void);
 
 #endif
 

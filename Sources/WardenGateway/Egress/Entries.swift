@@ -18,7 +18,7 @@ func connectUpstream(address: [UInt8], port: Int, on eventLoop: any EventLoop) -
         return ClientBootstrap(group: eventLoop)
             .channelOption(.allowRemoteHalfClosure, value: true)
             .channelOption(.autoRead, value: false)
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .channelOption(.recvAllocator, value: relayAllocator)
             .connectTimeout(.seconds(15))
             .connect(to: target)

@@ -28,7 +28,8 @@ public enum Mediator {
     public static func serve(
         configuration: MediatorConfiguration, configurationPath: String, netns: Int32, control: Int32, parent: pid_t,
         sink: any EventSink,
-        broker: ApprovalBroker?
+        broker: ApprovalBroker?,
+        confine: () throws -> [String]
     ) -> Int32 {
         @Sendable func tell(_ object: [String: Any]) {
             guard var data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) else { return }
@@ -78,6 +79,14 @@ public enum Mediator {
             return 1
         }
         close(netns)
+        // Confined before any thread starts (every thread inherits it); failing that, no door opens.
+        let confinement: [String]
+        do {
+            confinement = try confine()
+        } catch {
+            tell(["error": "\(error)"])
+            return 1
+        }
 
         let group = MultiThreadedEventLoopGroup(numberOfThreads: min(2, System.coreCount))
         let pool = NIOThreadPool(numberOfThreads: 16)
@@ -101,6 +110,7 @@ public enum Mediator {
             "ready": true, "pid": Int(getpid()), "http_proxy": MediatorConfiguration.httpProxyPort,
             "socks": MediatorConfiguration.socksPort, "dns": MediatorConfiguration.dnsPort,
             "transparent": ports, "policies": engine.snapshot.policies.policies.count,
+            "confinement": confinement,
         ])
 
         // Wait for the end; SIGHUP swaps the policies.
@@ -187,7 +197,7 @@ public enum Mediator {
         default:
             return ServerBootstrap(group: group)
                 .serverChannelOption(.backlog, value: 4096)
-                .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+                .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
                 .childChannelOption(.recvAllocator, value: relayAllocator)
                 .childChannelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {

@@ -379,6 +379,7 @@ public final class Supervisor {
                 executable: plan.host.wardenExecutable)
             self.mediator = mediator
             let transparent = (mediator.ready["transparent"] as? [Int] ?? []).map(String.init).joined(separator: ",")
+            let confinement = (mediator.ready["confinement"] as? [String] ?? []).joined(separator: "; ")
             let policies =
                 plan.egress.policies.isEmpty
                 ? "none (every connection is denied)" : plan.egress.policies.joined(separator: ", ")
@@ -386,7 +387,7 @@ public final class Supervisor {
                 .init(
                     layer: .egress, status: .applied,
                     detail:
-                        "mediator pid \(mediator.pid): HTTP proxy 127.0.0.1:\(MediatorConfiguration.httpProxyPort), SOCKS5 :\(MediatorConfiguration.socksPort), DNS :\(MediatorConfiguration.dnsPort), transparent ports \(transparent); policies: \(policies); decision records: \(plan.egress.decisionRecords.rawValue)"
+                        "mediator pid \(mediator.pid): HTTP proxy 127.0.0.1:\(MediatorConfiguration.httpProxyPort), SOCKS5 :\(MediatorConfiguration.socksPort), DNS :\(MediatorConfiguration.dnsPort), transparent ports \(transparent); policies: \(policies); decision records: \(plan.egress.decisionRecords.rawValue); mediator confined: \(confinement)"
                 ))
             doorEvents.append(
                 RunEvent(
@@ -395,7 +396,7 @@ public final class Supervisor {
                         "pid": String(mediator.pid), "transparent_ports": transparent,
                         "policies": plan.egress.policies.joined(separator: ","),
                         "on_mediator_loss": plan.egress.onMediatorLoss.rawValue,
-                        "decision_records": plan.egress.decisionRecords.rawValue,
+                        "decision_records": plan.egress.decisionRecords.rawValue, "confinement": confinement,
                     ]))
             if plan.egress.policies.isEmpty {
                 warn(
