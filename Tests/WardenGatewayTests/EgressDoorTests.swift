@@ -112,7 +112,8 @@ struct EgressDoorTests {
             echo proxy=$(curl -sS -m 10 http://mirror.test:\(http)/hello.txt)
             echo transparent=$(env -u http_proxy -u HTTP_PROXY -u all_proxy -u ALL_PROXY curl -sS -m 10 http://mirror.test:\(http)/hello.txt)
             echo socks=$(curl -sS -m 10 --socks5-hostname 127.0.0.1:1080 http://mirror.test:\(http)/hello.txt)
-            python3 attacks.py '\(upstream.portsJSON)' urllib sniok
+            python3 attacks.py '\(upstream.portsJSON)' urllib sniok connecthead
+            echo https=$(curl -sS -k -m 10 https://mirror.test:\(upstream.ports["tls"] ?? 0)/hello.txt)
             git clone -q http://mirror.test:\(http)/repo.git clone 2>&1 && echo git=$(cat clone/README)
             python3 -m pip download -q --no-deps --no-cache-dir --disable-pip-version-check -d dl --trusted-host mirror.test \\
                 --index-url http://mirror.test:\(http)/simple/ wardenprobe 2>&1 | tail -3; echo pip=$(ls dl)
@@ -127,6 +128,10 @@ struct EgressDoorTests {
         #expect(seen["urllib"] == "hello from the mirror")
         #expect(seen["sniok"] == "tls:HTTP/1.0 200 OK" || seen["sniok"] == "tls:HTTP/1.1 200 OK", "\(seen)")
         #expect(seen["git"] == "readme", "\(result.standardOutput)")
+        #expect(seen["https"] == "hello from the mirror", "curl over TLS through CONNECT: \(result.standardOutput)")
+        // A 2xx answer to CONNECT has no framing headers and no body: the tunnel's first byte is the
+        // upstream's (a chunked "0\r\n\r\n" here broke every TLS client that read it).
+        #expect(seen["connecthead"] == "HTTP/1.1 200 Connection established/framing0/after0", "\(seen)")
         #expect(seen["pip"] == "wardenprobe-1.0-py3-none-any.whl", "pip download: \(result.standardOutput)")
         #expect(seen["other"] == "403", "a host no policy permits")
         let id = try runID(result.standardOutput)

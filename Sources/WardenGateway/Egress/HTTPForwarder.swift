@@ -291,28 +291,30 @@ final class HTTPForwarder: ChannelInboundHandler, RemovableChannelHandler {
     private func tunnel(
         context: ChannelHandlerContext, upstream: any Channel, meter: ConnectionMeter, host: String, port: Int
     ) {
-        let head = HTTPResponseHead(
-            version: .http1_1, status: .ok, headers: ["X-Warden-Decision": "allow; connection=\(meter.connection)"])
-        context.write(wrapOutboundOut(.head(head)), promise: nil)
         let channel = context.channel
-        let services = services
-        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in
-            do {
-                let pipeline = channel.pipeline.syncOperations
-                let encoder = try pipeline.handler(type: HTTPResponseEncoder.self)
-                let decoder = try pipeline.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self)
-                let forwarder = try pipeline.handler(type: HTTPForwarder.self)
-                try pipeline.addHandler(
-                    TunnelVerifier(services: services, host: host, port: port, upstream: upstream, meter: meter),
-                    position: .after(forwarder))
-                pipeline.removeHandler(forwarder, promise: nil)
-                pipeline.removeHandler(encoder, promise: nil)
-                // The decoder hands on whatever it had already read (the start of the ClientHello).
-                pipeline.removeHandler(decoder, promise: nil)
-            } catch {
-                upstream.close(promise: nil)
-                channel.close(promise: nil)
-            }
+        do {
+            let pipeline = channel.pipeline.syncOperations
+            let encoder = try pipeline.handler(type: HTTPResponseEncoder.self)
+            let decoder = try pipeline.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self)
+            let forwarder = try pipeline.handler(type: HTTPForwarder.self)
+            // The 200 is written as bytes, not through the encoder: a 2xx answer to CONNECT carries no
+            // Transfer-Encoding or Content-Length and no body (RFC 9110 §9.3.6); the encoder would have
+            // made it chunked and sent a last chunk into the tunnel.
+            pipeline.removeHandler(encoder, promise: nil)
+            var head = channel.allocator.buffer(capacity: 96)
+            head.writeString(
+                "HTTP/1.1 200 Connection established\r\nX-Warden-Decision: allow; connection=\(meter.connection)\r\n\r\n"
+            )
+            channel.writeAndFlush(head, promise: nil)
+            try pipeline.addHandler(
+                TunnelVerifier(services: services, host: host, port: port, upstream: upstream, meter: meter),
+                position: .after(forwarder))
+            pipeline.removeHandler(forwarder, promise: nil)
+            // The decoder hands on whatever it had already read (the start of the ClientHello).
+            pipeline.removeHandler(decoder, promise: nil)
+        } catch {
+            upstream.close(promise: nil)
+            channel.close(promise: nil)
         }
     }
 

@@ -66,6 +66,26 @@ def direct_literal(port):
     return "read:" + s.recv(100).decode().strip()
 
 
+def connect_head(port):
+    """The proxy's answer to CONNECT, and whatever follows it before the tunnel speaks."""
+    s = socket.create_connection(HP, timeout=5)
+    s.sendall(("CONNECT mirror.test:%d HTTP/1.1\r\nHost: mirror.test:%d\r\n\r\n" % (port, port)).encode())
+    time.sleep(0.5)
+    s.setblocking(False)
+    data = b""
+    try:
+        while True:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+    except BlockingIOError:
+        pass
+    head, _, rest = data.partition(b"\r\n\r\n")
+    framing = [l for l in head.split(b"\r\n")[1:] if l.lower().split(b":")[0] in (b"transfer-encoding", b"content-length")]
+    return "%s/framing%d/after%d" % (head.split(b"\r\n")[0].decode(), len(framing), len(rest))
+
+
 def postgres_startup(s):
     # PostgreSQL's SSLRequest: a server answers one byte, S or N.
     s.sendall(struct.pack(">II", 8, 80877103))
@@ -140,6 +160,8 @@ for arg in sys.argv[2:]:
         report("service", lambda: direct_literal(ports["service"]))
     elif name == "direct":
         report("direct", lambda: direct_literal(ports["http"]))
+    elif name == "connecthead":
+        report("connecthead", lambda: connect_head(ports["http"]))
     elif name == "pgname":
         report("pgname", lambda: postgres_via_proxy("rebind.test", int(rest)))
     elif name == "pgliteral":
