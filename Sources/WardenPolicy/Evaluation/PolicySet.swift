@@ -125,6 +125,46 @@ public struct PolicySet: Sendable {
             errors: evaluation.errors)
     }
 
+    /// Whether *some* request with this principal, action and resource — whatever its context — could
+    /// be allowed (or asked): the tools door lists a tool only then ("listing = calling").
+    ///
+    /// Exact for policies whose conditions do not read the context: they are evaluated (with an empty
+    /// context they never look at). A permit that reads the context is assumed satisfiable; a forbid that
+    /// reads it is assumed not to apply. So a "no" is certain — every call would be denied — and a "yes"
+    /// is wrong only for a permit whose context conditions no request can satisfy.
+    public func couldAllow(principal: EntityUID, action: EntityUID, resource: EntityUID, entities: Entities) -> Bool {
+        let request = AuthorizationRequest(principal: principal, action: action, resource: resource, context: [:])
+        let evaluator = Evaluator(request: request, entities: entities)
+        var possible = false
+        for i in candidates(for: request, entities: entities) {
+            let policy = policies[Int(i)]
+            guard Self.scopeMatches(policy, request, entities) else { continue }
+            if policy.readsContext {
+                if policy.effect == .permit { possible = true }
+                continue
+            }
+            do throws(EvaluationError) {
+                var satisfied = true
+                for condition in policy.conditions {
+                    guard case .bool(let b) = try evaluator.evaluate(condition.body) else {
+                        throw EvaluationError("type error")
+                    }
+                    if b != (condition.kind == .when) {
+                        satisfied = false
+                        break
+                    }
+                }
+                guard satisfied else { continue }
+                // A context-free forbid that holds denies every such request.
+                if policy.effect == .forbid { return false }
+                possible = true
+            } catch {
+                // Skipped at decision time too, for every context.
+            }
+        }
+        return possible
+    }
+
     struct Evaluation {
         var permits: [Int] = []
         var forbids: [Int] = []

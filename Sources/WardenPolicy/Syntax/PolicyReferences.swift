@@ -1,6 +1,10 @@
 /// What a policy's text refers to, for callers that must know whether a policy is explicit about
 /// something (the egress door: a private address is reachable only through a policy that names it).
 extension Policy {
+    /// Whether any condition reads the context at all (its value can then differ from request to request
+    /// with the same principal, action and resource).
+    public var readsContext: Bool { conditions.contains { $0.body.readsContext } }
+
     /// Whether any condition reads `context.<attribute>` (or tests `context has <attribute>`).
     public func refersToContext(_ attribute: String) -> Bool {
         conditions.contains { $0.body.refersToContext(attribute) }
@@ -24,6 +28,11 @@ extension Policy {
 }
 
 extension Expr {
+    var readsContext: Bool {
+        if case .variable(.context) = self { return true }
+        return children.contains { $0.readsContext }
+    }
+
     func refersToContext(_ attribute: String) -> Bool {
         switch self {
         case .getAttribute(.variable(.context), let name), .hasAttribute(.variable(.context), let name):
