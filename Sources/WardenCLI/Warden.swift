@@ -43,6 +43,7 @@ struct Warden: AsyncParsableCommand {
         let arguments = Array(CommandLine.arguments.dropFirst())
         if arguments.first == "__shim" { InnerShim.main(arguments: Array(arguments.dropFirst())) }
         if arguments.first == "__mediator" { MediatorMain.main(arguments: Array(arguments.dropFirst())) }
+        if arguments.first == "__tools-gateway" { ToolsGatewayMain.main(arguments: Array(arguments.dropFirst())) }
         // The red-team environment inside a trial's sandbox, and its ./next_question (a link to warden).
         if arguments.first == "__redteam-env" { EnvironmentHost.main(arguments: Array(arguments.dropFirst())) }
         if (CommandLine.arguments.first.map { ($0 as NSString).lastPathComponent }) == "next_question" {

@@ -40,6 +40,11 @@ public enum EventKind: String, Codable, Sendable, CaseIterable {
     case mediatorLost = "mediator.lost"
     /// A running run's policies were swapped (`warden policy reload`).
     case policyReloaded = "policy.reloaded"
+    /// A tool's definition is held back from the agent until a person approves it (changed since it
+    /// was pinned, an approved definition under a new name, or new to a pinned server).
+    case toolQuarantined = "tool.quarantined"
+    /// A tool call through the tools door ended: the result's digest, size, duration, error.
+    case toolResult = "tool.result"
 
     /// Whether this event ends a run's record (the audit log signs a checkpoint at once after it).
     public var endsRun: Bool { self == .exited || self == .stopped }

@@ -84,8 +84,16 @@ public final class WardenHarness: @unchecked Sendable {
     public func run(_ arguments: [String], environment: [String: String] = [:]) throws
         -> CommandResult
     {
+        try runProgram(Self.binary, arguments, environment: environment)
+    }
+
+    /// Runs another program (a peer) with this harness's state directory, and waits for it.
+    @discardableResult
+    public func runProgram(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) throws
+        -> CommandResult
+    {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: Self.binary)
+        process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
         var env = ProcessInfo.processInfo.environment
         env["WARDEN_STATE_DIR"] = stateDirectory

@@ -278,7 +278,9 @@ struct EgressDoorTests {
             proxyFlags(harness, policy, ["--egress-bytes-max", "100000", "--on-budget", "stop"])
                 + ["--", "/bin/bash", "-c", script])
         let seen = result.keyValues
-        #expect(seen["connect"] == "HTTP/1.1 200 Connection established", "\(result.standardOutput) \(result.standardError)")
+        #expect(
+            seen["connect"] == "HTTP/1.1 200 Connection established", "\(result.standardOutput) \(result.standardError)"
+        )
         #expect(harness.waitUntil(timeout: 5) { !upstream.sinkCounts.isEmpty })
         let received = upstream.sinkCounts.reduce(0, +)
         #expect(received <= 100_000 && received > 0, "the far side received \(received) bytes")

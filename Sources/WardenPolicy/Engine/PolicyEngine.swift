@@ -56,6 +56,18 @@ public final class PolicyEngine: Sendable {
         public let policies: PolicySet
         public let entities: Entities
         let sources: [String: String]
+
+        /// The same policies with `extra` entities (replacing any with the same uid): a door's own
+        /// entities, such as the tools door's `Tool::"server.tool"` with its pinned attributes.
+        public func adding(_ extra: [Entity]) throws(WardenError) -> Snapshot {
+            let known = Set(extra.map(\.uid))
+            do {
+                let merged = try Entities(entities.byUID.values.filter { !known.contains($0.uid) } + extra)
+                return Snapshot(policies: policies, entities: merged, sources: sources)
+            } catch {
+                throw WardenError.invalidInput("entities: \(error.message)")
+            }
+        }
     }
 
     private let state: Mutex<Snapshot>

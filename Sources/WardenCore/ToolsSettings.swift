@@ -1,0 +1,93 @@
+/// How far the operator trusts a tool server's output (the next issue's taint labels start here).
+public enum ToolTrust: String, Codable, Sendable, CaseIterable {
+    case trusted, untrusted
+}
+
+/// One operator's MCP server behind the tools door (profile `[mcp.servers.NAME]`).
+public struct ToolServerSettings: Sendable, Equatable, Codable {
+    public var name: String
+    /// The stdio server's command line.
+    public var command: [String]
+    public var trust: ToolTrust
+    public var labels: [String]
+    /// How long one request to it may take.
+    public var timeout: Duration
+
+    public init(
+        name: String, command: [String], trust: ToolTrust = .untrusted, labels: [String] = [],
+        timeout: Duration = .seconds(60)
+    ) {
+        self.name = name
+        self.command = command
+        self.trust = trust
+        self.labels = labels
+        self.timeout = timeout
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case name, command, trust, labels
+        case timeoutMilliseconds = "timeout_ms"
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        name = try c.decode(String.self, forKey: .name)
+        command = try c.decode([String].self, forKey: .command)
+        trust = try c.decode(ToolTrust.self, forKey: .trust)
+        labels = try c.decode([String].self, forKey: .labels)
+        timeout = .milliseconds(try c.decode(Int64.self, forKey: .timeoutMilliseconds))
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(name, forKey: .name)
+        try c.encode(command, forKey: .command)
+        try c.encode(trust, forKey: .trust)
+        try c.encode(labels, forKey: .labels)
+        let parts = timeout.components
+        try c.encode(parts.seconds * 1000 + parts.attoseconds / 1_000_000_000_000_000, forKey: .timeoutMilliseconds)
+    }
+
+    /// A server name the agent's tool names can carry (`server__tool`): letters, digits, `-`.
+    public static func isValidName(_ name: String) -> Bool {
+        !name.isEmpty && name.utf8.count <= 64 && !name.contains("__")
+            && name.utf8.allSatisfy { c in
+                (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A) || c == 0x2D
+            }
+    }
+}
+
+/// What `warden __tools-gateway` is started with (JSON): the tools door on its own, speaking MCP to
+/// the agent on its standard input and output.
+public struct ToolsGatewayConfiguration: Sendable, Codable, Equatable {
+    public var run: RunID
+    public var policies: [String]
+    public var entities: String?
+    public var servers: [ToolServerSettings]
+    /// What `roots/list` answers servers with (the workspace).
+    public var roots: [String]
+    public var stateDirectory: String
+    public var auditStore: AuditStoreLocation
+    public var admitNewTools: Bool
+
+    public init(
+        run: RunID, policies: [String], entities: String? = nil, servers: [ToolServerSettings], roots: [String],
+        stateDirectory: String, auditStore: AuditStoreLocation = .stateDirectory, admitNewTools: Bool = false
+    ) {
+        self.run = run
+        self.policies = policies
+        self.entities = entities
+        self.servers = servers
+        self.roots = roots
+        self.stateDirectory = stateDirectory
+        self.auditStore = auditStore
+        self.admitNewTools = admitNewTools
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case run, policies, entities, servers, roots
+        case stateDirectory = "state_directory"
+        case auditStore = "audit_store"
+        case admitNewTools = "admit_new_tools"
+    }
+}

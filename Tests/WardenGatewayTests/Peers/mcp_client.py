@@ -1,0 +1,24 @@
+"""The agent's MCP client (the Python MCP SDK's ClientSession over stdio) talking to Warden's tools
+door: lists the tools, makes the calls given as JSON, prints one JSON object with what it saw."""
+import asyncio, json, sys
+from mcp import ClientSession, StdioServerParameters
+from mcp.client.stdio import stdio_client
+
+
+async def main():
+    gateway, config, calls = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+    params = StdioServerParameters(command=gateway, args=["__tools-gateway", config])
+    out = {}
+    async with stdio_client(params) as (r, w):
+        async with ClientSession(r, w) as s:
+            init = await s.initialize()
+            out["version"] = init.protocol_version
+            out["tools"] = sorted(t.name for t in (await s.list_tools()).tools)
+            out["calls"] = []
+            for name, arguments in calls:
+                res = await s.call_tool(name, arguments)
+                out["calls"].append({"error": bool(res.is_error), "text": res.content[0].text if res.content else ""})
+    print(json.dumps(out), flush=True)
+
+
+asyncio.run(main())
