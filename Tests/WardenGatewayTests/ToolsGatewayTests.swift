@@ -124,9 +124,13 @@ struct ToolsGatewayTests {
         let quarantined = try door.events("tool.quarantined")
         #expect(
             quarantined.contains { $0["tool"] == "read_file" && $0["approve"] == "warden mcp approve fs read_file" })
-        // A person approves the new definition (the pins' owner); it is listed again.
-        let pins = try ToolPins(path: door.harness.stateDirectory + "/mcp-pins.db")
-        #expect(try pins.approve(server: "fs", tool: "read_file") == ["read_file"])
+        // `warden mcp pins` shows why it waits; a person approves the new definition; it is listed again.
+        let pins = try door.harness.run(["mcp", "pins", "--server", "fs"])
+        #expect(
+            pins.standardOutput.contains("pending: definition changed since it was approved"), "\(pins.standardOutput)")
+        let approved = try door.harness.run(["mcp", "approve", "fs", "read_file"])
+        #expect(approved.status == 0 && approved.standardOutput.contains("approved fs.read_file"), "\(approved)")
+        #expect(try door.harness.run(["mcp", "approve", "fs", "read_file"]).status == 2, "nothing pending any more")
         #expect(try door.session([]).tools == ["fs__read_file", "fs__write_file"])
         // write_file's approved definition under the name "cat": a rename, not a new tool.
         try

@@ -1,0 +1,75 @@
+import ArgumentParser
+import Foundation
+import WardenCore
+import WardenGateway
+import WardenSandbox
+
+extension Warden {
+    struct MCP: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "mcp",
+            abstract: "The tools door (MCP gateway): pinned tool definitions and their approval.",
+            discussion: """
+                Warden pins each MCP server's tool definitions (name, description, input schema, \
+                annotations; a SHA-256 digest) the first time it sees the server. A definition that changes \
+                afterwards (a "rug pull"), an approved definition under a new name (a rename) and a tool new \
+                to a pinned server are hidden from the agent and their calls denied, recorded as \
+                tool.quarantined, until a person approves them here.
+
+                Examples:
+                  warden mcp pins                      # every server's pins; pending ones say why
+                  warden mcp pins --server fs --json
+                  warden mcp approve fs write_file     # the pending definition becomes the pin
+                  warden mcp approve fs                # everything pending for fs
+                """,
+            subcommands: [Pins.self, ApprovePin.self])
+    }
+}
+
+extension Warden.MCP {
+    struct Pins: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "List pinned tool definitions, and those waiting for approval.")
+        @OptionGroup var state: StateOptions
+        @Option(help: "Only this server's pins.")
+        var server: String?
+        @Flag(help: "Print the pins as JSON.")
+        var json = false
+
+        func run() throws {
+            let pins = try ToolPins(path: state.host.stateDirectory + "/mcp-pins.db").list(server: server)
+            if json { return print(try Output.json(pins)) }
+            if pins.isEmpty { return print("no pinned tools\(server.map { " for \($0)" } ?? "") yet") }
+            print(
+                "SERVER".padding(toLength: 14, withPad: " ", startingAt: 0)
+                    + "TOOL".padding(toLength: 24, withPad: " ", startingAt: 0) + "DIGEST        STATE")
+            for pin in pins {
+                let state =
+                    pin.pendingReason.map { "pending: \($0) (warden mcp approve \(pin.server) \(pin.tool))" }
+                    ?? "approved"
+                print(
+                    pin.server.padding(toLength: 14, withPad: " ", startingAt: 0)
+                        + pin.tool.padding(toLength: 24, withPad: " ", startingAt: 0)
+                        + String((pin.digest ?? "-").prefix(12)).padding(toLength: 14, withPad: " ", startingAt: 0)
+                        + state)
+            }
+        }
+    }
+
+    struct ApprovePin: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "approve",
+            abstract: "Approve the pending definition of a server's tool (or all of its pending tools).")
+        @OptionGroup var state: StateOptions
+        @Argument(help: "The server's name, as in the profile's [mcp.servers.NAME].")
+        var server: String
+        @Argument(help: "The tool's name on that server (without the server__ prefix); all pending if omitted.")
+        var tool: String?
+
+        func run() throws {
+            let approved = try ToolPins(path: state.host.stateDirectory + "/mcp-pins.db").approve(
+                server: server, tool: tool)
+            for name in approved { print("approved \(server).\(name): its current definition is the pin") }
+        }
+    }
+}
