@@ -22,7 +22,7 @@ command -v psql >/dev/null 2>&1 || need_packages+=(postgresql-client)
 # The policy tests compare Warden's Cedar engine with cedarpy (PyPI), installed with pip below.
 command -v python3 >/dev/null 2>&1 && python3 -m pip --version >/dev/null 2>&1 || need_packages+=(python3-pip)
 # The tools door's peers (the Python MCP SDK) live in a virtual environment: Debian's python3 needs venv.
-python3 -c "import ensurepip" >/dev/null 2>&1 || need_packages+=(python3-venv)
+/usr/bin/python3 -c "import ensurepip" >/dev/null 2>&1 || need_packages+=(python3-venv)
 if [ ${#need_packages[@]} -gt 0 ]; then
     echo "setup: installing ${need_packages[*]} (apt-get)" >&2
     export DEBIAN_FRONTEND=noninteractive
@@ -53,12 +53,12 @@ if ! python3 -c "import datasets" >/dev/null 2>&1; then
 fi
 # The tools door's real peers: the Python MCP SDK (`mcp`, MIT) 2.x as the operator's server and the
 # agent's client, in a virtual environment outside the repository, keyed by version (only a new
-# machine pays for it). Pinned like cedarpy.
+# machine pays for it), made from Debian's python3 so that a sandbox can run it. Pinned like cedarpy.
 mcp_venv=/var/cache/warden-peers/mcp-2.3.0
 if ! "$mcp_venv/bin/python" -c "import mcp" >/dev/null 2>&1; then
     echo "setup: installing the MCP Python SDK 2.3.0 in $mcp_venv (pip)" >&2
     rm -rf "$mcp_venv"
     mkdir -p "$(dirname "$mcp_venv")"
-    python3 -m venv "$mcp_venv"
+    /usr/bin/python3 -m venv "$mcp_venv"
     "$mcp_venv/bin/pip" install --quiet --disable-pip-version-check mcp==2.3.0
 fi

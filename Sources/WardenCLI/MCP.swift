@@ -4,6 +4,10 @@ import WardenCore
 import WardenGateway
 import WardenSandbox
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 extension Warden {
     struct MCP: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -16,17 +20,82 @@ extension Warden {
                 to a pinned server are hidden from the agent and their calls denied, recorded as \
                 tool.quarantined, until a person approves them here.
 
+                Inside a run with [mcp.servers.NAME] in its profile, the agent's MCP client starts \
+                `warden mcp connect` as its (stdio) server: that is the tools door.
+
                 Examples:
+                  warden mcp connect                   # inside the sandbox: the MCP server the agent sees
                   warden mcp pins                      # every server's pins; pending ones say why
                   warden mcp pins --server fs --json
                   warden mcp approve fs write_file     # the pending definition becomes the pin
                   warden mcp approve fs                # everything pending for fs
                 """,
-            subcommands: [Pins.self, ApprovePin.self])
+            subcommands: [Connect.self, Pins.self, ApprovePin.self])
     }
 }
 
 extension Warden.MCP {
+    struct Connect: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Inside a run: the tools door as a stdio MCP server (configure it as the agent's MCP server).",
+            discussion: """
+                Relays standard input and output to the run's tools gateway, whose socket the sandbox sees at \
+                $WARDEN_MCP_SOCKET (/run/warden/mcp.sock). An .mcp.json entry:
+                  {"mcpServers": {"warden": {"command": "warden", "args": ["mcp", "connect"]}}}
+                """)
+        @Option(help: "The gateway's socket (default: $WARDEN_MCP_SOCKET or /run/warden/mcp.sock).")
+        var socket: String?
+
+        func run() throws {
+            let path = socket ?? ProcessInfo.processInfo.environment["WARDEN_MCP_SOCKET"] ?? "/run/warden/mcp.sock"
+            let fd = Glibc.socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+            var address = sockaddr_un()
+            address.sun_family = sa_family_t(AF_UNIX)
+            let bytes = Array(path.utf8)
+            guard fd >= 0, bytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
+                throw WardenError.invalidInput("mcp connect: \(path) is not a usable socket path")
+            }
+            withUnsafeMutableBytes(of: &address.sun_path) { raw in
+                for (i, byte) in bytes.enumerated() { raw[i] = byte }
+            }
+            let connected = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+                }
+            }
+            guard connected == 0 else {
+                throw WardenError(
+                    code: .notFound,
+                    message:
+                        "mcp connect: no tools gateway at \(path) (\(String(cString: strerror(errno)))); run this inside a run whose profile has [mcp.servers.NAME]"
+                )
+            }
+            // The agent's requests go in on one thread; the answers come back on this one.
+            let upload = Thread {
+                Self.pump(from: 0, to: fd)
+                shutdown(fd, Int32(SHUT_WR))
+            }
+            upload.start()
+            Self.pump(from: fd, to: 1)
+        }
+
+        static func pump(from source: Int32, to destination: Int32) {
+            var buffer = [UInt8](repeating: 0, count: 65536)
+            while true {
+                let n = buffer.withUnsafeMutableBytes { read(source, $0.baseAddress, $0.count) }
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 { return }
+                var offset = 0
+                while offset < n {
+                    let w = buffer[offset..<n].withUnsafeBytes { write(destination, $0.baseAddress, $0.count) }
+                    if w < 0 && errno == EINTR { continue }
+                    if w <= 0 { return }
+                    offset += w
+                }
+            }
+        }
+    }
+
     struct Pins: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "List pinned tool definitions, and those waiting for approval.")

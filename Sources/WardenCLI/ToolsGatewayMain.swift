@@ -1,3 +1,4 @@
+import CWardenLinux
 import Foundation
 import WardenAudit
 import WardenCore
@@ -13,7 +14,7 @@ enum ToolsGatewayMain {
             FileHandle.standardError.write(Data("warden __tools-gateway: \(message)\n".utf8))
             exit(2)
         }
-        guard arguments.count == 1,
+        guard arguments.count == 1 || arguments.count == 2,
             let data = FileManager.default.contents(atPath: arguments[0]),
             let configuration = try? JSONDecoder().decode(ToolsGatewayConfiguration.self, from: data)
         else { fail("started without its configuration (a JSON file)") }
@@ -36,6 +37,14 @@ enum ToolsGatewayMain {
         } catch {
             fail("\(error)")
         }
+        if let listen = configuration.listen {
+            // Started by a run's supervisor: dies with it, in a process group of its own.
+            setpgid(0, 0)
+            if arguments.count == 2, let parent = Int32(arguments[1]), warden_die_with_parent(parent) != 0 {
+                fail("its supervisor is gone")
+            }
+            serve(gateway, socket: listen)
+        }
         var buffer = Data()
         let input = FileHandle.standardInput
         while true {
@@ -51,5 +60,85 @@ enum ToolsGatewayMain {
         }
         gateway.close()
         exit(0)
+    }
+
+    /// Listens on `path` (mode 0666: the agent's uid connects; the directory is the sandbox's only
+    /// way to it), tells the supervisor it is ready, and serves each connection — one agent session,
+    /// one JSON-RPC message per line — on a thread of its own, until SIGTERM.
+    static func serve(_ gateway: ToolsGateway, socket path: String) -> Never {
+        func tell(_ object: [String: Any]) {
+            guard var data = try? JSONSerialization.data(withJSONObject: object) else { return }
+            data.append(0x0A)
+            FileHandle.standardOutput.write(data)
+        }
+        unlink(path)
+        let listener = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        guard listener >= 0, bytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
+            tell(["error": "cannot make the socket \(path)"])
+            exit(1)
+        }
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            for (i, byte) in bytes.enumerated() { raw[i] = byte }
+        }
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(listener, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
+        }
+        guard bound == 0, chmod(path, 0o666) == 0, listen(listener, 64) == 0 else {
+            tell(["error": "cannot listen on \(path): \(String(cString: strerror(errno)))"])
+            exit(1)
+        }
+        let signals = [SIGTERM, SIGINT, SIGHUP]
+        let signalFD = signals.withUnsafeBufferPointer { warden_signal_pipe($0.baseAddress, Int32($0.count)) }
+        tell(["ready": true, "socket": path])
+        let acceptor = Thread {
+            while true {
+                let connection = accept(listener, nil, nil)
+                if connection < 0 {
+                    if errno == EINTR { continue }
+                    return
+                }
+                let worker = Thread { Self.session(gateway, connection) }
+                worker.start()
+            }
+        }
+        acceptor.start()
+        var fds = [pollfd(fd: signalFD, events: Int16(POLLIN), revents: 0)]
+        while poll(&fds, 1, -1) < 0 && errno == EINTR {}
+        unlink(path)
+        gateway.close()
+        exit(0)
+    }
+
+    /// One agent session on `fd`: lines in, answers out, until the agent closes it.
+    static func session(_ gateway: ToolsGateway, _ fd: Int32) {
+        defer { close(fd) }
+        var buffer: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { return }
+            buffer += chunk[0..<n]
+            while let newline = buffer.firstIndex(of: 0x0A) {
+                let line = Array(buffer[..<newline])
+                buffer.removeSubrange(...newline)
+                guard !line.isEmpty, let reply = gateway.handle(line: line) else { continue }
+                var out = Array(reply.utf8)
+                var offset = 0
+                while offset < out.count {
+                    let w = out[offset...].withUnsafeMutableBytes { write(fd, $0.baseAddress, $0.count) }
+                    if w < 0 && errno == EINTR { continue }
+                    if w <= 0 { return }
+                    offset += w
+                }
+                out.removeAll()
+            }
+            if buffer.count > 64 << 20 { return }
+        }
     }
 }

@@ -5,7 +5,8 @@ extension RunProfileOverrides {
         "on_tamper", "grace", "lease", "allow_degraded", "pass_env", "command", "audit_store",
         "user", "read", "view", "output_max", "policies", "entities", "resolve.NAME", "egress_bytes_max",
         "connection_bytes_max", "connections_max", "on_budget", "on_mediator_loss", "approval_timeout",
-        "decision_records",
+        "decision_records", "mcp.servers.NAME.command", "mcp.servers.NAME.trust", "mcp.servers.NAME.labels",
+        "mcp.servers.NAME.timeout", "mcp.servers.NAME.read",
     ]
 
     /// Reads a run profile; relative `workspace` paths are resolved against `baseDirectory`.
@@ -136,6 +137,42 @@ extension RunProfileOverrides {
                 }
                 decisionRecords = mode
             case "approval_timeout": approvalTimeout = try DurationSpec.parse(try string(), field: field)
+            case _ where key.hasPrefix("mcp.servers."):
+                let rest = key.dropFirst("mcp.servers.".count)
+                guard let dot = rest.lastIndex(of: ".") else {
+                    throw WardenError.invalidInput(
+                        "\(field): a server is a table: [mcp.servers.NAME] with command = [...]")
+                }
+                let server = String(rest[..<dot])
+                guard ToolServerSettings.isValidName(server) else {
+                    throw WardenError.invalidInput(
+                        "\(field): '\(server)' is not a server name; use letters, digits and '-' (it prefixes tool names)"
+                    )
+                }
+                var settings = toolServers[server] ?? ToolServerSettings(name: server, command: [])
+                switch rest[rest.index(after: dot)...] {
+                case "command":
+                    settings.command = try strings()
+                    guard !settings.command.isEmpty else {
+                        throw WardenError.invalidInput(
+                            "\(field): give the server's command line, e.g. [\"python3\", \"server.py\"]")
+                    }
+                case "trust":
+                    let text = try string()
+                    guard let trust = ToolTrust(rawValue: text) else {
+                        throw WardenError.invalidInput(
+                            "\(field): '\(text)' is not a trust; use \"trusted\" or \"untrusted\"")
+                    }
+                    settings.trust = trust
+                case "labels": settings.labels = try strings()
+                case "timeout": settings.timeout = try DurationSpec.parse(try string(), field: field)
+                case "read":
+                    settings.read = try strings().map { $0.hasPrefix("/") ? $0 : baseDirectory + "/" + $0 }
+                default:
+                    throw WardenError.invalidInput(
+                        "\(field): unknown server key; use command, trust, labels, timeout or read")
+                }
+                toolServers[server] = settings
             case _ where key.hasPrefix("resolve."):
                 let pin = try EgressSettings.parseResolve(
                     String(key.dropFirst("resolve.".count)) + "=" + (try string()), field: field)

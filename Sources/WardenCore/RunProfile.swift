@@ -97,6 +97,8 @@ public enum Layer: String, Codable, Sendable, CaseIterable {
     case landlock
     /// The egress door (`--network proxy`): the mediator listening inside the run's network namespace.
     case egress
+    /// The tools door (`[mcp.servers]`): the MCP gateway and each server's own sandbox.
+    case tools
 
     /// The layers an operator may explicitly run without. The cgroup is the off-switch and bubblewrap
     /// provides the namespaces that hide it; without either there is nothing left to degrade to.
@@ -157,6 +159,8 @@ public struct RunProfile: Sendable, Equatable {
     public var outputMax: ByteSize = ByteSize(bytes: 16 << 20)
     /// The egress door's policies, pins and budgets (used with `network = "proxy"`).
     public var egress = EgressSettings()
+    /// The tools door's MCP servers (`[mcp.servers.NAME]`), by name.
+    public var toolServers: [ToolServerSettings] = []
 
     public init() {}
 
@@ -180,6 +184,10 @@ public struct RunProfile: Sendable, Equatable {
         result.egress.policies = Self.union(result.egress.policies, overrides.policies)
         if let value = overrides.entities { result.egress.entities = value }
         result.egress.resolve.merge(overrides.resolve) { $1 }
+        for (name, server) in overrides.toolServers.sorted(by: { $0.key < $1.key }) {
+            result.toolServers.removeAll { $0.name == name }
+            result.toolServers.append(server)
+        }
         if let value = overrides.egressBytesMax { result.egress.egressBytesMax = value.bytes }
         if let value = overrides.connectionBytesMax { result.egress.connectionBytesMax = value.bytes }
         if let value = overrides.connectionsMax { result.egress.connectionsMax = value }
@@ -247,6 +255,8 @@ public struct RunProfileOverrides: Sendable, Equatable {
     public var onMediatorLoss: MediatorLossAction?
     public var approvalTimeout: Duration?
     public var decisionRecords: DecisionRecords?
+    /// `[mcp.servers.NAME]`: the tools door's servers, by name.
+    public var toolServers: [String: ToolServerSettings] = [:]
 
     public init() {}
 }

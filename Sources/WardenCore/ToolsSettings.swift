@@ -12,6 +12,8 @@ public struct ToolServerSettings: Sendable, Equatable, Codable {
     public var labels: [String]
     /// How long one request to it may take.
     public var timeout: Duration
+    /// Host paths its sandbox may read besides the system directories (its program, its data).
+    public var read: [String] = []
 
     public init(
         name: String, command: [String], trust: ToolTrust = .untrusted, labels: [String] = [],
@@ -25,7 +27,7 @@ public struct ToolServerSettings: Sendable, Equatable, Codable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case name, command, trust, labels
+        case name, command, trust, labels, read
         case timeoutMilliseconds = "timeout_ms"
     }
 
@@ -36,6 +38,7 @@ public struct ToolServerSettings: Sendable, Equatable, Codable {
         trust = try c.decode(ToolTrust.self, forKey: .trust)
         labels = try c.decode([String].self, forKey: .labels)
         timeout = .milliseconds(try c.decode(Int64.self, forKey: .timeoutMilliseconds))
+        read = try c.decodeIfPresent([String].self, forKey: .read) ?? []
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -44,6 +47,7 @@ public struct ToolServerSettings: Sendable, Equatable, Codable {
         try c.encode(command, forKey: .command)
         try c.encode(trust, forKey: .trust)
         try c.encode(labels, forKey: .labels)
+        try c.encode(read, forKey: .read)
         let parts = timeout.components
         try c.encode(parts.seconds * 1000 + parts.attoseconds / 1_000_000_000_000_000, forKey: .timeoutMilliseconds)
     }
@@ -84,8 +88,17 @@ public struct ToolsGatewayConfiguration: Sendable, Codable, Equatable {
         self.admitNewTools = admitNewTools
     }
 
+    /// Where the gateway listens (a Unix socket in the run's directory), when started for a run.
+    public var listen: String?
+
+    /// The socket's directory is bound read-only at /run/warden inside the sandbox.
+    public static let directoryInSandbox = "/run/warden"
+    public static let socketInSandbox = directoryInSandbox + "/mcp.sock"
+    /// The run's directory's `mcp/`, holding the socket.
+    public static func socketDirectory(runDirectory: String) -> String { runDirectory + "/mcp" }
+
     enum CodingKeys: String, CodingKey {
-        case run, policies, entities, servers, roots
+        case run, policies, entities, servers, roots, listen
         case stateDirectory = "state_directory"
         case auditStore = "audit_store"
         case admitNewTools = "admit_new_tools"

@@ -50,13 +50,26 @@ struct ToolsGatewayTests {
 
         /// One agent session: the tools it was shown and each call's result.
         func session(_ calls: [(String, String)]) throws -> (tools: [String], calls: [(error: Bool, text: String)]) {
-            let list = "[" + calls.map { "[\"\($0.0)\", \($0.1)]" }.joined(separator: ",") + "]"
+            let list = Self.list(calls)
+            let command = "[\"\(WardenHarness.binary)\", \"__tools-gateway\", \"\(config)\"]"
             let result = try harness.runProgram(
-                ToolsGatewayTests.python,
-                [ToolsGatewayTests.peers + "/mcp_client.py", WardenHarness.binary, config, list])
+                ToolsGatewayTests.python, [ToolsGatewayTests.peers + "/mcp_client.py", command, list])
+            return try Self.parse(result)
+        }
+
+        static func list(_ calls: [(String, String)]) -> String {
+            "[" + calls.map { "[\"\($0.0)\", \($0.1)]" }.joined(separator: ",") + "]"
+        }
+
+        static func parse(_ result: CommandResult) throws -> (tools: [String], calls: [(error: Bool, text: String)]) {
+            try parse(result.standardOutput, context: result.standardError)
+        }
+
+        static func parse(_ output: String, context: String) throws -> (
+            tools: [String], calls: [(error: Bool, text: String)]
+        ) {
             let object = try #require(
-                try? JSONSerialization.jsonObject(with: Data(result.standardOutput.utf8)) as? [String: Any],
-                "\(result.standardOutput)\n\(result.standardError)")
+                try? JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any], "\(output)\n\(context)")
             let shown = object["calls"] as? [[String: Any]] ?? []
             return (
                 object["tools"] as? [String] ?? [],
@@ -186,5 +199,74 @@ struct ToolsGatewayBadInputTests {
         #expect(!replies[4].contains("wrote"), "10,000-deep arguments are not forwarded: \(replies[4].prefix(300))")
         #expect(replies[5].contains("-32601"), "\(replies[5])")
         #expect(replies[6].contains("\"id\":5") && replies[6].contains("\"result\":{}"), "\(replies[6])")
+    }
+}
+
+/// The tools door in a run: the agent, in its sandbox, reaches its tools only through
+/// `warden mcp connect`; the server runs in a sandbox of its own (a run of its own, no network).
+@Suite(
+    .enabled(
+        if: FileManager.default.isExecutableFile(atPath: MCPPeers.python2) && HostCapabilities.canSandbox,
+        "needs the mcp 2.x peer (scripts/setup.sh) and a host that can sandbox"))
+struct ToolsDoorRunTests {
+    @Test func theAgentsToolsAreTheDoorsAndTheServerIsSandboxedToo() throws {
+        let harness = try WardenHarness()
+        let data = harness.root + "/peer-data"
+        try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true)
+        try #"{"read_file": "Reads a file", "write_file": "Writes a file", "delete_file": "Deletes a file"}"#
+            .write(toFile: data + "/descriptions.json", atomically: true, encoding: .utf8)
+        let policy = harness.outside + "/tools.cedar"
+        try ToolsGatewayTests.policy.write(toFile: policy, atomically: true, encoding: .utf8)
+        let venv = "/var/cache/warden-peers"
+        let profile = harness.outside + "/agent.toml"
+        try """
+        network = "none"
+        policies = ["\(policy)"]
+        read = ["\(venv)", "\(ToolsGatewayTests.peers)"]
+
+        [mcp.servers.fs]
+        command = ["env", "DESCRIPTIONS=\(data)/descriptions.json", "\(MCPPeers.python2)", "\(ToolsGatewayTests.peers)/mcp_server.py"]
+        read = ["\(venv)", "\(ToolsGatewayTests.peers)", "\(data)"]
+        trust = "untrusted"
+        timeout = "20s"
+        """.write(toFile: profile, atomically: true, encoding: .utf8)
+        let calls = ToolsGatewayTests.Door.list([
+            ("fs__read_file", #"{"path": "/etc/hostname"}"#),
+            ("fs__write_file", #"{"path": "/etc/passwd", "text": "x"}"#),
+        ])
+        let result = try harness.run([
+            "run", "--profile", profile, "--workspace", harness.workspace, "--json", "--",
+            MCPPeers.python2, ToolsGatewayTests.peers + "/mcp_client.py", #"["warden", "mcp", "connect"]"#, calls,
+        ])
+        #expect(result.status == 0, "\(result.standardOutput)\n\(result.standardError)")
+        let (tools, answers) = try ToolsGatewayTests.Door.parse(
+            String(result.standardOutput.split(separator: "\n").first ?? ""), context: result.standardError)
+        #expect(tools == ["fs__read_file", "fs__write_file"])
+        #expect(answers.first?.error == false && answers.first?.text == "contents of /etc/hostname", "\(answers)")
+        #expect(answers.last?.error == true && answers.last?.text.contains("no policy permits") == true)
+        // The server was a run of its own, without network, and it is gone.
+        let runs = try harness.run(["ps", "--all", "--json"]).standardOutput
+        let list = (try JSONSerialization.jsonObject(with: Data(runs.utf8)) as? [[String: Any]]) ?? []
+        let server = try #require(list.first { $0["name"] as? String == "mcp-fs" }, "\(runs)")
+        #expect(server["network"] as? String == "none" || runs.contains("none"), "\(server)")
+        #expect(["stopped", "exited"].contains(server["state"] as? String ?? ""), "\(server)")
+        let agent = try #require(list.first { $0["name"] as? String != "mcp-fs" }?["id"] as? String)
+        let decisions = try harness.events(agent, kind: "decision").filter { $0["door"] == "tools" }
+        #expect(decisions.filter { $0["action"] == "call" }.count == 2, "\(decisions)")
+        let layers = try harness.events(agent, kind: "layer.applied")
+        #expect(layers.contains { $0["layer"] == "tools" }, "\(layers)")
+    }
+
+    @Test func aServerThatCannotStartRefusesTheRun() throws {
+        let harness = try WardenHarness()
+        let profile = harness.outside + "/agent.toml"
+        try """
+        [mcp.servers.broken]
+        command = ["/bin/false"]
+        timeout = "5s"
+        """.write(toFile: profile, atomically: true, encoding: .utf8)
+        let result = try harness.run(["run", "--profile", profile, "--workspace", harness.workspace, "--", "/bin/true"])
+        #expect(result.status != 0)
+        #expect(result.standardError.contains("tools: the gateway failed"), "\(result.standardError)")
     }
 }

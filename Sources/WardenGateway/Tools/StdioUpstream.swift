@@ -44,7 +44,8 @@ final class StdioUpstream: @unchecked Sendable {
         process.arguments = [executable] + command.dropFirst()
         process.standardInput = input
         process.standardOutput = output
-        process.standardError = stderr.flatMap { FileHandle(forWritingAtPath: $0) } ?? FileHandle.nullDevice
+        // Its complaints go where the gateway's go (the run's tools-gateway.log).
+        process.standardError = stderr.flatMap { FileHandle(forWritingAtPath: $0) } ?? FileHandle.standardError
         process.terminationHandler = { [weak self] _ in self?.markExited() }
         do {
             try process.run()
@@ -59,7 +60,12 @@ final class StdioUpstream: @unchecked Sendable {
 
     deinit { close() }
 
+    /// Ends the server: SIGTERM (a sandboxed server's `warden run` stops its sandbox), then SIGKILL.
     func close() {
+        guard process.isRunning else { return }
+        kill(process.processIdentifier, SIGTERM)
+        let deadline = Date().addingTimeInterval(3)
+        while process.isRunning && Date() < deadline { usleep(20_000) }
         if process.isRunning { kill(process.processIdentifier, SIGKILL) }
     }
 

@@ -21,6 +21,8 @@ public struct BubblewrapCommand: Sendable {
     public var controllingTerminal: Bool
     /// `/etc/resolv.conf` pointing to the door's resolver (a memfd), under `--network proxy`.
     public var resolverFD: Int32?
+    /// The tools door's socket directory, bound read-only at /run/warden.
+    public var toolsSocketDirectory: String?
 
     public init(
         plan: RunPlan, seccomp: Bool, infoFD: Int32, statusFD: Int32, goFD: Int32 = -1, applyLandlock: Bool,
@@ -75,6 +77,17 @@ public struct BubblewrapCommand: Sendable {
         args += ["--proc", "/proc", "--dev", "/dev"]
         // The private /tmp is memory: bound it so filling it cannot take the host's RAM.
         args += ["--perms", "1777", "--size", String(temporarySize), "--tmpfs", "/tmp", "--tmpfs", "/run"]
+        // --read paths under /tmp or /run would be hidden by those private mounts: bound again on top.
+        for path in plan.read where FileIO.isWithin(path, "/tmp") || FileIO.isWithin(path, "/run") {
+            args += parentDirectories(of: path) + ["--ro-bind", path, path]
+        }
+        if let toolsSocketDirectory {
+            args += ["--ro-bind", toolsSocketDirectory, ToolsGatewayConfiguration.directoryInSandbox]
+            // `warden` itself at a fixed place on the agent's PATH, for `warden mcp connect`.
+            args += [
+                "--ro-bind", plan.host.wardenExecutable, ToolsGatewayConfiguration.directoryInSandbox + "/warden",
+            ]
+        }
         // cgroupfs must not be visible inside: an empty read-only tmpfs replaces it.
         if plan.view == .host || plan.viewLayout.containsDirectory("/sys") {
             args += ["--tmpfs", "/sys/fs/cgroup", "--remount-ro", "/sys/fs/cgroup"]

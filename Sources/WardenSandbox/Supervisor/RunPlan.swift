@@ -41,6 +41,8 @@ public struct RunPlan: Sendable {
     public var outputMax: UInt64? = 16 << 20
     /// The egress door's policies, pins and budgets (`--network proxy`).
     public var egress = EgressSettings()
+    /// The tools door's MCP servers; non-empty: a tools gateway is started for the run.
+    public var tools: [ToolServerSettings] = []
     /// The profile file the run was started from ("" for none): the principal's `profile` attribute.
     public var profilePath = ""
 
@@ -143,9 +145,23 @@ public struct RunPlan: Sendable {
                 environment.removeAll { $0.0 == name || $0.0 == name.lowercased() }
                 environment += [(name, value), (name.lowercased(), value)]
             }
-        } else if !profile.egress.policies.isEmpty || !profile.egress.resolve.isEmpty {
+        } else if (!profile.egress.policies.isEmpty && profile.toolServers.isEmpty) || !profile.egress.resolve.isEmpty {
             throw WardenError.invalidInput(
-                "--policy and --resolve decide the egress door's connections; they need --network proxy")
+                "--policy and --resolve decide the egress door's connections; they need --network proxy (or [mcp.servers] for the tools door)"
+            )
+        }
+        for server in profile.toolServers where server.command.isEmpty {
+            throw WardenError.invalidInput(
+                "mcp.servers.\(server.name): no command; give the server's command line, e.g. command = [\"python3\", \"server.py\"]"
+            )
+        }
+        if !profile.toolServers.isEmpty {
+            // The tools door's socket, bound into the sandbox; `warden mcp connect` speaks through it.
+            environment.append(("WARDEN_MCP_SOCKET", ToolsGatewayConfiguration.socketInSandbox))
+            // Last on PATH: `warden mcp connect` works, and nothing of the agent's is shadowed.
+            if let index = environment.firstIndex(where: { $0.0 == "PATH" }) {
+                environment[index].1 += ":" + ToolsGatewayConfiguration.directoryInSandbox
+            }
         }
         let read = try profile.read.map { path -> String in
             let absolute = path.hasPrefix("/") ? path : workingDirectory + "/" + path
@@ -212,6 +228,7 @@ public struct RunPlan: Sendable {
         plan.read = read
         plan.outputMax = profile.outputMax.bytes
         plan.egress = profile.egress
+        plan.tools = profile.toolServers
         plan.viewLayout = ReadViewLayout.current()
         if plan.view == .minimal {
             plan.runtimeDirectories = HostConfiguration.loadedLibraryDirectories().filter { directory in

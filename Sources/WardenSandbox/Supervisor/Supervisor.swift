@@ -29,6 +29,8 @@ public final class Supervisor {
     private var terminal: TerminalRelay?
     /// The process behind the doors (`--network proxy`); nil once it is gone.
     private var mediator: MediatorProcess?
+    /// The tools door's gateway (`[mcp.servers]`); nil once it is gone.
+    private var toolsGateway: ToolsGatewayProcess?
     /// The inline prompt for held requests (a foreground run whose keys are relayed, given a desk).
     private var inline: InlineApprovals?
     /// Where the operator at this run's terminal answers held requests; set after ``start(detached:)``
@@ -297,6 +299,18 @@ public final class Supervisor {
             plan: plan, seccomp: layers.seccomp != nil, infoFD: info.write, statusFD: status.write, goFD: go.read,
             applyLandlock: layers.landlock, accountFDs: accountFDs, controllingTerminal: terminal != nil)
         command.resolverFD = resolverFD
+        // The tools door: its gateway (and each server's own sandbox) runs before the agent does.
+        if !plan.tools.isEmpty {
+            let gateway = try ToolsGatewayProcess.start(plan: plan, id: id, runDirectory: registry.directory(for: id))
+            self.toolsGateway = gateway
+            command.toolsSocketDirectory = gateway.socketDirectory
+            statuses.append(
+                .init(
+                    layer: .tools, status: .applied,
+                    detail:
+                        "gateway pid \(gateway.pid): MCP at \(ToolsGatewayConfiguration.socketInSandbox) (warden mcp connect); servers: \(plan.tools.map(\.name).joined(separator: ", ")), each in its own sandbox"
+                ))
+        }
         let argv = command.arguments
         let keep = [accountFDs?.passwd, accountFDs?.group, resolverFD, info.write, status.write, go.read].compactMap {
             $0
@@ -491,6 +505,8 @@ public final class Supervisor {
         terminal?.finish()
         mediator?.terminate()
         mediator = nil
+        toolsGateway?.terminate()
+        toolsGateway = nil
         if bubblewrapPIDFD >= 0 {
             try? cgroup?.kill()
             _ = cgroup?.waitUntilEmpty(timeout: .seconds(5))
@@ -739,6 +755,8 @@ public final class Supervisor {
         // The agent is gone: the doors close (the mediator records the connections it ends).
         mediator?.terminate()
         mediator = nil
+        toolsGateway?.terminate()
+        toolsGateway = nil
         recoverDecisionJournal()
         let code = Self.exitCode(status)
         let record = try? registry.load(id)

@@ -1,13 +1,14 @@
 """The agent's MCP client (the Python MCP SDK's ClientSession over stdio) talking to Warden's tools
-door: lists the tools, makes the calls given as JSON, prints one JSON object with what it saw."""
+door (the command given as a JSON list: `warden mcp connect` inside a run, or the gateway itself):
+lists the tools, makes the calls given as JSON, prints one JSON object with what it saw."""
 import asyncio, json, sys
 from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
 
 async def main():
-    gateway, config, calls = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
-    params = StdioServerParameters(command=gateway, args=["__tools-gateway", config])
+    command, calls = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+    params = StdioServerParameters(command=command[0], args=command[1:])
     out = {}
     async with stdio_client(params) as (r, w):
         async with ClientSession(r, w) as s:

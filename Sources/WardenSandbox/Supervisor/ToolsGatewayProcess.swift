@@ -1,0 +1,104 @@
+import Foundation
+import WardenCore
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The tools door's process for a run (`warden __tools-gateway CONFIG PARENT`), started by the
+/// supervisor before the agent, outside the sandbox and the agent's cgroup. It starts each operator's
+/// MCP server in a Warden sandbox of its own (a nested `warden run --network none`) and listens on a
+/// Unix socket in the run's directory, which the sandbox sees read-only at /run/warden/mcp.sock.
+final class ToolsGatewayProcess {
+    let process: Process
+    let socketDirectory: String
+    /// The servers' workspaces (removed with the gateway).
+    var serverWorkspaces: String?
+    var pid: Int32 { process.processIdentifier }
+
+    private init(process: Process, socketDirectory: String) {
+        self.process = process
+        self.socketDirectory = socketDirectory
+    }
+
+    /// Writes the configuration, starts the gateway and waits (up to 60 s: it starts the servers)
+    /// until it listens. Fails closed: a gateway that does not come up refuses the run.
+    static func start(plan: RunPlan, id: RunID, runDirectory: String) throws -> ToolsGatewayProcess {
+        let directory = ToolsGatewayConfiguration.socketDirectory(runDirectory: runDirectory)
+        try FileManager.default.createDirectory(
+            atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
+        chmod(directory, 0o755)
+        // The mount point for the warden binary inside (/run/warden/warden).
+        _ = FileManager.default.createFile(
+            atPath: directory + "/warden", contents: nil, attributes: [.posixPermissions: 0o755])
+        var servers: [ToolServerSettings] = []
+        for var server in plan.tools {
+            // Each server in a sandbox of its own: no network, an empty workspace of its own, and only
+            // the paths its profile lets it read.
+            // (Not under the state directory: no sandbox may reach Warden's own files.)
+            let workspace = "/var/tmp/warden-tools/\(id)/\(server.name)"
+            try FileManager.default.createDirectory(
+                atPath: workspace, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
+            var wrapped = [
+                plan.host.wardenExecutable, "run", "--network", "none", "--name", "mcp-\(server.name)", "--workspace",
+                workspace, "--grace", "1s",
+            ]
+            for path in server.read { wrapped += ["--read", path] }
+            server.command = wrapped + ["--"] + server.command
+            servers.append(server)
+        }
+        var configuration = ToolsGatewayConfiguration(
+            run: id, policies: plan.egress.policies, entities: plan.egress.entities, servers: servers,
+            roots: [plan.workspace], stateDirectory: plan.host.stateDirectory, auditStore: plan.auditStore)
+        configuration.listen = directory + "/mcp.sock"
+        let path = runDirectory + "/tools-gateway.json"
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
+        try FileIO.writeAtomically(try encoder.encode(configuration), to: path, mode: 0o600)
+
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: plan.host.wardenExecutable)
+        process.arguments = ["__tools-gateway", path, String(getpid())]
+        process.environment = [
+            "PATH": RunPlan.defaultPath, "LANG": "C.UTF-8", "WARDEN_STATE_DIR": plan.host.stateDirectory,
+        ]
+        let ready = Pipe()
+        process.standardInput = FileHandle.nullDevice
+        process.standardOutput = ready
+        let log = runDirectory + "/tools-gateway.log"
+        _ = FileManager.default.createFile(atPath: log, contents: nil, attributes: [.posixPermissions: 0o600])
+        process.standardError = FileHandle(forWritingAtPath: log) ?? FileHandle.nullDevice
+        do {
+            try process.run()
+        } catch {
+            throw WardenError(code: .layerUnavailable, message: "tools: cannot start the gateway: \(error)")
+        }
+        let gateway = ToolsGatewayProcess(process: process, socketDirectory: directory)
+        gateway.serverWorkspaces = "/var/tmp/warden-tools/\(id)"
+        // One line: {"ready": true} or {"error": "…"}.
+        let reader = ready.fileHandleForReading
+        var fds = [pollfd(fd: reader.fileDescriptor, events: Int16(POLLIN), revents: 0)]
+        let line: Data? = poll(&fds, 1, 60_000) == 1 ? reader.availableData : nil
+        let object = line.flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] }
+        guard let object, object["ready"] as? Bool == true else {
+            gateway.terminate()
+            let reason =
+                object?["error"] as? String
+                ?? "it did not come up (see \(log))"
+            throw WardenError(
+                code: .layerUnavailable, message: "tools: the gateway failed: \(reason); the run is refused")
+        }
+        return gateway
+    }
+
+    /// Ends the gateway (its servers' sandboxes end with it) and waits for it.
+    func terminate() {
+        defer { if let serverWorkspaces { try? FileManager.default.removeItem(atPath: serverWorkspaces) } }
+        guard process.isRunning else { return }
+        process.terminate()
+        let deadline = Date().addingTimeInterval(5)
+        while process.isRunning && Date() < deadline { usleep(20_000) }
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
+    }
+}
