@@ -10,7 +10,56 @@ extension Warden {
     struct Bench: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Benchmarks that print tables (median, p99, and a baseline in the same run).",
-            subcommands: [BenchStop.self, BenchPolicy.self, BenchAudit.self, BenchEgress.self])
+            subcommands: [BenchStop.self, BenchPolicy.self, BenchAudit.self, BenchEgress.self, BenchMCP.self])
+    }
+
+    struct BenchMCP: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "mcp",
+            abstract: "The tools door: added latency per tools/call over a direct stdio connection, and calls/s.",
+            discussion: """
+                The same client makes the same sequential tools/call requests to a minimal stdio MCP \
+                server (no SDK, so the gateway is what is measured): directly, and through \
+                warden __tools-gateway with a 10- and a 1,000-policy set. Through the door each call is a \
+                Cedar decision recorded durably (an fsync) before it goes, and its result is recorded after. \
+                Peers (ContextForge, mcp-proxy) are not measured yet.
+
+                Example: warden bench mcp --calls 2000
+                """)
+        @Option(help: "Calls per path (at least 100).")
+        var calls = 2000
+        @Flag(help: "Print the results as JSON.")
+        var json = false
+
+        func validate() throws {
+            if calls < 100 { throw ValidationError("--calls must be at least 100") }
+        }
+
+        func run() throws {
+            let host = HostConfiguration.fromEnvironment(ProcessInfo.processInfo.environment, stateDirectory: nil)
+            var bench = try MCPBenchmark(wardenExecutable: host.wardenExecutable)
+            defer { bench.cleanUp() }
+            bench.calls = calls
+            let rows = try bench.run { line in FileHandle.standardError.write(Data("\r\u{1B}[K\(line)".utf8)) }
+            FileHandle.standardError.write(Data("\r\u{1B}[K".utf8))
+            if json { return print(try Output.json(rows)) }
+            let direct = rows.first { $0.path == "direct" }
+            print("path | call p50 µs | p99 µs | added p50 / p99 vs direct (ms) | calls/s")
+            print("--- | --- | --- | --- | ---")
+            for row in rows {
+                let added =
+                    row.path == "direct"
+                    ? "-"
+                    : String(
+                        format: "%.3f / %.3f", (row.medianMicroseconds - (direct?.medianMicroseconds ?? 0)) / 1000,
+                        (row.p99Microseconds - (direct?.p99Microseconds ?? 0)) / 1000)
+                let ratio = direct.map { String(format: " (%.2fx)", row.callsPerSecond / $0.callsPerSecond) } ?? ""
+                print(
+                    "\(row.path) | \(String(format: "%.0f", row.medianMicroseconds)) | \(String(format: "%.0f", row.p99Microseconds)) | \(added) | \(String(format: "%.0f", row.callsPerSecond))\(ratio)"
+                )
+            }
+            print("(calls/s ratios against direct)")
+        }
     }
 
     struct BenchEgress: ParsableCommand {
