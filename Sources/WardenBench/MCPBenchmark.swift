@@ -93,7 +93,7 @@ public struct MCPBenchmark {
                 guard n > 0 else { throw WardenError(code: .systemCall, message: "bench mcp: \(label) closed") }
                 pending += buffer[0..<n]
             }
-            let newline = pending.firstIndex(of: 0x0A)!
+            guard let newline = pending.firstIndex(of: 0x0A) else { return }
             let line = String(decoding: pending[..<newline], as: UTF8.self)
             pending.removeSubrange(...newline)
             if line.contains("\"error\"") || line.contains("\"isError\":true") {

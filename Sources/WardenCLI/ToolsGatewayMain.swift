@@ -18,7 +18,10 @@ enum ToolsGatewayMain {
             let data = FileManager.default.contents(atPath: arguments[0]),
             let configuration = try? JSONDecoder().decode(ToolsGatewayConfiguration.self, from: data)
         else { fail("started without its configuration (a JSON file)") }
-        let sink = AuditEventSinks(stateDirectory: configuration.stateDirectory).sink(at: configuration.auditStore)
+        // Group-committed: concurrent agent sessions' records share a commit.
+        let sink = EventJournal(
+            groupCommitting: AuditEventSinks(stateDirectory: configuration.stateDirectory).sink(
+                at: configuration.auditStore))
         let gateway: ToolsGateway
         do {
             let runEntity = Entity(uid: EntityUID(type: "Run", id: configuration.run.rawValue), attributes: [:])

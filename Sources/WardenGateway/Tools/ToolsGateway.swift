@@ -34,6 +34,8 @@ public final class ToolsGateway: @unchecked Sendable {
     }
 
     private let state = Mutex(Catalog())
+    /// Result records are written off the call's path, in order (the decision before it is not).
+    private let afterwards = DispatchQueue(label: "warden-tools-records")
 
     /// Starts each server and speaks MCP's handshake with it.
     /// - Throws: ``WardenError`` for a server that does not start or speaks no revision Warden does.
@@ -66,7 +68,17 @@ public final class ToolsGateway: @unchecked Sendable {
         self.upstreams = upstreams
     }
 
-    public func close() { for upstream in upstreams.values { upstream.close() } }
+    /// Ends the servers, once the result records still being written are written.
+    public func close() {
+        afterwards.sync {}
+        for upstream in upstreams.values { upstream.close() }
+    }
+
+    private func recordAfterwards(_ kind: EventKind, subject: String, _ details: [String: String]) {
+        let event = RunEvent(run: run, kind: kind, actor: .gateway, subject: subject, details: details)
+        let sink = sink
+        afterwards.async { try? sink.record(event) }
+    }
 
     /// The agent's name for a server's tool.
     static func exposedName(server: String, tool: String) -> String { server + "__" + tool }
@@ -296,12 +308,12 @@ public final class ToolsGateway: @unchecked Sendable {
             outcome["result_bytes"] = String(text.utf8.count)
             outcome["is_error"] = String(result["isError"] == .bool(true))
             outcome["duration_ms"] = String((RunEvent.now() - started) / 1_000_000)
-            try? record(.toolResult, subject: subject, outcome)
+            recordAfterwards(.toolResult, subject: subject, outcome)
             return result
         } catch {
             outcome["error"] = "\(error)"
             outcome["duration_ms"] = String((RunEvent.now() - started) / 1_000_000)
-            try? record(.toolResult, subject: subject, outcome)
+            recordAfterwards(.toolResult, subject: subject, outcome)
             throw RPCFault(RPCMessage.Code.internalError, "\(error)")
         }
     }
