@@ -27,7 +27,7 @@ struct ToolsGatewayTests {
         let descriptions: String
         let run = RunID.random()
 
-        init(policy: String) throws {
+        init(policy: String, timeout: Duration = .seconds(20)) throws {
             harness = try WardenHarness()
             descriptions = harness.outside + "/descriptions.json"
             try #"{"read_file": "Reads a file", "write_file": "Writes a file", "delete_file": "Deletes a file"}"#
@@ -43,7 +43,7 @@ struct ToolsGatewayTests {
                         command: [
                             "env", "DESCRIPTIONS=\(descriptions)", ToolsGatewayTests.python,
                             ToolsGatewayTests.peers + "/mcp_server.py",
-                        ], timeout: .seconds(20))
+                        ], timeout: timeout)
                 ], roots: [harness.workspace], stateDirectory: harness.stateDirectory)
             try JSONEncoder().encode(configuration).write(to: URL(fileURLWithPath: config))
         }
@@ -121,6 +121,25 @@ struct ToolsGatewayTests {
                     && $0["arguments"]?.contains("/work/notes.txt") == true
             })
         #expect(try door.events("tool.result").count == 2, "a result record per forwarded call")
+    }
+
+    @Test func aServerThatHangsTimesOutAndOneThatExitsMidCallFailsTheCallNotTheGateway() throws {
+        let door = try Door(
+            policy: #"permit(principal, action == Action::"call", resource);"#,
+            timeout: .seconds(2))
+        let (_, calls) = try door.session([
+            ("fs__hang", #"{"seconds": 30}"#), ("fs__crash", #"{"code": 3}"#), ("fs__read_file", #"{"path": "/x"}"#),
+        ])
+        #expect(calls.count == 3, "the agent's session goes on: \(calls)")
+        #expect(
+            calls.first?.error == true && calls.first?.text.contains("did not answer tools/call within") == true,
+            "\(calls)")
+        #expect(calls.dropFirst().allSatisfy { $0.error }, "a server that exited fails its calls: \(calls)")
+        let results = try door.events("tool.result")
+        #expect(
+            results.contains { $0["tool"] == "fs__hang" && $0["error"]?.contains("did not answer") == true },
+            "\(results)")
+        #expect(results.contains { $0["tool"] == "fs__crash" && $0["error"]?.contains("exited") == true }, "\(results)")
     }
 
     @Test func aRugPullAndARenameAreQuarantinedUntilApproved() throws {

@@ -314,7 +314,12 @@ public final class ToolsGateway: @unchecked Sendable {
             outcome["error"] = "\(error)"
             outcome["duration_ms"] = String((RunEvent.now() - started) / 1_000_000)
             recordAfterwards(.toolResult, subject: subject, outcome)
-            throw RPCFault(RPCMessage.Code.internalError, "\(error)")
+            // A tool result the agent can read and adapt to, not a protocol error.
+            let text = (error as? WardenError)?.message ?? "\(error)"
+            return .object([
+                ("content", .array([.object([("type", .string("text")), ("text", .string(text))])])),
+                ("isError", .bool(true)),
+            ])
         }
     }
 
