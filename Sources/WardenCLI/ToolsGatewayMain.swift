@@ -36,7 +36,8 @@ enum ToolsGatewayMain {
                 pins: try ToolPins(path: configuration.stateDirectory + "/mcp-pins.db"), sink: sink,
                 broker: try? ApprovalBroker(path: configuration.stateDirectory + "/approvals.db") { _ in sink },
                 servers: configuration.servers, roots: configuration.roots,
-                admitNewTools: configuration.admitNewTools)
+                admitNewTools: configuration.admitNewTools,
+                approvalTimeout: .milliseconds(configuration.approvalTimeoutMilliseconds))
         } catch {
             fail("\(error)")
         }

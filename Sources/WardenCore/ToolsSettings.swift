@@ -90,6 +90,8 @@ public struct ToolsGatewayConfiguration: Sendable, Codable, Equatable {
 
     /// Where the gateway listens (a Unix socket in the run's directory), when started for a run.
     public var listen: String?
+    /// How long an `ask` waits for a person (the run's approval timeout); silence is a denial.
+    public var approvalTimeoutMilliseconds: Int64 = 120_000
 
     /// The socket's directory is bound read-only at /run/warden inside the sandbox.
     public static let directoryInSandbox = "/run/warden"
@@ -97,10 +99,25 @@ public struct ToolsGatewayConfiguration: Sendable, Codable, Equatable {
     /// The run's directory's `mcp/`, holding the socket.
     public static func socketDirectory(runDirectory: String) -> String { runDirectory + "/mcp" }
 
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        run = try c.decode(RunID.self, forKey: .run)
+        policies = try c.decode([String].self, forKey: .policies)
+        entities = try c.decodeIfPresent(String.self, forKey: .entities)
+        servers = try c.decode([ToolServerSettings].self, forKey: .servers)
+        roots = try c.decode([String].self, forKey: .roots)
+        stateDirectory = try c.decode(String.self, forKey: .stateDirectory)
+        auditStore = try c.decodeIfPresent(AuditStoreLocation.self, forKey: .auditStore) ?? .stateDirectory
+        admitNewTools = try c.decodeIfPresent(Bool.self, forKey: .admitNewTools) ?? false
+        listen = try c.decodeIfPresent(String.self, forKey: .listen)
+        approvalTimeoutMilliseconds = try c.decodeIfPresent(Int64.self, forKey: .approvalTimeoutMilliseconds) ?? 120_000
+    }
+
     enum CodingKeys: String, CodingKey {
         case run, policies, entities, servers, roots, listen
         case stateDirectory = "state_directory"
         case auditStore = "audit_store"
         case admitNewTools = "admit_new_tools"
+        case approvalTimeoutMilliseconds = "approval_timeout_ms"
     }
 }

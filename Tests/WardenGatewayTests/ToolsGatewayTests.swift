@@ -27,7 +27,7 @@ struct ToolsGatewayTests {
         let descriptions: String
         let run = RunID.random()
 
-        init(policy: String, timeout: Duration = .seconds(20)) throws {
+        init(policy: String, timeout: Duration = .seconds(20), approvalTimeoutMilliseconds: Int64 = 120_000) throws {
             harness = try WardenHarness()
             descriptions = harness.outside + "/descriptions.json"
             try #"{"read_file": "Reads a file", "write_file": "Writes a file", "delete_file": "Deletes a file"}"#
@@ -45,7 +45,9 @@ struct ToolsGatewayTests {
                             ToolsGatewayTests.peers + "/mcp_server.py",
                         ], timeout: timeout)
                 ], roots: [harness.workspace], stateDirectory: harness.stateDirectory)
-            try JSONEncoder().encode(configuration).write(to: URL(fileURLWithPath: config))
+            var withTimeout = configuration
+            withTimeout.approvalTimeoutMilliseconds = approvalTimeoutMilliseconds
+            try JSONEncoder().encode(withTimeout).write(to: URL(fileURLWithPath: config))
         }
 
         /// One agent session: the tools it was shown and each call's result.
@@ -228,6 +230,90 @@ struct ToolsGatewayBadInputTests {
         if: FileManager.default.isExecutableFile(atPath: MCPPeers.python2) && HostCapabilities.canSandbox,
         "needs the mcp 2.x peer (scripts/setup.sh) and a host that can sandbox"))
 struct ToolsDoorRunTests {
+    /// A profile with the fs server (the SDK peer) behind the door, and `policy` as the run's policy.
+    static func profile(_ harness: WardenHarness, policy: String) throws -> String {
+        let data = harness.root + "/peer-data"
+        try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true)
+        try #"{"read_file": "Reads a file", "write_file": "Writes a file", "delete_file": "Deletes a file"}"#
+            .write(toFile: data + "/descriptions.json", atomically: true, encoding: .utf8)
+        let policyPath = harness.outside + "/tools.cedar"
+        try policy.write(toFile: policyPath, atomically: true, encoding: .utf8)
+        let venv = "/var/cache/warden-peers"
+        let profile = harness.outside + "/agent.toml"
+        try """
+        network = "none"
+        policies = ["\(policyPath)"]
+        read = ["\(venv)", "\(ToolsGatewayTests.peers)"]
+
+        [mcp.servers.fs]
+        command = ["env", "DESCRIPTIONS=\(data)/descriptions.json", "\(MCPPeers.python2)", "\(ToolsGatewayTests.peers)/mcp_server.py"]
+        read = ["\(venv)", "\(ToolsGatewayTests.peers)", "\(data)"]
+        trust = "untrusted"
+        timeout = "20s"
+        """.write(toFile: profile, atomically: true, encoding: .utf8)
+        return profile
+    }
+
+    /// An `ask` holds the call for a person, bound to its exact arguments, used once, expiring.
+    @Test func anAskedCallWaitsForAPersonAndItsApprovalCoversThatCallOnce() throws {
+        let harness = try WardenHarness()
+        let profile = try Self.profile(
+            harness,
+            policy: ToolsGatewayTests.policy.replacingOccurrences(
+                of: "@id(\"write-in-the-workspace\")", with: "@id(\"write-asks\")\n@ask(\"writes need a person\")"))
+        let calls = ToolsGatewayTests.Door.list([
+            ("fs__write_file", #"{"path": "/work/a", "text": "1"}"#),
+            ("fs__write_file", #"{"path": "/work/a", "text": "1"}"#),
+            ("fs__write_file", #"{"path": "/work/b", "text": "2"}"#), ("fs__read_file", #"{"path": "/x"}"#),
+        ])
+        let out = harness.outside + "/client.out"
+        let client = harness.process(
+            WardenHarness.binary,
+            arguments: [
+                "run", "--profile", profile, "--workspace", harness.workspace, "--approval-timeout", "3s", "--",
+                MCPPeers.python2, ToolsGatewayTests.peers + "/mcp_client.py", #"["warden", "mcp", "connect"]"#, calls,
+            ])
+        _ = FileManager.default.createFile(atPath: out, contents: nil)
+        client.standardOutput = FileHandle(forWritingAtPath: out)
+        client.standardError = FileHandle.nullDevice
+        try client.run()
+        defer { if client.isRunning { kill(client.processIdentifier, SIGKILL) } }
+        func pending(excluding seen: Set<String>) -> [String: Any]? {
+            var found: [String: Any]?
+            harness.waitUntil(timeout: 20) {
+                let list = try? harness.run(["approvals", "--json"]).standardOutput
+                let items =
+                    (list.flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) } as? [[String: Any]]) ?? []
+                found = items.first { !seen.contains($0["id"] as? String ?? "") }
+                return found != nil
+            }
+            return found
+        }
+        let first = try #require(pending(excluding: []), "the first write is held")
+        let firstID = try #require(first["id"] as? String)
+        #expect((first["request"] as? String)?.contains("/work/a") == true, "bound to its arguments: \(first)")
+        #expect(try harness.run(["approve", firstID, "--as", "tester"]).status == 0)
+        // The same call again asks again; the used approval cannot be reused.
+        let second = try #require(pending(excluding: [firstID]), "asked again")
+        let secondID = try #require(second["id"] as? String)
+        let reuse = try harness.run(["approve", firstID])
+        #expect(reuse.status != 0 && reuse.standardError.contains("used"), "\(reuse.standardError)")
+        #expect(try harness.run(["deny", secondID]).status == 0)
+        // Nobody answers the third: it expires, a denial.
+        #expect(harness.waitUntil(timeout: 30) { !client.isRunning }, "the session ends")
+        let output = String(decoding: FileManager.default.contents(atPath: out) ?? Data(), as: UTF8.self)
+        let (_, answers) = try ToolsGatewayTests.Door.parse(
+            String(output.split(separator: "\n").first ?? ""), context: output)
+        #expect(answers.map(\.error) == [false, true, true, false], "\(answers)")
+        #expect(answers[1].text.contains("a person denied"), "\(answers)")
+        #expect(answers[2].text.contains("nobody approved"), "\(answers)")
+        let runs = try harness.run(["ps", "--all", "--json"]).standardOutput
+        let list = (try JSONSerialization.jsonObject(with: Data(runs.utf8)) as? [[String: Any]]) ?? []
+        let agent = try #require(list.first { $0["name"] as? String != "mcp-fs" }?["id"] as? String)
+        #expect(try harness.events(agent, kind: "approval.used").count == 1)
+        #expect(try harness.events(agent, kind: "approval.expired").count == 1)
+    }
+
     @Test func theAgentsToolsAreTheDoorsAndTheServerIsSandboxedToo() throws {
         let harness = try WardenHarness()
         let data = harness.root + "/peer-data"

@@ -51,6 +51,8 @@ final class ToolsGatewayProcess {
             run: id, policies: plan.egress.policies, entities: plan.egress.entities, servers: servers,
             roots: [plan.workspace], stateDirectory: plan.host.stateDirectory, auditStore: plan.auditStore)
         configuration.listen = directory + "/mcp.sock"
+        let timeout = plan.egress.approvalTimeout.components
+        configuration.approvalTimeoutMilliseconds = timeout.seconds * 1000 + timeout.attoseconds / 1_000_000_000_000_000
         let path = runDirectory + "/tools-gateway.json"
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
