@@ -281,7 +281,7 @@ extension Warden {
             if supervisor.relaysKeys {
                 Output.error("run \(id) has a terminal of its own; \(Supervisor.stopKeyName) stops it")
                 // Requests the doors hold are asked here too (`warden approve` still answers them).
-                if plan.network == .proxy, let broker = try? state.approvals() {
+                if plan.network == .proxy || !plan.tools.isEmpty, let broker = try? state.approvals() {
                     supervisor.approvals = TerminalDesk(broker: broker, run: id, approver: currentApprover(as: nil))
                 }
             }

@@ -37,7 +37,15 @@ enum ToolsGatewayMain {
                 broker: try? ApprovalBroker(path: configuration.stateDirectory + "/approvals.db") { _ in sink },
                 servers: configuration.servers, roots: configuration.roots,
                 admitNewTools: configuration.admitNewTools,
-                approvalTimeout: .milliseconds(configuration.approvalTimeoutMilliseconds))
+                approvalTimeout: .milliseconds(configuration.approvalTimeoutMilliseconds),
+                onHeld: { approval in
+                    // Started for a run: the supervisor reads these lines (its terminal's prompt).
+                    guard configuration.listen != nil,
+                        var line = try? JSONSerialization.data(withJSONObject: ["ask": approval.id])
+                    else { return }
+                    line.append(0x0A)
+                    FileHandle.standardOutput.write(line)
+                })
         } catch {
             fail("\(error)")
         }

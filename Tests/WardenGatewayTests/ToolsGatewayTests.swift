@@ -314,6 +314,35 @@ struct ToolsDoorRunTests {
         #expect(try harness.events(agent, kind: "approval.expired").count == 1)
     }
 
+    /// A tool call held for a person is asked at the run's own terminal, as a connection is.
+    @Test func anAskedCallIsAskedAtTheRunsTerminal() throws {
+        let harness = try WardenHarness()
+        let profile = try Self.profile(
+            harness,
+            policy: ToolsGatewayTests.policy.replacingOccurrences(
+                of: "@id(\"write-in-the-workspace\")", with: "@id(\"write-asks\")\n@ask(\"writes need a person\")"))
+        let calls = ToolsGatewayTests.Door.list([
+            ("fs__write_file", #"{"path": "/work/a", "text": "1"}"#),
+            ("fs__write_file", #"{"path": "/work/b", "text": "2"}"#),
+        ])
+        let terminal = try TerminalSession(
+            harness: harness,
+            arguments: [
+                "run", "--profile", profile, "--workspace", harness.workspace, "--approval-timeout", "30s", "--",
+                MCPPeers.python2, ToolsGatewayTests.peers + "/mcp_client.py", #"["warden", "mcp", "connect"]"#, calls,
+            ], environment: ["TERM": "xterm-256color"])
+        #expect(terminal.read(until: "denied in", timeout: 30), "\(terminal.text.debugDescription)")
+        #expect(terminal.text.contains("call fs.write_file"), "\(terminal.text.debugDescription)")
+        terminal.type("y")
+        #expect(terminal.read(until: "allowed once", timeout: 10))
+        terminal.clearScreen()
+        #expect(terminal.read(until: "denied in", timeout: 30), "the second call is asked too")
+        terminal.type("n")
+        #expect(terminal.waitForExit(timeout: 30) == 0, "\(terminal.text.debugDescription)")
+        #expect(terminal.text.contains(#""error": false"#), "\(terminal.text.debugDescription)")
+        #expect(terminal.text.contains("a person denied"), "\(terminal.text.debugDescription)")
+    }
+
     @Test func theAgentsToolsAreTheDoorsAndTheServerIsSandboxedToo() throws {
         let harness = try WardenHarness()
         let data = harness.root + "/peer-data"

@@ -25,6 +25,8 @@ public final class ToolsGateway: @unchecked Sendable {
     let upstreams: [String: StdioUpstream]
     let admitNewTools: Bool
     let approvalTimeout: Duration
+    /// Called when a call is held for a person (a foreground run's terminal prompts for it).
+    let onHeld: @Sendable (Approval) -> Void
 
     /// What the agent was last shown: its name for each tool, and the snapshot with the tool entities.
     struct Catalog {
@@ -42,8 +44,9 @@ public final class ToolsGateway: @unchecked Sendable {
     public init(
         run: RunID, runEntity: Entity, engine: PolicyEngine, pins: ToolPins, sink: any EventSink,
         broker: ApprovalBroker?, servers: [ToolServerSettings], roots: [String], admitNewTools: Bool = false,
-        approvalTimeout: Duration = .seconds(120)
+        approvalTimeout: Duration = .seconds(120), onHeld: @escaping @Sendable (Approval) -> Void = { _ in }
     ) throws {
+        self.onHeld = onHeld
         self.run = run
         self.runEntity = runEntity
         self.engine = engine
@@ -342,6 +345,7 @@ public final class ToolsGateway: @unchecked Sendable {
             {
             case .granted: return nil
             case .held(let approval):
+                onHeld(approval)
                 let answered = try broker.wait(for: approval.id)
                 switch answered.state {
                 case .approved:

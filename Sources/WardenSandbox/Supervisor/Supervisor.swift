@@ -558,6 +558,7 @@ public final class Supervisor {
             fds += [
                 pollfd(fd: mediator?.pidfd ?? -1, events: Int16(POLLIN), revents: 0),
                 pollfd(fd: mediator?.control ?? -1, events: Int16(POLLIN), revents: 0),
+                pollfd(fd: toolsGateway?.messages ?? -1, events: Int16(POLLIN), revents: 0),
             ]
             let terminalBase = fds.count
             fds += terminal?.pollDescriptors ?? []
@@ -569,6 +570,9 @@ public final class Supervisor {
                     stopping = true
                     runStop(actor: .gateway, reason: reason, grace: plan.grace)
                 }
+            }
+            if fds[doorBase + 2].revents != 0, let toolsGateway {
+                for held in toolsGateway.drainAsks() where relaysKeys { inline?.enqueue(held) }
             }
             if let inline, let terminal, relaysKeys, !stopping { inline.service(terminal) }
             if fds[doorBase].revents != 0, let mediator, let how = mediator.exitIfDead() {

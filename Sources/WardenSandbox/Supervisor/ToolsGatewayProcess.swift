@@ -90,7 +90,42 @@ final class ToolsGatewayProcess {
             throw WardenError(
                 code: .layerUnavailable, message: "tools: the gateway failed: \(reason); the run is refused")
         }
+        gateway.readyFD = reader.fileDescriptor
+        _ = fcntl(gateway.readyFD, F_SETFL, fcntl(gateway.readyFD, F_GETFL) | O_NONBLOCK)
         return gateway
+    }
+
+    private var pendingOutput = Data()
+
+    /// The gateway's standard output after its ready line: `{"ask":"ID"}` per held call.
+    var messages: Int32 { readyFD }
+    private var readyFD: Int32 = -1
+
+    /// The ids of calls held for a person since the last call (non-blocking).
+    func drainAsks() -> [String] {
+        guard readyFD >= 0 else { return [] }
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { read(readyFD, $0.baseAddress, $0.count) }
+            if n == 0 {
+                // The gateway is gone: nothing more to poll (a hung-up pipe would wake the loop forever).
+                readyFD = -1
+                break
+            }
+            if n < 0 { break }
+            pendingOutput.append(contentsOf: buffer[0..<n])
+        }
+        var asks: [String] = []
+        while let newline = pendingOutput.firstIndex(of: 0x0A) {
+            let line = pendingOutput[pendingOutput.startIndex..<newline]
+            pendingOutput.removeSubrange(pendingOutput.startIndex...newline)
+            if let object = try? JSONSerialization.jsonObject(with: line) as? [String: Any],
+                let id = object["ask"] as? String
+            {
+                asks.append(id)
+            }
+        }
+        return asks
     }
 
     /// Ends the gateway (its servers' sandboxes end with it) and waits for it.
