@@ -62,3 +62,13 @@ if ! "$mcp_venv/bin/python" -c "import mcp" >/dev/null 2>&1; then
     /usr/bin/python3 -m venv "$mcp_venv"
     "$mcp_venv/bin/pip" install --quiet --disable-pip-version-check mcp==2.3.0
 fi
+# The older generation (mcp 1.x, whose newest revision is 2025-06-18), for the tests where each side
+# speaks its own revision; pydantic pinned to one it was released against (later ones broke its import).
+mcp1_venv=/var/cache/warden-peers/mcp-1.20.0
+if ! "$mcp1_venv/bin/python" -c "from mcp.server.fastmcp import FastMCP" >/dev/null 2>&1; then
+    echo "setup: installing the MCP Python SDK 1.20.0 in $mcp1_venv (pip)" >&2
+    rm -rf "$mcp1_venv"
+    mkdir -p "$(dirname "$mcp1_venv")"
+    /usr/bin/python3 -m venv "$mcp1_venv"
+    "$mcp1_venv/bin/pip" install --quiet --disable-pip-version-check mcp==1.20.0 pydantic==2.12.4
+fi

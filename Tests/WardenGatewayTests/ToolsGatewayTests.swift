@@ -11,6 +11,8 @@ import WardenTesting
 /// Where setup.sh puts the Python MCP SDK 2.x (a virtual environment outside the repository).
 enum MCPPeers {
     static let python2 = "/var/cache/warden-peers/mcp-2.3.0/bin/python"
+    /// The older generation (mcp 1.x, revision 2025-06-18).
+    static let python1 = "/var/cache/warden-peers/mcp-1.20.0/bin/python"
 }
 
 @Suite(
@@ -27,7 +29,10 @@ struct ToolsGatewayTests {
         let descriptions: String
         let run = RunID.random()
 
-        init(policy: String, timeout: Duration = .seconds(20), approvalTimeoutMilliseconds: Int64 = 120_000) throws {
+        init(
+            policy: String, timeout: Duration = .seconds(20), approvalTimeoutMilliseconds: Int64 = 120_000,
+            serverPython: String = MCPPeers.python2, serverScript: String = "mcp_server.py"
+        ) throws {
             harness = try WardenHarness()
             descriptions = harness.outside + "/descriptions.json"
             try #"{"read_file": "Reads a file", "write_file": "Writes a file", "delete_file": "Deletes a file"}"#
@@ -41,8 +46,8 @@ struct ToolsGatewayTests {
                     ToolServerSettings(
                         name: "fs",
                         command: [
-                            "env", "DESCRIPTIONS=\(descriptions)", ToolsGatewayTests.python,
-                            ToolsGatewayTests.peers + "/mcp_server.py",
+                            "env", "DESCRIPTIONS=\(descriptions)", serverPython,
+                            ToolsGatewayTests.peers + "/" + serverScript,
                         ], timeout: timeout)
                 ], roots: [harness.workspace], stateDirectory: harness.stateDirectory)
             var withTimeout = configuration
@@ -52,11 +57,15 @@ struct ToolsGatewayTests {
 
         /// One agent session: the tools it was shown and each call's result.
         func session(_ calls: [(String, String)]) throws -> (tools: [String], calls: [(error: Bool, text: String)]) {
-            let list = Self.list(calls)
+            try Self.parse(try sessionOutput(calls))
+        }
+
+        /// The client's output (`clientPython`: which generation of the SDK the agent uses).
+        func sessionOutput(_ calls: [(String, String)], clientPython: String = MCPPeers.python2) throws -> CommandResult
+        {
             let command = "[\"\(WardenHarness.binary)\", \"__tools-gateway\", \"\(config)\"]"
-            let result = try harness.runProgram(
-                ToolsGatewayTests.python, [ToolsGatewayTests.peers + "/mcp_client.py", command, list])
-            return try Self.parse(result)
+            return try harness.runProgram(
+                clientPython, [ToolsGatewayTests.peers + "/mcp_client.py", command, Self.list(calls)])
         }
 
         static func list(_ calls: [(String, String)]) -> String {
@@ -123,6 +132,33 @@ struct ToolsGatewayTests {
                     && $0["arguments"]?.contains("/work/notes.txt") == true
             })
         #expect(try door.events("tool.result").count == 2, "a result record per forwarded call")
+    }
+
+    /// Each side in the revision it speaks: the older SDK (1.x, 2025-06-18) as the server behind a new
+    /// client, and as the agent's client in front of a new server.
+    @Test(
+        .enabled(if: FileManager.default.isExecutableFile(atPath: MCPPeers.python1), "needs the mcp 1.x peer"))
+    func eachSideSpeaksItsOwnRevisionWithTheOlderGenerationOfTheSDK() throws {
+        let calls = [
+            ("fs__read_file", #"{"path": "/etc/hostname"}"#), ("fs__write_file", #"{"path": "/etc/x", "text": "1"}"#),
+        ]
+        // An old server behind, a new client in front.
+        let old = try Door(policy: Self.policy, serverPython: MCPPeers.python1, serverScript: "mcp1_server.py")
+        let newClient = try old.sessionOutput(calls)
+        let (tools, answers) = try Door.parse(newClient)
+        #expect(tools == ["fs__read_file", "fs__write_file"])
+        #expect(answers.map(\.error) == [false, true], "\(answers)")
+        #expect(newClient.standardOutput.contains(#""version": "2025-11-25""#), "\(newClient.standardOutput)")
+        let listed = try old.events("decision").first { $0["action"] == "list" }
+        #expect(listed?["revisions"] == "fs=2025-06-18", "the server side in the server's revision: \(listed ?? [:])")
+        // A new server behind, an old client in front.
+        let new = try Door(policy: Self.policy)
+        let oldClient = try new.sessionOutput(calls, clientPython: MCPPeers.python1)
+        let (oldTools, oldAnswers) = try Door.parse(oldClient)
+        #expect(oldTools == ["fs__read_file", "fs__write_file"])
+        #expect(oldAnswers.map(\.error) == [false, true], "\(oldAnswers)")
+        #expect(oldClient.standardOutput.contains(#""version": "2025-06-18""#), "\(oldClient.standardOutput)")
+        #expect(try new.events("decision").first { $0["action"] == "list" }?["revisions"] == "fs=2025-11-25")
     }
 
     @Test func aServerThatHangsTimesOutAndOneThatExitsMidCallFailsTheCallNotTheGateway() throws {

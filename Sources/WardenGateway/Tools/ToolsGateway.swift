@@ -215,6 +215,9 @@ public final class ToolsGateway: @unchecked Sendable {
                 details: [
                     "door": "tools", "action": "list", "listed": catalog.tools.keys.sorted().joined(separator: ","),
                     "hidden": catalog.hidden.keys.sorted().joined(separator: ","), "decision": "allow",
+                    "revisions": upstreams.keys.sorted().compactMap { name in
+                        upstreams[name].map { "\(name)=\($0.protocolVersion)" }
+                    }.joined(separator: ","),
                 ]))
         try sink.record(contentsOf: events)
         state.withLock { $0 = catalog }

@@ -13,12 +13,16 @@ async def main():
     async with stdio_client(params) as (r, w):
         async with ClientSession(r, w) as s:
             init = await s.initialize()
-            out["version"] = init.protocol_version
+            # mcp 2.x names it protocol_version, 1.x protocolVersion.
+            out["version"] = getattr(init, "protocol_version", None) or getattr(init, "protocolVersion", None)
             out["tools"] = sorted(t.name for t in (await s.list_tools()).tools)
             out["calls"] = []
             for name, arguments in calls:
                 res = await s.call_tool(name, arguments)
-                out["calls"].append({"error": bool(res.is_error), "text": res.content[0].text if res.content else ""})
+                error = getattr(res, "is_error", None)
+                if error is None:
+                    error = getattr(res, "isError", False)
+                out["calls"].append({"error": bool(error), "text": res.content[0].text if res.content else ""})
     print(json.dumps(out), flush=True)
 
 
