@@ -189,6 +189,33 @@ public final class ApprovalBroker: Sendable {
         }
     }
 
+    /// A door's whole `ask`: holds the request (or finds a remembered grant), tells `onHeld`, waits for
+    /// the answer and uses an approval. Returns nil when the request may go, else why not (`what` names
+    /// it in the refusal: "connect pypi.org:443", "the call").
+    public func hold(
+        run: RunID, door: Approval.Door, request: JSONValue, summary: String, reasons: [String], timeout: Duration,
+        what: String, onHeld: (Approval) -> Void = { _ in }
+    ) -> String? {
+        do {
+            switch try ask(run: run, door: door, request: request, summary: summary, reasons: reasons, timeout: timeout)
+            {
+            case .granted: return nil
+            case .held(let approval):
+                onHeld(approval)
+                let answered = try wait(for: approval.id)
+                switch answered.state {
+                case .approved:
+                    try use(answered.id, digest: answered.digest)
+                    return nil
+                case .expired: return "nobody approved \(what) within the approval timeout (silence is a denial)"
+                default: return "a person denied \(what)" + (answered.decidedBy.map { " (\($0))" } ?? "")
+                }
+            }
+        } catch {
+            return "the approval could not be held (\(error)); refused"
+        }
+    }
+
     /// Waits until the approval is decided or expires (recording the expiry); returns it then.
     public func wait(for id: String, pollEvery interval: Duration = .milliseconds(50)) throws -> Approval {
         while true {

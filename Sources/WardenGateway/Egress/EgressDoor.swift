@@ -287,29 +287,12 @@ final class EgressDoor: Sendable {
         if let sni = request.sni { fields["sni"] = .string(sni) }
         if let method = request.method { fields["method"] = .string(method) }
         if let path = request.path { fields["path"] = .string(path) }
-        let reasons = decision.reasons.map { "\($0.policyID): \($0.ask ?? "")" }
-        do {
-            switch try broker.ask(
-                run: run, door: .egress,
-                request: .object(fields.sorted { $0.key < $1.key }.map { (key: $0.key, value: $0.value) }),
-                summary: Self.summary(request, address: address),
-                reasons: reasons, timeout: settings.approvalTimeout)
-            {
-            case .granted: return nil
-            case .held(let approval):
-                onHeld(approval)
-                let answered = try broker.wait(for: approval.id)
-                switch answered.state {
-                case .approved:
-                    try broker.use(answered.id, digest: answered.digest)
-                    return nil
-                case .expired: return "nobody approved \(subject) within the approval timeout (silence is a denial)"
-                default: return "a person denied \(subject)" + (answered.decidedBy.map { " (\($0))" } ?? "")
-                }
-            }
-        } catch {
-            return "the approval could not be held (\(error)); refused"
-        }
+        return broker.hold(
+            run: run, door: .egress,
+            request: .object(fields.sorted { $0.key < $1.key }.map { (key: $0.key, value: $0.value) }),
+            summary: Self.summary(request, address: address),
+            reasons: decision.reasons.map { "\($0.policyID): \($0.ask ?? "")" }, timeout: settings.approvalTimeout,
+            what: subject, onHeld: onHeld)
     }
 
     /// One line for the person asked: the request line for plain HTTP, else host and port.

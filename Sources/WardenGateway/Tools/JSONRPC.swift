@@ -76,7 +76,7 @@ enum RPCMessage: Equatable, Sendable {
     }
 
     /// One line of compact JSON (no newline inside: strings escape theirs).
-    var line: String { json.compactText + "\n" }
+    var line: String { json.serialized + "\n" }
 }
 
 /// An error to answer with (JSON-RPC `error`).
@@ -89,39 +89,5 @@ struct RPCFault: Error, Sendable, Equatable {
         self.code = code
         self.message = message
         self.id = id
-    }
-}
-
-extension JSONValue {
-    /// Compact JSON text, members in their order.
-    var compactText: String {
-        var out = ""
-        write(to: &out)
-        return out
-    }
-
-    private func write(to out: inout String) {
-        switch self {
-        case .null: out += "null"
-        case .bool(let b): out += b ? "true" : "false"
-        case .number(let n): out += n
-        case .string(let s): JSONValue.writeString(s, to: &out)
-        case .array(let items):
-            out += "["
-            for (i, item) in items.enumerated() {
-                if i > 0 { out += "," }
-                item.write(to: &out)
-            }
-            out += "]"
-        case .object(let members):
-            out += "{"
-            for (i, member) in members.enumerated() {
-                if i > 0 { out += "," }
-                JSONValue.writeString(member.key, to: &out)
-                out += ":"
-                member.value.write(to: &out)
-            }
-            out += "}"
-        }
     }
 }

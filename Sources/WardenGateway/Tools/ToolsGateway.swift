@@ -340,27 +340,10 @@ public final class ToolsGateway: @unchecked Sendable {
             ("door", .string("tools")), ("server", .string(server)), ("tool", .string(tool)),
             ("arguments", (try? JSONValue.parse(canonical)) ?? .object([])),
         ])
-        let summary = "call \(server).\(tool) \(canonical.prefix(200))"
-        do {
-            switch try broker.ask(
-                run: run, door: .tools, request: request, summary: summary,
-                reasons: decision.reasons.map { "\($0.policyID): \($0.ask ?? "")" }, timeout: approvalTimeout)
-            {
-            case .granted: return nil
-            case .held(let approval):
-                onHeld(approval)
-                let answered = try broker.wait(for: approval.id)
-                switch answered.state {
-                case .approved:
-                    try broker.use(answered.id, digest: answered.digest)
-                    return nil
-                case .expired: return "nobody approved the call within the approval timeout (silence is a denial)"
-                default: return "a person denied the call" + (answered.decidedBy.map { " (\($0))" } ?? "")
-                }
-            }
-        } catch {
-            return "the approval could not be held (\(error)); refused"
-        }
+        return broker.hold(
+            run: run, door: .tools, request: request, summary: "call \(server).\(tool) \(canonical.prefix(200))",
+            reasons: decision.reasons.map { "\($0.policyID): \($0.ask ?? "")" }, timeout: approvalTimeout,
+            what: "the call", onHeld: onHeld)
     }
 
     /// Arguments as Cedar: objects → records, arrays → sets, integers → long, strings, booleans.
