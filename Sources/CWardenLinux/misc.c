@@ -33,21 +33,30 @@ int warden_set_child_subreaper(void) { return prctl(PR_SET_CHILD_SUBREAPER, 1, 0
 
 int warden_set_dumpable(int value) { return prctl(PR_SET_DUMPABLE, value, 0, 0, 0); }
 
-static socklen_t abstract_address(const char *name, struct sockaddr_un *address) {
+/// The address of `name`: in the abstract namespace (a leading NUL), or a path; 0 when a path is too
+/// long (an abstract name is cut to fit, as before).
+static socklen_t unix_address(const char *name, int abstract, struct sockaddr_un *address) {
     memset(address, 0, sizeof(*address));
     address->sun_family = AF_UNIX;
     size_t length = strlen(name);
-    if (length > sizeof(address->sun_path) - 1) length = sizeof(address->sun_path) - 1;
-    memcpy(address->sun_path + 1, name, length);
-    return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + length);
+    size_t room = sizeof(address->sun_path) - 1;
+    if (length > room) {
+        if (!abstract) {
+            errno = ENAMETOOLONG;
+            return 0;
+        }
+        length = room;
+    }
+    memcpy(address->sun_path + (abstract ? 1 : 0), name, length);
+    return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + (abstract ? 1 : 0) + length + (abstract ? 0 : 1));
 }
 
-int warden_abstract_listen(const char *name) {
+static int unix_listen(const char *name, int abstract, int backlog) {
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) return -1;
     struct sockaddr_un address;
-    socklen_t length = abstract_address(name, &address);
-    if (bind(fd, (struct sockaddr *)&address, length) != 0 || listen(fd, 16) != 0) {
+    socklen_t length = unix_address(name, abstract, &address);
+    if (length == 0 || bind(fd, (struct sockaddr *)&address, length) != 0 || listen(fd, backlog) != 0) {
         int saved = errno;
         close(fd);
         errno = saved;
@@ -56,12 +65,12 @@ int warden_abstract_listen(const char *name) {
     return fd;
 }
 
-int warden_abstract_connect(const char *name) {
+static int unix_connect(const char *name, int abstract) {
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) return -1;
     struct sockaddr_un address;
-    socklen_t length = abstract_address(name, &address);
-    if (connect(fd, (struct sockaddr *)&address, length) != 0) {
+    socklen_t length = unix_address(name, abstract, &address);
+    if (length == 0 || connect(fd, (struct sockaddr *)&address, length) != 0) {
         int saved = errno;
         close(fd);
         errno = saved;
@@ -69,6 +78,11 @@ int warden_abstract_connect(const char *name) {
     }
     return fd;
 }
+
+int warden_abstract_listen(const char *name) { return unix_listen(name, 1, 16); }
+int warden_abstract_connect(const char *name) { return unix_connect(name, 1); }
+int warden_unix_listen(const char *path, int backlog) { return unix_listen(path, 0, backlog); }
+int warden_unix_connect(const char *path) { return unix_connect(path, 0); }
 
 int warden_audit_multicast_open(void) {
     int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_AUDIT);

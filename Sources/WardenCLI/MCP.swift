@@ -1,4 +1,5 @@
 import ArgumentParser
+import CWardenLinux
 import Foundation
 import WardenCore
 import WardenGateway
@@ -48,22 +49,8 @@ extension Warden.MCP {
 
         func run() throws {
             let path = socket ?? ProcessInfo.processInfo.environment["WARDEN_MCP_SOCKET"] ?? "/run/warden/mcp.sock"
-            let fd = Glibc.socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-            var address = sockaddr_un()
-            address.sun_family = sa_family_t(AF_UNIX)
-            let bytes = Array(path.utf8)
-            guard fd >= 0, bytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
-                throw WardenError.invalidInput("mcp connect: \(path) is not a usable socket path")
-            }
-            withUnsafeMutableBytes(of: &address.sun_path) { raw in
-                for (i, byte) in bytes.enumerated() { raw[i] = byte }
-            }
-            let connected = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
-                }
-            }
-            guard connected == 0 else {
+            let fd = warden_unix_connect(path)
+            guard fd >= 0 else {
                 throw WardenError(
                     code: .notFound,
                     message:
@@ -85,13 +72,7 @@ extension Warden.MCP {
                 let n = buffer.withUnsafeMutableBytes { read(source, $0.baseAddress, $0.count) }
                 if n < 0 && errno == EINTR { continue }
                 if n <= 0 { return }
-                var offset = 0
-                while offset < n {
-                    let w = buffer[offset..<n].withUnsafeBytes { write(destination, $0.baseAddress, $0.count) }
-                    if w < 0 && errno == EINTR { continue }
-                    if w <= 0 { return }
-                    offset += w
-                }
+                guard ToolsGatewayMain.writeAll(destination, buffer[0..<n]) else { return }
             }
         }
     }

@@ -57,19 +57,7 @@ enum ToolsGatewayMain {
             }
             serve(gateway, socket: listen)
         }
-        var buffer = Data()
-        let input = FileHandle.standardInput
-        while true {
-            let chunk = input.availableData
-            if chunk.isEmpty { break }
-            buffer.append(chunk)
-            while let newline = buffer.firstIndex(of: 0x0A) {
-                let line = Array(buffer[buffer.startIndex..<newline])
-                buffer.removeSubrange(buffer.startIndex...newline)
-                guard !line.isEmpty, let reply = gateway.handle(line: line) else { continue }
-                FileHandle.standardOutput.write(Data(reply.utf8))
-            }
-        }
+        session(gateway, input: 0, output: 1)
         gateway.close()
         exit(0)
     }
@@ -84,23 +72,8 @@ enum ToolsGatewayMain {
             FileHandle.standardOutput.write(data)
         }
         unlink(path)
-        let listener = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        guard listener >= 0, bytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
-            tell(["error": "cannot make the socket \(path)"])
-            exit(1)
-        }
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            for (i, byte) in bytes.enumerated() { raw[i] = byte }
-        }
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(listener, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
-            }
-        }
-        guard bound == 0, chmod(path, 0o666) == 0, listen(listener, 64) == 0 else {
+        let listener = warden_unix_listen(path, 64)
+        guard listener >= 0, chmod(path, 0o666) == 0 else {
             tell(["error": "cannot listen on \(path): \(String(cString: strerror(errno)))"])
             exit(1)
         }
@@ -114,7 +87,10 @@ enum ToolsGatewayMain {
                     if errno == EINTR { continue }
                     return
                 }
-                let worker = Thread { Self.session(gateway, connection) }
+                let worker = Thread {
+                    Self.session(gateway, input: connection, output: connection)
+                    close(connection)
+                }
                 worker.start()
             }
         }
@@ -126,13 +102,24 @@ enum ToolsGatewayMain {
         exit(0)
     }
 
-    /// One agent session on `fd`: lines in, answers out, until the agent closes it.
-    static func session(_ gateway: ToolsGateway, _ fd: Int32) {
-        defer { close(fd) }
+    /// Writes all of `bytes` (retrying short writes and EINTR); false when the descriptor is gone.
+    static func writeAll(_ fd: Int32, _ bytes: ArraySlice<UInt8>) -> Bool {
+        var offset = bytes.startIndex
+        while offset < bytes.endIndex {
+            let w = bytes[offset...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            if w < 0 && errno == EINTR { continue }
+            if w <= 0 { return false }
+            offset += w
+        }
+        return true
+    }
+
+    /// One agent session: lines in on `input`, answers out on `output`, until the agent closes it.
+    static func session(_ gateway: ToolsGateway, input: Int32, output: Int32) {
         var buffer: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 65536)
         while true {
-            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            let n = chunk.withUnsafeMutableBytes { read(input, $0.baseAddress, $0.count) }
             if n < 0 && errno == EINTR { continue }
             if n <= 0 { return }
             buffer += chunk[0..<n]
@@ -140,15 +127,7 @@ enum ToolsGatewayMain {
                 let line = Array(buffer[..<newline])
                 buffer.removeSubrange(...newline)
                 guard !line.isEmpty, let reply = gateway.handle(line: line) else { continue }
-                var out = Array(reply.utf8)
-                var offset = 0
-                while offset < out.count {
-                    let w = out[offset...].withUnsafeMutableBytes { write(fd, $0.baseAddress, $0.count) }
-                    if w < 0 && errno == EINTR { continue }
-                    if w <= 0 { return }
-                    offset += w
-                }
-                out.removeAll()
+                guard writeAll(output, Array(reply.utf8)[...]) else { return }
             }
             if buffer.count > 64 << 20 { return }
         }

@@ -88,9 +88,7 @@ public struct EgressSettings: Sendable, Equatable, Codable {
         try c.encode(onBudget, forKey: .onBudget)
         try c.encode(onMediatorLoss, forKey: .onMediatorLoss)
         try c.encode(decisionRecords, forKey: .decisionRecords)
-        let parts = approvalTimeout.components
-        try c.encode(
-            parts.seconds * 1000 + parts.attoseconds / 1_000_000_000_000_000, forKey: .approvalTimeoutMilliseconds)
+        try c.encode(approvalTimeout.nanoseconds / 1_000_000, forKey: .approvalTimeoutMilliseconds)
     }
 
     /// Parses one `--resolve NAME=ADDRESS`: a host name and an IPv4 or IPv6 literal.

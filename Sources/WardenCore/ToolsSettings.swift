@@ -48,8 +48,7 @@ public struct ToolServerSettings: Sendable, Equatable, Codable {
         try c.encode(trust, forKey: .trust)
         try c.encode(labels, forKey: .labels)
         try c.encode(read, forKey: .read)
-        let parts = timeout.components
-        try c.encode(parts.seconds * 1000 + parts.attoseconds / 1_000_000_000_000_000, forKey: .timeoutMilliseconds)
+        try c.encode(timeout.nanoseconds / 1_000_000, forKey: .timeoutMilliseconds)
     }
 
     /// A server name the agent's tool names can carry (`server__tool`): letters, digits, `-`.

@@ -170,6 +170,19 @@ public final class WardenHarness: @unchecked Sendable {
         try events(id).filter { $0["kind"] as? String == kind }.compactMap { $0["details"] as? [String: String] }
     }
 
+    /// The newest pending approval (`warden approvals --json`) not in `seen`, waiting up to 20 s for one.
+    public func pendingApproval(excluding seen: Set<String>) -> [String: Any]? {
+        var found: [String: Any]?
+        waitUntil(timeout: 20) {
+            let list = try? run(["approvals", "--json"]).standardOutput
+            let items =
+                (list.flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) } as? [[String: Any]]) ?? []
+            found = items.first { !seen.contains($0["id"] as? String ?? "") }
+            return found != nil
+        }
+        return found
+    }
+
     /// Waits for `condition` up to `timeout` seconds, polling every 20 ms.
     @discardableResult
     public func waitUntil(timeout: Double, _ condition: () throws -> Bool) rethrows -> Bool {

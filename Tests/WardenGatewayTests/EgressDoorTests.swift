@@ -56,6 +56,19 @@ final class Upstream {
         String(decoding: (try? JSONSerialization.data(withJSONObject: ports)) ?? Data(), as: UTF8.self)
     }
 
+    /// A policy (written to the harness's outside directory) that asks a person for every connection
+    /// to mirror.test's HTTP port.
+    func askPolicy(_ harness: WardenHarness) throws -> String {
+        let path = harness.outside + "/ask.cedar"
+        try """
+        @id("ask-mirror")
+        @ask("downloads from the mirror need a person")
+        permit(principal, action == Action::"connect", resource == Host::"mirror.test")
+        when { context.address == ip("127.0.0.1") && context.port == \(ports["http"] ?? 0) };
+        """.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
     /// Byte counts the sink received, one per closed connection.
     var sinkCounts: [Int] {
         ((try? String(contentsOfFile: root + "/sink.counts", encoding: .utf8)) ?? "").split(separator: "\n").compactMap
@@ -440,29 +453,11 @@ struct EgressDoorTests {
 /// covers exactly that request, once.
 @Suite(.enabled(if: HostCapabilities.canSandbox, "needs root, bubblewrap, cgroup v2 and Landlock ABI 6+"))
 struct EgressApprovalTests {
-    func pending(_ harness: WardenHarness, excluding seen: Set<String>) -> [String: Any]? {
-        var found: [String: Any]?
-        harness.waitUntil(timeout: 20) {
-            let list = try? harness.run(["approvals", "--json"]).standardOutput
-            let items =
-                (list.flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) } as? [[String: Any]]) ?? []
-            found = items.first { !seen.contains($0["id"] as? String ?? "") }
-            return found != nil
-        }
-        return found
-    }
-
     @Test func anAskWaitsForAPersonAndItsApprovalCoversThatRequestOnce() throws {
         let harness = try WardenHarness()
         let upstream = try Upstream(harness: harness)
         let http = upstream.ports["http"] ?? 0
-        let policyPath = harness.outside + "/ask.cedar"
-        try """
-        @id("ask-mirror")
-        @ask("downloads from the mirror need a person")
-        permit(principal, action == Action::"connect", resource == Host::"mirror.test")
-        when { context.address == ip("127.0.0.1") && context.port == \(http) };
-        """.write(toFile: policyPath, atomically: true, encoding: .utf8)
+        let policyPath = try upstream.askPolicy(harness)
         let fetch = "curl -s -o /dev/null -w '%{http_code}\\n' -m 30 http://mirror.test:\(http)"
         let id = try harness.start(
             [
@@ -474,20 +469,20 @@ struct EgressApprovalTests {
                 "\(fetch)/hello.txt >> codes; \(fetch)/hello.txt >> codes; \(fetch)/other >> codes; sleep 30",
             ])
         // 1. Held until approved; then the request goes, once.
-        let first = try #require(pending(harness, excluding: []), "the first request is held")
+        let first = try #require(harness.pendingApproval(excluding: []), "the first request is held")
         let firstID = try #require(first["id"] as? String)
         #expect(
             (first["summary"] as? String)?.hasPrefix("GET http://mirror.test:\(http)/hello.txt") == true, "\(first)")
         let approved = try harness.run(["approve", firstID, "--as", "tester"])
         #expect(approved.status == 0, "\(approved.standardError)")
         // 2. The same request again asks again (not remembered); the used approval cannot be reused.
-        let second = try #require(pending(harness, excluding: [firstID]), "asked again")
+        let second = try #require(harness.pendingApproval(excluding: [firstID]), "asked again")
         let secondID = try #require(second["id"] as? String)
         let reuse = try harness.run(["approve", firstID])
         #expect(reuse.status != 0 && reuse.standardError.contains("used"), "\(reuse.standardError)")
         #expect(try harness.run(["deny", secondID]).status == 0)
         // 3. Nobody answers: it expires, and expiry is a denial.
-        let third = try #require(pending(harness, excluding: [firstID, secondID]))
+        let third = try #require(harness.pendingApproval(excluding: [firstID, secondID]))
         #expect((third["request"] as? String)?.contains("/other") == true, "bound to its path: \(third)")
         #expect(
             harness.waitUntil(timeout: 15) {
@@ -512,13 +507,7 @@ struct InlineApprovalPromptTests {
         let harness = try WardenHarness()
         let upstream = try Upstream(harness: harness)
         let http = upstream.ports["http"] ?? 0
-        let policyPath = harness.outside + "/ask.cedar"
-        try """
-        @id("ask-mirror")
-        @ask("downloads from the mirror need a person")
-        permit(principal, action == Action::"connect", resource == Host::"mirror.test")
-        when { context.address == ip("127.0.0.1") && context.port == \(http) };
-        """.write(toFile: policyPath, atomically: true, encoding: .utf8)
+        let policyPath = try upstream.askPolicy(harness)
         let fetch = "curl -s -o /dev/null -w '%{http_code} ' -m 60 http://mirror.test:\(http)"
         let terminal = try TerminalSession(
             harness: harness,

@@ -21,6 +21,9 @@ enum MCPPeers {
         "needs the mcp 2.x peer: scripts/setup.sh installs it"))
 struct ToolsGatewayTests {
     static let python = MCPPeers.python2
+    /// The fs server's tool descriptions as it starts (a test rewrites them for a rug pull).
+    static let descriptions =
+        #"{"read_file": "Reads a file", "write_file": "Writes a file", "delete_file": "Deletes a file"}"#
     static let peers = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Peers").path
 
     struct Door {
@@ -35,7 +38,7 @@ struct ToolsGatewayTests {
         ) throws {
             harness = try WardenHarness()
             descriptions = harness.outside + "/descriptions.json"
-            try #"{"read_file": "Reads a file", "write_file": "Writes a file", "delete_file": "Deletes a file"}"#
+            try ToolsGatewayTests.descriptions
                 .write(toFile: descriptions, atomically: true, encoding: .utf8)
             let policyPath = harness.outside + "/tools.cedar"
             try policy.write(toFile: policyPath, atomically: true, encoding: .utf8)
@@ -266,11 +269,30 @@ struct ToolsGatewayBadInputTests {
         if: FileManager.default.isExecutableFile(atPath: MCPPeers.python2) && HostCapabilities.canSandbox,
         "needs the mcp 2.x peer (scripts/setup.sh) and a host that can sandbox"))
 struct ToolsDoorRunTests {
+    /// The run's policy with the workspace writes turned into asks.
+    static let askPolicy = ToolsGatewayTests.policy.replacingOccurrences(
+        of: "@id(\"write-in-the-workspace\")", with: "@id(\"write-asks\")\n@ask(\"writes need a person\")")
+
+    /// The agent: the SDK client inside the sandbox, reaching its tools through `warden mcp connect`.
+    static func agent(_ calls: String) -> [String] {
+        [MCPPeers.python2, ToolsGatewayTests.peers + "/mcp_client.py", #"["warden", "mcp", "connect"]"#, calls]
+    }
+
+    /// The runs `warden ps --all` lists: the server's (`mcp-fs`) and the agent's.
+    static func runs(_ harness: WardenHarness) throws -> (server: [String: Any]?, agent: String?, text: String) {
+        let text = try harness.run(["ps", "--all", "--json"]).standardOutput
+        let list = (try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [[String: Any]]) ?? []
+        return (
+            list.first { $0["name"] as? String == "mcp-fs" },
+            list.first { $0["name"] as? String != "mcp-fs" }?["id"] as? String, text
+        )
+    }
+
     /// A profile with the fs server (the SDK peer) behind the door, and `policy` as the run's policy.
     static func profile(_ harness: WardenHarness, policy: String) throws -> String {
         let data = harness.root + "/peer-data"
         try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true)
-        try #"{"read_file": "Reads a file", "write_file": "Writes a file", "delete_file": "Deletes a file"}"#
+        try ToolsGatewayTests.descriptions
             .write(toFile: data + "/descriptions.json", atomically: true, encoding: .utf8)
         let policyPath = harness.outside + "/tools.cedar"
         try policy.write(toFile: policyPath, atomically: true, encoding: .utf8)
@@ -293,10 +315,7 @@ struct ToolsDoorRunTests {
     /// An `ask` holds the call for a person, bound to its exact arguments, used once, expiring.
     @Test func anAskedCallWaitsForAPersonAndItsApprovalCoversThatCallOnce() throws {
         let harness = try WardenHarness()
-        let profile = try Self.profile(
-            harness,
-            policy: ToolsGatewayTests.policy.replacingOccurrences(
-                of: "@id(\"write-in-the-workspace\")", with: "@id(\"write-asks\")\n@ask(\"writes need a person\")"))
+        let profile = try Self.profile(harness, policy: Self.askPolicy)
         let calls = ToolsGatewayTests.Door.list([
             ("fs__write_file", #"{"path": "/work/a", "text": "1"}"#),
             ("fs__write_file", #"{"path": "/work/a", "text": "1"}"#),
@@ -307,30 +326,18 @@ struct ToolsDoorRunTests {
             WardenHarness.binary,
             arguments: [
                 "run", "--profile", profile, "--workspace", harness.workspace, "--approval-timeout", "3s", "--",
-                MCPPeers.python2, ToolsGatewayTests.peers + "/mcp_client.py", #"["warden", "mcp", "connect"]"#, calls,
-            ])
+            ] + Self.agent(calls))
         _ = FileManager.default.createFile(atPath: out, contents: nil)
         client.standardOutput = FileHandle(forWritingAtPath: out)
         client.standardError = FileHandle.nullDevice
         try client.run()
         defer { if client.isRunning { kill(client.processIdentifier, SIGKILL) } }
-        func pending(excluding seen: Set<String>) -> [String: Any]? {
-            var found: [String: Any]?
-            harness.waitUntil(timeout: 20) {
-                let list = try? harness.run(["approvals", "--json"]).standardOutput
-                let items =
-                    (list.flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) } as? [[String: Any]]) ?? []
-                found = items.first { !seen.contains($0["id"] as? String ?? "") }
-                return found != nil
-            }
-            return found
-        }
-        let first = try #require(pending(excluding: []), "the first write is held")
+        let first = try #require(harness.pendingApproval(excluding: []), "the first write is held")
         let firstID = try #require(first["id"] as? String)
         #expect((first["request"] as? String)?.contains("/work/a") == true, "bound to its arguments: \(first)")
         #expect(try harness.run(["approve", firstID, "--as", "tester"]).status == 0)
         // The same call again asks again; the used approval cannot be reused.
-        let second = try #require(pending(excluding: [firstID]), "asked again")
+        let second = try #require(harness.pendingApproval(excluding: [firstID]), "asked again")
         let secondID = try #require(second["id"] as? String)
         let reuse = try harness.run(["approve", firstID])
         #expect(reuse.status != 0 && reuse.standardError.contains("used"), "\(reuse.standardError)")
@@ -343,9 +350,7 @@ struct ToolsDoorRunTests {
         #expect(answers.map(\.error) == [false, true, true, false], "\(answers)")
         #expect(answers[1].text.contains("a person denied"), "\(answers)")
         #expect(answers[2].text.contains("nobody approved"), "\(answers)")
-        let runs = try harness.run(["ps", "--all", "--json"]).standardOutput
-        let list = (try JSONSerialization.jsonObject(with: Data(runs.utf8)) as? [[String: Any]]) ?? []
-        let agent = try #require(list.first { $0["name"] as? String != "mcp-fs" }?["id"] as? String)
+        let agent = try #require(try Self.runs(harness).agent)
         #expect(try harness.events(agent, kind: "approval.used").count == 1)
         #expect(try harness.events(agent, kind: "approval.expired").count == 1)
     }
@@ -353,10 +358,7 @@ struct ToolsDoorRunTests {
     /// A tool call held for a person is asked at the run's own terminal, as a connection is.
     @Test func anAskedCallIsAskedAtTheRunsTerminal() throws {
         let harness = try WardenHarness()
-        let profile = try Self.profile(
-            harness,
-            policy: ToolsGatewayTests.policy.replacingOccurrences(
-                of: "@id(\"write-in-the-workspace\")", with: "@id(\"write-asks\")\n@ask(\"writes need a person\")"))
+        let profile = try Self.profile(harness, policy: Self.askPolicy)
         let calls = ToolsGatewayTests.Door.list([
             ("fs__write_file", #"{"path": "/work/a", "text": "1"}"#),
             ("fs__write_file", #"{"path": "/work/b", "text": "2"}"#),
@@ -365,8 +367,7 @@ struct ToolsDoorRunTests {
             harness: harness,
             arguments: [
                 "run", "--profile", profile, "--workspace", harness.workspace, "--approval-timeout", "30s", "--",
-                MCPPeers.python2, ToolsGatewayTests.peers + "/mcp_client.py", #"["warden", "mcp", "connect"]"#, calls,
-            ], environment: ["TERM": "xterm-256color"])
+            ] + Self.agent(calls), environment: ["TERM": "xterm-256color"])
         #expect(terminal.read(until: "denied in", timeout: 30), "\(terminal.text.debugDescription)")
         #expect(terminal.text.contains("call fs.write_file"), "\(terminal.text.debugDescription)")
         terminal.type("y")
@@ -381,33 +382,13 @@ struct ToolsDoorRunTests {
 
     @Test func theAgentsToolsAreTheDoorsAndTheServerIsSandboxedToo() throws {
         let harness = try WardenHarness()
-        let data = harness.root + "/peer-data"
-        try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true)
-        try #"{"read_file": "Reads a file", "write_file": "Writes a file", "delete_file": "Deletes a file"}"#
-            .write(toFile: data + "/descriptions.json", atomically: true, encoding: .utf8)
-        let policy = harness.outside + "/tools.cedar"
-        try ToolsGatewayTests.policy.write(toFile: policy, atomically: true, encoding: .utf8)
-        let venv = "/var/cache/warden-peers"
-        let profile = harness.outside + "/agent.toml"
-        try """
-        network = "none"
-        policies = ["\(policy)"]
-        read = ["\(venv)", "\(ToolsGatewayTests.peers)"]
-
-        [mcp.servers.fs]
-        command = ["env", "DESCRIPTIONS=\(data)/descriptions.json", "\(MCPPeers.python2)", "\(ToolsGatewayTests.peers)/mcp_server.py"]
-        read = ["\(venv)", "\(ToolsGatewayTests.peers)", "\(data)"]
-        trust = "untrusted"
-        timeout = "20s"
-        """.write(toFile: profile, atomically: true, encoding: .utf8)
+        let profile = try Self.profile(harness, policy: ToolsGatewayTests.policy)
         let calls = ToolsGatewayTests.Door.list([
             ("fs__read_file", #"{"path": "/etc/hostname"}"#),
             ("fs__write_file", #"{"path": "/etc/passwd", "text": "x"}"#),
         ])
-        let result = try harness.run([
-            "run", "--profile", profile, "--workspace", harness.workspace, "--json", "--",
-            MCPPeers.python2, ToolsGatewayTests.peers + "/mcp_client.py", #"["warden", "mcp", "connect"]"#, calls,
-        ])
+        let result = try harness.run(
+            ["run", "--profile", profile, "--workspace", harness.workspace, "--json", "--"] + Self.agent(calls))
         #expect(result.status == 0, "\(result.standardOutput)\n\(result.standardError)")
         let (tools, answers) = try ToolsGatewayTests.Door.parse(
             String(result.standardOutput.split(separator: "\n").first ?? ""), context: result.standardError)
@@ -415,12 +396,11 @@ struct ToolsDoorRunTests {
         #expect(answers.first?.error == false && answers.first?.text == "contents of /etc/hostname", "\(answers)")
         #expect(answers.last?.error == true && answers.last?.text.contains("no policy permits") == true)
         // The server was a run of its own, without network, and it is gone.
-        let runs = try harness.run(["ps", "--all", "--json"]).standardOutput
-        let list = (try JSONSerialization.jsonObject(with: Data(runs.utf8)) as? [[String: Any]]) ?? []
-        let server = try #require(list.first { $0["name"] as? String == "mcp-fs" }, "\(runs)")
-        #expect(server["network"] as? String == "none" || runs.contains("none"), "\(server)")
+        let runs = try Self.runs(harness)
+        let server = try #require(runs.server, "\(runs.text)")
+        #expect(server["network"] as? String == "none" || runs.text.contains("none"), "\(server)")
         #expect(["stopped", "exited"].contains(server["state"] as? String ?? ""), "\(server)")
-        let agent = try #require(list.first { $0["name"] as? String != "mcp-fs" }?["id"] as? String)
+        let agent = try #require(runs.agent)
         let decisions = try harness.events(agent, kind: "decision").filter { $0["door"] == "tools" }
         #expect(decisions.filter { $0["action"] == "call" }.count == 2, "\(decisions)")
         let layers = try harness.events(agent, kind: "layer.applied")

@@ -142,6 +142,9 @@ int warden_set_dumpable(int value);
 int warden_abstract_listen(const char *name);
 /// Connects to an abstract stream socket; the descriptor (close-on-exec) or -1 with errno.
 int warden_abstract_connect(const char *name);
+/// The same for a socket file at `path` (ENAMETOOLONG when it does not fit a sockaddr_un).
+int warden_unix_listen(const char *path, int backlog);
+int warden_unix_connect(const char *path);
 /// A non-blocking NETLINK_AUDIT socket joined to the read-only multicast group (AUDIT_NLGRP_READLOG):
 /// every audit record the kernel emits, without /dev/kmsg's printk rate limit. Needs CAP_AUDIT_READ;
 /// -1 with errno when unavailable.

@@ -78,7 +78,7 @@ public struct Approver: Sendable, Equatable, CustomStringConvertible {
 ///   before the change they describe is committed.
 public final class ApprovalBroker: Sendable {
     public let path: String
-    private let database: DatabaseQueue
+    private let database: StateDatabase
     private let events: @Sendable (RunID) -> any EventSink
     private let clock: @Sendable () -> Int64
 
@@ -106,26 +106,7 @@ public final class ApprovalBroker: Sendable {
         self.path = path
         self.events = events
         self.clock = clock
-        var configuration = Configuration()
-        // Answers from several terminals take turns on SQLite's write lock.
-        configuration.busyMode = .timeout(10)
-        configuration.prepareDatabase { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
-        do {
-            try FileManager.default.createDirectory(
-                atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true,
-                attributes: [.posixPermissions: 0o700])
-            database = try DatabaseQueue(path: path, configuration: configuration)
-            try database.writeWithoutTransaction { db in
-                try db.execute(sql: "PRAGMA journal_mode = WAL")
-                try db.execute(sql: Self.schema)
-            }
-            chmod(path, 0o600)
-        } catch {
-            throw WardenError(
-                code: .systemCall,
-                message:
-                    "approvals: cannot open \(path) (\(error)); check the state directory's permissions and free space")
-        }
+        database = try StateDatabase(path: path, label: "approvals", schema: Self.schema)
     }
 
     /// The SHA-256 (hex) of a canonical request.
@@ -348,25 +329,9 @@ public final class ApprovalBroker: Sendable {
         }
     }
 
-    /// A write transaction that holds SQLite's write lock from its start (BEGIN IMMEDIATE): what it
-    /// reads cannot change before it commits, and its event is recorded before the commit.
-    private func write<T>(_ body: (Database) throws -> T) throws -> T {
-        do {
-            var result: T?
-            try database.inTransaction(.immediate) { db in
-                result = try body(db)
-                return .commit
-            }
-            guard let result else {
-                throw WardenError(code: .systemCall, message: "approvals: the write was rolled back")
-            }
-            return result
-        } catch let error as WardenError {
-            throw error
-        } catch {
-            throw WardenError(code: .systemCall, message: "approvals: \(path): \(error)")
-        }
-    }
+    /// One write transaction holding the write lock from its start; its event is recorded before the
+    /// commit.
+    private func write<T>(_ body: (Database) throws -> T) throws -> T { try database.write(body) }
 
     private func fetch(_ id: String, _ db: Database) throws -> Approval {
         guard let row = try Row.fetchOne(db, sql: "SELECT * FROM approvals WHERE id = ?", arguments: [id]) else {

@@ -62,7 +62,6 @@ final class SOCKSEntry: ChannelInboundHandler, RemovableChannelHandler {
         deciding = true
         let request = ConnectRequest(host: host, port: port, scheme: port == 443 ? "https" : "tcp", entry: .socks)
         let services = services
-        let door = services.door
         let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
         services.decide(request, on: context.eventLoop).whenComplete { result in
             let (handler, context) = bound.value

@@ -104,8 +104,7 @@ final class StdioUpstream: @unchecked Sendable {
         nextID += 1
         condition.unlock()
         try send(.request(id: .number(String(id)), method: method, params: params))
-        let deadline = Date().addingTimeInterval(
-            Double(timeout.components.seconds) + Double(timeout.components.attoseconds) / 1e18)
+        let deadline = Date().addingTimeInterval(timeout.seconds)
         condition.lock()
         defer { condition.unlock() }
         while answers[id] == nil {

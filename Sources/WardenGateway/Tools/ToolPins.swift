@@ -97,8 +97,7 @@ public struct ToolPin: Sendable, Equatable, Codable {
 /// (`<state>/mcp-pins.db`, SQLite), so a definition changed after approval ("rug pull") is caught
 /// across sessions and restarts, and a known definition under a new name is a rename, not a new tool.
 public final class ToolPins: Sendable {
-    let database: DatabaseQueue
-    let path: String
+    let database: StateDatabase
 
     static let schema = """
         CREATE TABLE IF NOT EXISTS pins (
@@ -113,27 +112,7 @@ public final class ToolPins: Sendable {
     /// Opens (creating) the pins database.
     /// - Throws: ``WardenError`` naming the file and the fix.
     public init(path: String) throws {
-        self.path = path
-        var configuration = Configuration()
-        configuration.busyMode = .timeout(10)
-        configuration.prepareDatabase { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
-        do {
-            try FileManager.default.createDirectory(
-                atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true,
-                attributes: [.posixPermissions: 0o700])
-            database = try DatabaseQueue(path: path, configuration: configuration)
-            try database.writeWithoutTransaction { db in
-                try db.execute(sql: "PRAGMA journal_mode = WAL")
-                try db.execute(sql: Self.schema)
-            }
-            chmod(path, 0o600)
-        } catch {
-            throw WardenError(
-                code: .systemCall,
-                message:
-                    "mcp pins: cannot open \(path) (\(error)); check the state directory's permissions and free space"
-            )
-        }
+        database = try StateDatabase(path: path, label: "mcp pins", schema: Self.schema)
     }
 
     /// Checks a server's listed tools against its pins, in one transaction: a server seen for the first
@@ -246,19 +225,5 @@ public final class ToolPins: Sendable {
         }
     }
 
-    private func write<T>(_ body: (Database) throws -> T) throws -> T {
-        do {
-            var result: T?
-            try database.inTransaction(.immediate) { db in
-                result = try body(db)
-                return .commit
-            }
-            guard let result else { throw WardenError(code: .systemCall, message: "mcp pins: no result") }
-            return result
-        } catch let error as WardenError {
-            throw error
-        } catch {
-            throw WardenError(code: .systemCall, message: "mcp pins: \(path): \(error)")
-        }
-    }
+    private func write<T>(_ body: (Database) throws -> T) throws -> T { try database.write(body) }
 }

@@ -260,13 +260,9 @@ public final class ToolsGateway: @unchecked Sendable {
             details["reason"] = reason
             if !policies.isEmpty { details["policies"] = policies.joined(separator: ",") }
             try record(.decision, subject: subject, details)
-            let text =
+            return Self.errorResult(
                 "Denied by Warden's tools policy"
-                + (policies.isEmpty ? "" : " (\(policies.joined(separator: ", ")))") + ": \(reason)"
-            return .object([
-                ("content", .array([.object([("type", .string("text")), ("text", .string(text))])])),
-                ("isError", .bool(true)),
-            ])
+                    + (policies.isEmpty ? "" : " (\(policies.joined(separator: ", ")))") + ": \(reason)")
         }
         let canonical = (try? arguments.canonicalized()) ?? "{}"
         details["arguments_digest"] = ToolDefinition.sha256(canonical)
@@ -296,7 +292,9 @@ public final class ToolsGateway: @unchecked Sendable {
         }
         if decision.kind == .deny { return try refuse(decision.explanation, policies: ids) }
         if decision.kind == .ask {
-            if let refusal = askPerson(server: server, tool: tool.name, canonical: canonical, decision: decision) {
+            if let refusal = askPerson(
+                server: server, tool: tool.name, arguments: arguments, canonical: canonical, decision: decision)
+            {
                 return try refuse(refusal, policies: ids)
             }
         }
@@ -321,12 +319,16 @@ public final class ToolsGateway: @unchecked Sendable {
             outcome["duration_ms"] = String((RunEvent.now() - started) / 1_000_000)
             recordAfterwards(.toolResult, subject: subject, outcome)
             // A tool result the agent can read and adapt to, not a protocol error.
-            let text = (error as? WardenError)?.message ?? "\(error)"
-            return .object([
-                ("content", .array([.object([("type", .string("text")), ("text", .string(text))])])),
-                ("isError", .bool(true)),
-            ])
+            return Self.errorResult((error as? WardenError)?.message ?? "\(error)")
         }
+    }
+
+    /// A tool result carrying `text` with `isError`: what the agent reads for a refusal or a failure.
+    static func errorResult(_ text: String) -> JSONValue {
+        .object([
+            ("content", .array([.object([("type", .string("text")), ("text", .string(text))])])),
+            ("isError", .bool(true)),
+        ])
     }
 
     private func record(_ kind: EventKind, subject: String, _ details: [String: String]) throws {
@@ -334,11 +336,13 @@ public final class ToolsGateway: @unchecked Sendable {
     }
 
     /// Holds an `ask` for a person; nil when approved (and used), else why not.
-    private func askPerson(server: String, tool: String, canonical: String, decision: PolicyDecision) -> String? {
+    private func askPerson(
+        server: String, tool: String, arguments: JSONValue, canonical: String, decision: PolicyDecision
+    ) -> String? {
         guard let broker else { return "a person must approve this, and no approvals broker is available" }
         let request = JSONValue.object([
             ("door", .string("tools")), ("server", .string(server)), ("tool", .string(tool)),
-            ("arguments", (try? JSONValue.parse(canonical)) ?? .object([])),
+            ("arguments", arguments),
         ])
         return broker.hold(
             run: run, door: .tools, request: request, summary: "call \(server).\(tool) \(canonical.prefix(200))",

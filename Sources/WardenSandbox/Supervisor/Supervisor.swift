@@ -756,12 +756,15 @@ public final class Supervisor {
         drainOutput()
         if let terminal { inline?.conclude(terminal) }
         terminal?.finish()
-        // The agent is gone: the doors close (the mediator records the connections it ends).
-        mediator?.terminate()
-        mediator = nil
+        // The agent is gone: the doors close (the mediator records the connections it ends). A mediator
+        // already lost had its journal recovered then.
+        if let mediator {
+            mediator.terminate()
+            self.mediator = nil
+            recoverDecisionJournal()
+        }
         toolsGateway?.terminate()
         toolsGateway = nil
-        recoverDecisionJournal()
         let code = Self.exitCode(status)
         let record = try? registry.load(id)
         let wasStopped = record?.stop != nil || record?.state == .stopping || record?.state == .stopped

@@ -13,12 +13,13 @@ final class ToolsGatewayProcess {
     let process: Process
     let socketDirectory: String
     /// The servers' workspaces (removed with the gateway).
-    var serverWorkspaces: String?
+    let serverWorkspaces: String
     var pid: Int32 { process.processIdentifier }
 
-    private init(process: Process, socketDirectory: String) {
+    private init(process: Process, socketDirectory: String, serverWorkspaces: String) {
         self.process = process
         self.socketDirectory = socketDirectory
+        self.serverWorkspaces = serverWorkspaces
     }
 
     /// Writes the configuration, starts the gateway and waits (up to 60 s: it starts the servers)
@@ -31,12 +32,13 @@ final class ToolsGatewayProcess {
         // The mount point for the warden binary inside (/run/warden/warden).
         _ = FileManager.default.createFile(
             atPath: directory + "/warden", contents: nil, attributes: [.posixPermissions: 0o755])
+        let serverWorkspaces = "/var/tmp/warden-tools/\(id)"
         var servers: [ToolServerSettings] = []
         for var server in plan.tools {
             // Each server in a sandbox of its own: no network, an empty workspace of its own, and only
             // the paths its profile lets it read.
             // (Not under the state directory: no sandbox may reach Warden's own files.)
-            let workspace = "/var/tmp/warden-tools/\(id)/\(server.name)"
+            let workspace = serverWorkspaces + "/" + server.name
             try FileManager.default.createDirectory(
                 atPath: workspace, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
             var wrapped = [
@@ -51,8 +53,7 @@ final class ToolsGatewayProcess {
             run: id, policies: plan.egress.policies, entities: plan.egress.entities, servers: servers,
             roots: [plan.workspace], stateDirectory: plan.host.stateDirectory, auditStore: plan.auditStore)
         configuration.listen = directory + "/mcp.sock"
-        let timeout = plan.egress.approvalTimeout.components
-        configuration.approvalTimeoutMilliseconds = timeout.seconds * 1000 + timeout.attoseconds / 1_000_000_000_000_000
+        configuration.approvalTimeoutMilliseconds = plan.egress.approvalTimeout.nanoseconds / 1_000_000
         let path = runDirectory + "/tools-gateway.json"
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
@@ -75,8 +76,8 @@ final class ToolsGatewayProcess {
         } catch {
             throw WardenError(code: .layerUnavailable, message: "tools: cannot start the gateway: \(error)")
         }
-        let gateway = ToolsGatewayProcess(process: process, socketDirectory: directory)
-        gateway.serverWorkspaces = "/var/tmp/warden-tools/\(id)"
+        let gateway = ToolsGatewayProcess(
+            process: process, socketDirectory: directory, serverWorkspaces: serverWorkspaces)
         // One line: {"ready": true} or {"error": "…"}.
         let reader = ready.fileHandleForReading
         var fds = [pollfd(fd: reader.fileDescriptor, events: Int16(POLLIN), revents: 0)]
@@ -90,26 +91,25 @@ final class ToolsGatewayProcess {
             throw WardenError(
                 code: .layerUnavailable, message: "tools: the gateway failed: \(reason); the run is refused")
         }
-        gateway.readyFD = reader.fileDescriptor
-        _ = fcntl(gateway.readyFD, F_SETFL, fcntl(gateway.readyFD, F_GETFL) | O_NONBLOCK)
+        gateway.messages = reader.fileDescriptor
+        _ = fcntl(gateway.messages, F_SETFL, fcntl(gateway.messages, F_GETFL) | O_NONBLOCK)
         return gateway
     }
 
     private var pendingOutput = Data()
 
     /// The gateway's standard output after its ready line: `{"ask":"ID"}` per held call.
-    var messages: Int32 { readyFD }
-    private var readyFD: Int32 = -1
+    private(set) var messages: Int32 = -1
 
     /// The ids of calls held for a person since the last call (non-blocking).
     func drainAsks() -> [String] {
-        guard readyFD >= 0 else { return [] }
+        guard messages >= 0 else { return [] }
         var buffer = [UInt8](repeating: 0, count: 4096)
         while true {
-            let n = buffer.withUnsafeMutableBytes { read(readyFD, $0.baseAddress, $0.count) }
+            let n = buffer.withUnsafeMutableBytes { read(messages, $0.baseAddress, $0.count) }
             if n == 0 {
                 // The gateway is gone: nothing more to poll (a hung-up pipe would wake the loop forever).
-                readyFD = -1
+                messages = -1
                 break
             }
             if n < 0 { break }
@@ -130,7 +130,7 @@ final class ToolsGatewayProcess {
 
     /// Ends the gateway (its servers' sandboxes end with it) and waits for it.
     func terminate() {
-        defer { if let serverWorkspaces { try? FileManager.default.removeItem(atPath: serverWorkspaces) } }
+        defer { try? FileManager.default.removeItem(atPath: serverWorkspaces) }
         guard process.isRunning else { return }
         process.terminate()
         let deadline = Date().addingTimeInterval(5)
