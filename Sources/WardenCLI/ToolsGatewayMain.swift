@@ -114,22 +114,48 @@ enum ToolsGatewayMain {
         return true
     }
 
-    /// One agent session: lines in on `input`, answers out on `output`, until the agent closes it.
+    /// One agent session: lines in on `input`, answers out on `output` (each line written whole, under
+    /// a lock: answers and notifications come from several threads), until the agent closes it. A line
+    /// longer than ``ToolsSession/messageMax`` is answered with an error and skipped, not read whole.
     static func session(_ gateway: ToolsGateway, input: Int32, output: Int32) {
+        let writing = NSLock()
+        let session = gateway.openSession { line in
+            writing.lock()
+            defer { writing.unlock() }
+            return writeAll(output, Array(line.utf8)[...])
+        }
+        defer { session.close() }
         var buffer: [UInt8] = []
+        var skipping = false
         var chunk = [UInt8](repeating: 0, count: 65536)
         while true {
             let n = chunk.withUnsafeMutableBytes { read(input, $0.baseAddress, $0.count) }
             if n < 0 && errno == EINTR { continue }
             if n <= 0 { return }
-            buffer += chunk[0..<n]
-            while let newline = buffer.firstIndex(of: 0x0A) {
-                let line = Array(buffer[..<newline])
-                buffer.removeSubrange(...newline)
-                guard !line.isEmpty, let reply = gateway.handle(line: line) else { continue }
-                guard writeAll(output, Array(reply.utf8)[...]) else { return }
+            var start = 0
+            while start < n {
+                guard let newline = chunk[start..<n].firstIndex(of: 0x0A) else {
+                    if !skipping { buffer += chunk[start..<n] }
+                    break
+                }
+                if !skipping { buffer += chunk[start..<newline] }
+                start = newline + 1
+                if skipping {
+                    skipping = false
+                    continue
+                }
+                let line = buffer
+                buffer.removeAll(keepingCapacity: true)
+                if line.allSatisfy({ $0 == 0x20 || $0 == 0x0D || $0 == 0x09 }) { continue }
+                session.receive(line)
             }
-            if buffer.count > 64 << 20 { return }
+            if buffer.count > ToolsSession.messageMax {
+                buffer = []
+                skipping = true
+                _ = session.write(
+                    "{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-32600,\"message\":\"a message longer than \(ToolsSession.messageMax >> 20) MiB is not read; send smaller arguments\"}}\n"
+                )
+            }
         }
     }
 }

@@ -6,7 +6,8 @@ extension RunProfileOverrides {
         "user", "read", "view", "output_max", "policies", "entities", "resolve.NAME", "egress_bytes_max",
         "connection_bytes_max", "connections_max", "on_budget", "on_mediator_loss", "approval_timeout",
         "decision_records", "mcp.servers.NAME.command", "mcp.servers.NAME.trust", "mcp.servers.NAME.labels",
-        "mcp.servers.NAME.timeout", "mcp.servers.NAME.read",
+        "mcp.servers.NAME.timeout", "mcp.servers.NAME.read", "mcp.servers.NAME.url", "mcp.servers.NAME.headers.HEADER",
+        "mcp.servers.NAME.bearer_token_env", "mcp.servers.NAME.redact",
     ]
 
     /// Reads a run profile; relative `workspace` paths are resolved against `baseDirectory`.
@@ -23,6 +24,12 @@ extension RunProfileOverrides {
                     throw WardenError.invalidInput("\(field): expected a string, found \(entry.value.typeName)")
                 }
                 return s
+            }
+            func bool() throws -> Bool {
+                guard case .bool(let b) = entry.value else {
+                    throw WardenError.invalidInput("\(field): expected true or false, found \(entry.value.typeName)")
+                }
+                return b
             }
             func strings() throws -> [String] {
                 guard case .array(let items) = entry.value else {
@@ -139,7 +146,7 @@ extension RunProfileOverrides {
             case "approval_timeout": approvalTimeout = try DurationSpec.parse(try string(), field: field)
             case _ where key.hasPrefix("mcp.servers."):
                 let rest = key.dropFirst("mcp.servers.".count)
-                guard let dot = rest.lastIndex(of: ".") else {
+                guard let dot = rest.firstIndex(of: ".") else {
                     throw WardenError.invalidInput(
                         "\(field): a server is a table: [mcp.servers.NAME] with command = [...]")
                 }
@@ -168,9 +175,15 @@ extension RunProfileOverrides {
                 case "timeout": settings.timeout = try DurationSpec.parse(try string(), field: field)
                 case "read":
                     settings.read = try strings().map { $0.hasPrefix("/") ? $0 : baseDirectory + "/" + $0 }
+                case "url": settings.url = try string()
+                case "bearer_token_env": settings.bearerTokenEnvironment = try string()
+                case "redact": settings.redact = try bool()
+                case let header where header.hasPrefix("headers.") && header.count > "headers.".count:
+                    settings.headers[String(header.dropFirst("headers.".count))] = try string()
                 default:
                     throw WardenError.invalidInput(
-                        "\(field): unknown server key; use command, trust, labels, timeout or read")
+                        "\(field): unknown server key; use command, url, headers.NAME, bearer_token_env, trust, labels, timeout, read or redact"
+                    )
                 }
                 toolServers[server] = settings
             case _ where key.hasPrefix("resolve."):

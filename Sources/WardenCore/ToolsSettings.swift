@@ -1,3 +1,5 @@
+import Foundation
+
 /// How far the operator trusts a tool server's output (the next issue's taint labels start here).
 public enum ToolTrust: String, Codable, Sendable, CaseIterable {
     case trusted, untrusted
@@ -6,8 +8,17 @@ public enum ToolTrust: String, Codable, Sendable, CaseIterable {
 /// One operator's MCP server behind the tools door (profile `[mcp.servers.NAME]`).
 public struct ToolServerSettings: Sendable, Equatable, Codable {
     public var name: String
-    /// The stdio server's command line.
+    /// The stdio server's command line (empty for a Streamable HTTP server).
     public var command: [String]
+    /// A Streamable HTTP server's endpoint (`https://…/mcp`), reached under the run's egress policies.
+    public var url: String?
+    /// Headers Warden adds to each request to a `url` server (never shown to the agent).
+    public var headers: [String: String] = [:]
+    /// The environment variable (of the `warden run`, outside the sandbox) holding a bearer token
+    /// Warden sends to a `url` server as `Authorization: Bearer …`.
+    public var bearerTokenEnvironment: String?
+    /// Record only the digests of this server's call arguments, not the arguments themselves.
+    public var redact = false
     public var trust: ToolTrust
     public var labels: [String]
     /// How long one request to it may take.
@@ -27,8 +38,9 @@ public struct ToolServerSettings: Sendable, Equatable, Codable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case name, command, trust, labels, read
+        case name, command, trust, labels, read, url, headers, redact
         case timeoutMilliseconds = "timeout_ms"
+        case bearerTokenEnvironment = "bearer_token_env"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -39,6 +51,10 @@ public struct ToolServerSettings: Sendable, Equatable, Codable {
         labels = try c.decode([String].self, forKey: .labels)
         timeout = .milliseconds(try c.decode(Int64.self, forKey: .timeoutMilliseconds))
         read = try c.decodeIfPresent([String].self, forKey: .read) ?? []
+        url = try c.decodeIfPresent(String.self, forKey: .url)
+        headers = try c.decodeIfPresent([String: String].self, forKey: .headers) ?? [:]
+        bearerTokenEnvironment = try c.decodeIfPresent(String.self, forKey: .bearerTokenEnvironment)
+        redact = try c.decodeIfPresent(Bool.self, forKey: .redact) ?? false
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -49,6 +65,35 @@ public struct ToolServerSettings: Sendable, Equatable, Codable {
         try c.encode(labels, forKey: .labels)
         try c.encode(read, forKey: .read)
         try c.encode(timeout.nanoseconds / 1_000_000, forKey: .timeoutMilliseconds)
+        try c.encodeIfPresent(url, forKey: .url)
+        if !headers.isEmpty { try c.encode(headers, forKey: .headers) }
+        try c.encodeIfPresent(bearerTokenEnvironment, forKey: .bearerTokenEnvironment)
+        if redact { try c.encode(redact, forKey: .redact) }
+    }
+
+    /// Checks that the server is one of the two kinds (a command or a URL) and its URL is one Warden
+    /// can reach.
+    /// - Throws: ``WardenError`` naming the key and the fix.
+    public func validate() throws {
+        let key = "mcp.servers.\(name)"
+        switch (command.isEmpty, url) {
+        case (true, nil):
+            throw WardenError.invalidInput(
+                "\(key): give command = [\"program\", \"arg\"] (a stdio server) or url = \"https://host/mcp\" (Streamable HTTP)")
+        case (false, .some):
+            throw WardenError.invalidInput("\(key): give command or url, not both")
+        case (true, .some(let url)):
+            guard let parts = URLComponents(string: url), let scheme = parts.scheme, scheme == "https" || scheme == "http",
+                let host = parts.host, !host.isEmpty
+            else {
+                throw WardenError.invalidInput("\(key).url: '\(url)' is not an http(s) URL; e.g. https://tools.example/mcp")
+            }
+        case (false, nil):
+            if bearerTokenEnvironment != nil || !headers.isEmpty {
+                throw WardenError.invalidInput(
+                    "\(key): headers and bearer_token_env are for a url server; a stdio server gets its secrets from its own environment")
+            }
+        }
     }
 
     /// A server name the agent's tool names can carry (`server__tool`): letters, digits, `-`.
@@ -95,6 +140,9 @@ public struct ToolsGatewayConfiguration: Sendable, Codable, Equatable {
     /// The socket's directory is bound read-only at /run/warden inside the sandbox.
     public static let directoryInSandbox = "/run/warden"
     public static let socketInSandbox = directoryInSandbox + "/mcp.sock"
+    /// The Streamable HTTP endpoint on the sandbox's loopback.
+    public static let httpPortInSandbox: UInt16 = 8931
+    public static let urlInSandbox = "http://127.0.0.1:\(httpPortInSandbox)/mcp"
     /// The run's directory's `mcp/`, holding the socket.
     public static func socketDirectory(runDirectory: String) -> String { runDirectory + "/mcp" }
 

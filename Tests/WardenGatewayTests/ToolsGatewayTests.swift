@@ -64,11 +64,16 @@ struct ToolsGatewayTests {
         }
 
         /// The client's output (`clientPython`: which generation of the SDK the agent uses).
-        func sessionOutput(_ calls: [(String, String)], clientPython: String = MCPPeers.python2) throws -> CommandResult
-        {
-            let command = "[\"\(WardenHarness.binary)\", \"__tools-gateway\", \"\(config)\"]"
+        /// `extra`: the client's further requests (see mcp_client.py); `door`: a URL in place of the
+        /// gateway over stdio.
+        func sessionOutput(
+            _ calls: [(String, String)], clientPython: String = MCPPeers.python2, extra: String? = nil,
+            door: String? = nil
+        ) throws -> CommandResult {
+            let command = door ?? "[\"\(WardenHarness.binary)\", \"__tools-gateway\", \"\(config)\"]"
             return try harness.runProgram(
-                clientPython, [ToolsGatewayTests.peers + "/mcp_client.py", command, Self.list(calls)])
+                clientPython,
+                [ToolsGatewayTests.peers + "/mcp_client.py", command, Self.list(calls)] + (extra.map { [$0] } ?? []))
         }
 
         static func list(_ calls: [(String, String)]) -> String {
@@ -151,7 +156,12 @@ struct ToolsGatewayTests {
         let (tools, answers) = try Door.parse(newClient)
         #expect(tools == ["fs__read_file", "fs__write_file"])
         #expect(answers.map(\.error) == [false, true], "\(answers)")
-        #expect(newClient.standardOutput.contains(#""version": "2025-11-25""#), "\(newClient.standardOutput)")
+        // The new client probes server/discover and speaks the stateless revision with the door …
+        #expect(newClient.standardOutput.contains(#""version": "2026-07-28""#), "\(newClient.standardOutput)")
+        // … or, told to, the newest handshake revision.
+        let legacy = try old.sessionOutput(calls, extra: #"{"mode": "legacy"}"#)
+        #expect(legacy.standardOutput.contains(#""version": "2025-11-25""#), "\(legacy.standardOutput)")
+        #expect(try Door.parse(legacy).calls.map(\.error) == [false, true])
         let listed = try old.events("decision").first { $0["action"] == "list" }
         #expect(listed?["revisions"] == "fs=2025-06-18", "the server side in the server's revision: \(listed ?? [:])")
         // A new server behind, an old client in front.
@@ -161,7 +171,8 @@ struct ToolsGatewayTests {
         #expect(oldTools == ["fs__read_file", "fs__write_file"])
         #expect(oldAnswers.map(\.error) == [false, true], "\(oldAnswers)")
         #expect(oldClient.standardOutput.contains(#""version": "2025-06-18""#), "\(oldClient.standardOutput)")
-        #expect(try new.events("decision").first { $0["action"] == "list" }?["revisions"] == "fs=2025-11-25")
+        // The new server speaks the stateless revision (server/discover, no initialize).
+        #expect(try new.events("decision").first { $0["action"] == "list" }?["revisions"] == "fs=2026-07-28")
     }
 
     @Test func aServerThatHangsTimesOutAndOneThatExitsMidCallFailsTheCallNotTheGateway() throws {

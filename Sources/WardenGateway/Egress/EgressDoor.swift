@@ -11,7 +11,7 @@ import WardenPolicy
 /// SOCKS5 request, or a transparent connection's synthetic address and first bytes).
 struct ConnectRequest: Sendable {
     enum Entry: String, Sendable {
-        case proxy, socks, transparent
+        case proxy, socks, transparent, tools
     }
 
     /// The lower-case host name or IP literal (IPv6 without brackets).

@@ -6,15 +6,17 @@ import WardenPolicy
 
 /// The tools door: the one MCP server the agent sees, aggregating the operator's servers.
 ///
-/// Every `tools/list` and `tools/call` is a Cedar decision recorded before it is acted on: principal
-/// `Run::"<id>"`, action `Action::"call"`, resource `Tool::"<server>.<tool>"` (attributes `server`,
-/// `trust`, `name`, and the pinned annotations' hints), context `arguments` (the call's arguments as a
-/// Cedar record). A tool is listed only if it is pinned and some call of it could be allowed or asked
+/// Every list, `tools/call`, `resources/read` and `prompts/get` is a Cedar decision recorded before it
+/// is acted on: principal `Run::"<id>"`, action `Action::"call"` on `Tool::"<server>.<tool>"` (attributes
+/// `server`, `trust`, `name`, `labels`, and the pinned annotations' hints), `Action::"read"` on
+/// `Resource::"<server>.<uri>"`, `Action::"get_prompt"` on `Prompt::"<server>.<prompt>"`; context
+/// `arguments` (the call's arguments as a Cedar record), `server`, and `session` (the session's counts). A
+/// tool is listed only if it is pinned and some call of it could be allowed or asked
 /// (``PolicySet/couldAllow(principal:action:resource:entities:)``), so listing and calling agree. A
-/// denied call is answered with a tool result whose `isError` names the policy and the reason; an
-/// `ask` holds the call for a person, bound to the digest of (server, tool, canonical arguments).
+/// denied call is answered with a tool result whose `isError` names the policy and the reason; an `ask`
+/// holds the call for a person, bound to the digest of (server, tool, canonical arguments).
 public final class ToolsGateway: @unchecked Sendable {
-    // @unchecked: `catalog` is guarded by `state`; the rest is immutable or thread-safe.
+    // @unchecked: `catalog` and `sessions` are guarded by mutexes; the rest is immutable or thread-safe.
     public let run: RunID
     let runEntity: Entity
     let engine: PolicyEngine
@@ -22,29 +24,46 @@ public final class ToolsGateway: @unchecked Sendable {
     let sink: any EventSink
     let broker: ApprovalBroker?
     let settings: [String: ToolServerSettings]
-    let upstreams: [String: StdioUpstream]
+    let upstreams: [String: MCPUpstream]
     let admitNewTools: Bool
     let approvalTimeout: Duration
+    /// Where what the agent is shown and why is written after each list (`warden mcp ls`).
+    let catalogPath: String?
     /// Called when a call is held for a person (a foreground run's terminal prompts for it).
     let onHeld: @Sendable (Approval) -> Void
 
-    /// What the agent was last shown: its name for each tool, and the snapshot with the tool entities.
+    /// What the agent was last shown: its name for each tool and prompt, each resource's server, what
+    /// was held back and why, and the snapshot with their entities.
     struct Catalog {
         var tools: [String: (server: String, tool: ToolDefinition)] = [:]
+        var prompts: [String: (server: String, name: String)] = [:]
+        var resources: [String: String] = [:]
+        /// What is held back and why: tools, prompts (by the agent's names) and resources (by URI).
         var hidden: [String: String] = [:]
+        var hiddenPrompts: [String: String] = [:]
+        var hiddenResources: [String: String] = [:]
         var snapshot: PolicyEngine.Snapshot?
     }
 
     private let state = Mutex(Catalog())
+    private let sessions = Mutex([Int: ToolsSession]())
+    private let nextSession = Atomic<Int>(1)
+    /// Progress tokens Warden gave servers → the session and the token its agent gave.
+    private let progress = Mutex([String: (session: Int, token: JSONValue)]())
+    private let flood = Mutex([String: NotificationBudget]())
     /// Result records are written off the call's path, in order (the decision before it is not).
     private let afterwards = DispatchQueue(label: "warden-tools-records")
 
-    /// Starts each server and speaks MCP's handshake with it.
-    /// - Throws: ``WardenError`` for a server that does not start or speaks no revision Warden does.
+    /// Starts each server and speaks MCP's handshake with it; a `url` server is reached only if the
+    /// run's egress policies allow its connection (recorded like any egress decision).
+    /// - Throws: ``WardenError`` for a server that does not start, is not allowed, or speaks no revision
+    ///   Warden does.
     public init(
         run: RunID, runEntity: Entity, engine: PolicyEngine, pins: ToolPins, sink: any EventSink,
         broker: ApprovalBroker?, servers: [ToolServerSettings], roots: [String], admitNewTools: Bool = false,
-        approvalTimeout: Duration = .seconds(120), onHeld: @escaping @Sendable (Approval) -> Void = { _ in }
+        approvalTimeout: Duration = .seconds(120), resolve: [String: String] = [:], catalogPath: String? = nil,
+        environment: [String: String] = ProcessInfo.processInfo.environment,
+        onHeld: @escaping @Sendable (Approval) -> Void = { _ in }
     ) throws {
         self.onHeld = onHeld
         self.run = run
@@ -55,20 +74,86 @@ public final class ToolsGateway: @unchecked Sendable {
         self.broker = broker
         self.admitNewTools = admitNewTools
         self.approvalTimeout = approvalTimeout
+        self.catalogPath = catalogPath
         var settings: [String: ToolServerSettings] = [:]
-        var upstreams: [String: StdioUpstream] = [:]
-        for server in servers {
-            guard ToolServerSettings.isValidName(server.name) else {
-                throw WardenError.invalidInput(
-                    "mcp.servers.\(server.name): a server name is letters, digits and '-' (it prefixes tool names as NAME__tool)"
-                )
+        var upstreams: [String: MCPUpstream] = [:]
+        do {
+            for server in servers {
+                guard ToolServerSettings.isValidName(server.name) else {
+                    throw WardenError.invalidInput(
+                        "mcp.servers.\(server.name): a server name is letters, digits and '-' (it prefixes tool names as NAME__tool)"
+                    )
+                }
+                try server.validate()
+                settings[server.name] = server
+                let transport: any UpstreamTransport
+                if let url = server.url {
+                    transport = try Self.httpTransport(
+                        server, url: url, run: run, runEntity: runEntity, engine: engine, sink: sink,
+                        resolve: resolve, environment: environment)
+                } else {
+                    transport = try StdioTransport(name: server.name, command: server.command)
+                }
+                upstreams[server.name] = try MCPUpstream(
+                    name: server.name, transport: transport, roots: roots, timeout: server.timeout)
             }
-            settings[server.name] = server
-            upstreams[server.name] = try StdioUpstream(
-                name: server.name, command: server.command, roots: roots, timeout: server.timeout)
+        } catch {
+            for upstream in upstreams.values { upstream.close() }
+            throw error
         }
         self.settings = settings
         self.upstreams = upstreams
+        for (name, upstream) in upstreams {
+            upstream.onNotification = { [weak self] method, params in
+                self?.relay(method, params, from: name)
+            }
+            upstream.onRefusedRequest = { [weak self] method in
+                guard let self else { return }
+                self.recordAfterwards(
+                    .warning, subject: "mcp server \(name)",
+                    [
+                        "door": "tools", "server": name, "refused": method,
+                        "warning": "the server asked for \(method); refused (servers get no sampling or elicitation)",
+                    ])
+            }
+        }
+    }
+
+    /// The transport to a `url` server, once the run's egress policies allow its connection.
+    static func httpTransport(
+        _ server: ToolServerSettings, url text: String, run: RunID, runEntity: Entity, engine: PolicyEngine,
+        sink: any EventSink, resolve: [String: String], environment: [String: String]
+    ) throws -> HTTPTransport {
+        guard let url = URL(string: text), let scheme = url.scheme, let host = url.host?.lowercased() else {
+            throw WardenError.invalidInput("mcp.servers.\(server.name).url: '\(text)' is not a URL")
+        }
+        var egress = EgressSettings()
+        egress.resolve = resolve
+        let door = EgressDoor(
+            run: run, runEntity: runEntity, settings: egress, engine: engine, sink: sink, broker: nil,
+            onBudgetStop: { _ in })
+        let port = url.port ?? (scheme == "https" ? 443 : 80)
+        let request = ConnectRequest(
+            host: host.trimmingCharacters(in: CharacterSet(charactersIn: "[]")), port: port, scheme: scheme,
+            sni: nil, method: "POST", path: url.path.isEmpty ? "/" : url.path, entry: .tools)
+        guard case .allow(let address, _)? = door.authorize(request) else {
+            throw WardenError(
+                code: .conflict,
+                message:
+                    "mcp.servers.\(server.name): the run's policies do not allow connecting to \(host):\(port) (see the decision in `warden events`); permit Action::\"connect\" on Host::\"\(host)\" to use this server"
+            )
+        }
+        var headers = server.headers.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+        if let variable = server.bearerTokenEnvironment {
+            guard let token = environment[variable], !token.isEmpty else {
+                throw WardenError.invalidInput(
+                    "mcp.servers.\(server.name).bearer_token_env: \(variable) is not set in warden's environment; export it (it stays outside the sandbox)"
+                )
+            }
+            headers.append(("Authorization", "Bearer " + token))
+        }
+        return HTTPTransport(
+            name: server.name, url: url, address: EgressDoor.text(address), headers: headers, timeout: server.timeout)
     }
 
     /// Ends the servers, once the result records still being written are written.
@@ -77,53 +162,109 @@ public final class ToolsGateway: @unchecked Sendable {
         for upstream in upstreams.values { upstream.close() }
     }
 
-    private func recordAfterwards(_ kind: EventKind, subject: String, _ details: [String: String]) {
+    func recordAfterwards(_ kind: EventKind, subject: String, _ details: [String: String]) {
         let event = RunEvent(run: run, kind: kind, actor: .gateway, subject: subject, details: details)
         let sink = sink
         afterwards.async { try? sink.record(event) }
     }
 
-    /// The agent's name for a server's tool.
+    /// The agent's name for a server's tool or prompt.
     static func exposedName(server: String, tool: String) -> String { server + "__" + tool }
 
-    // MARK: - The agent's side
+    // MARK: - Sessions
 
-    /// Answers one message from the agent (a line of JSON); nil for a notification.
-    public func handle(line: [UInt8]) -> String? {
-        let value: JSONValue
-        do {
-            value = try JSONValue.parse(bytes: line)
-        } catch {
-            return RPCMessage.error(id: .null, code: RPCMessage.Code.parseError, message: "not JSON: \(error)").line
+    /// A new agent session; `write` sends one line to the agent (false once it is gone), `pushes`
+    /// says whether the session can take messages Warden starts (notifications).
+    public func openSession(pushes: Bool = true, write: @escaping @Sendable (String) -> Bool) -> ToolsSession {
+        let id = nextSession.wrappingAdd(1, ordering: .relaxed).oldValue
+        let session = ToolsSession(id: id, gateway: self, pushes: pushes, write: write)
+        sessions.withLock { $0[id] = session }
+        return session
+    }
+
+    func closeSession(_ session: ToolsSession) {
+        sessions.withLock { $0[session.id] = nil }
+        progress.withLock { tokens in tokens = tokens.filter { $0.value.session != session.id } }
+    }
+
+    /// A server's notification: list changes are passed to every session that takes them (a changed
+    /// tool list is re-listed at once, so a tool that appeared is quarantined and recorded before the
+    /// agent looks), progress to the session whose call it is; the rest is not passed on. A server
+    /// that floods is cut to a budget, and the dropping is recorded.
+    func relay(_ method: String, _ params: JSONValue?, from server: String) {
+        let allowed = flood.withLock { budgets -> (pass: Bool, report: Int?) in
+            var budget = budgets[server] ?? NotificationBudget()
+            defer { budgets[server] = budget }
+            return budget.take(now: RunEvent.now())
         }
-        let message: RPCMessage
-        do {
-            message = try RPCMessage.parse(value)
-        } catch {
-            return RPCMessage.error(id: error.id ?? .null, code: error.code, message: error.message).line
+        if let dropped = allowed.report {
+            recordAfterwards(
+                .warning, subject: "mcp server \(server)",
+                [
+                    "door": "tools", "server": server, "dropped_notifications": String(dropped),
+                    "warning":
+                        "the server sent more than \(NotificationBudget.perSecond) notifications a second; \(dropped) dropped",
+                ])
         }
-        guard case .request(let id, let method, let params) = message else { return nil }
-        do {
-            return RPCMessage.result(id: id, result: try answer(method, params)).line
-        } catch let fault as RPCFault {
-            return RPCMessage.error(id: id, code: fault.code, message: fault.message).line
-        } catch {
-            return RPCMessage.error(id: id, code: RPCMessage.Code.internalError, message: "\(error)").line
+        guard allowed.pass else { return }
+        switch method {
+        case "notifications/tools/list_changed", "notifications/prompts/list_changed",
+            "notifications/resources/list_changed":
+            if method == "notifications/tools/list_changed" {
+                DispatchQueue.global().async { [self] in _ = try? listTools() }
+            }
+            let line = RPCMessage.notification(method: method, params: nil).line
+            for session in sessions.withLock({ Array($0.values) }) where session.pushes {
+                _ = session.write(line)
+            }
+        case "notifications/progress":
+            guard let token = params?["progressToken"]?.stringValue,
+                let (id, agentToken) = progress.withLock({ $0[token] }),
+                let session = sessions.withLock({ $0[id] }), case .object(let members)? = params
+            else { return }
+            let forwarded = members.map { $0.key == "progressToken" ? ($0.key, agentToken) : $0 }
+            _ = session.write(RPCMessage.notification(method: method, params: .object(forwarded)).line)
+        default: return
         }
     }
 
-    func answer(_ method: String, _ params: JSONValue?) throws -> JSONValue {
+    /// A progress token for a server in place of the agent's (so two sessions' tokens never meet).
+    func progressToken(for agentToken: JSONValue, session: Int) -> String {
+        let token = "warden-\(session)-\(UUID().uuidString)"
+        progress.withLock { $0[token] = (session, agentToken) }
+        return token
+    }
+
+    func forgetProgressToken(_ token: String) { progress.withLock { _ = $0.removeValue(forKey: token) } }
+
+    // MARK: - The agent's side
+
+    /// The answer to one request from the agent.
+    func answer(_ method: String, _ params: JSONValue?, in session: ToolsSession, call: CallContext) throws
+        -> JSONValue
+    {
         switch method {
         case "initialize":
-            let asked = params?["protocolVersion"]?.stringValue ?? MCPRevision.latest
-            let version = MCPRevision.supported.contains(asked) ? asked : MCPRevision.latest
+            let asked = params?["protocolVersion"]?.stringValue ?? MCPRevision.latestHandshake
+            let version = MCPRevision.handshake.contains(asked) ? asked : MCPRevision.latestHandshake
+            session.revision = version
             return .object([
-                ("protocolVersion", .string(version)),
-                ("capabilities", .object([("tools", .object([("listChanged", .bool(true))]))])),
+                ("protocolVersion", .string(version)), ("capabilities", Self.capabilities),
                 ("serverInfo", .object([("name", .string("warden")), ("version", .string("0"))])),
+                ("instructions", .string(Self.instructions)),
+            ])
+        case "server/discover":
+            return .object([
+                ("supportedVersions", .array(MCPRevision.supported.map(JSONValue.string))),
+                ("capabilities", Self.capabilities), ("instructions", .string(Self.instructions)),
                 (
-                    "instructions",
-                    .string("Warden's tools door: every call is decided by the run's policies and recorded.")
+                    "_meta",
+                    .object([
+                        (
+                            "io.modelcontextprotocol/serverInfo",
+                            .object([("name", .string("warden")), ("version", .string("0"))])
+                        )
+                    ])
                 ),
             ])
         case "ping": return .object([])
@@ -136,13 +277,55 @@ public final class ToolsGateway: @unchecked Sendable {
             guard case .object = arguments else {
                 throw RPCFault(RPCMessage.Code.invalidParams, "tools/call: arguments must be an object")
             }
-            return try callTool(name, arguments: arguments)
+            return try callTool(name, arguments: arguments, params: params, session: session, call: call)
+        case "resources/list": return try listResources()
+        case "resources/templates/list": return .object([("resourceTemplates", .array([]))])
+        case "resources/read":
+            guard let uri = params?["uri"]?.stringValue else {
+                throw RPCFault(RPCMessage.Code.invalidParams, "resources/read needs params.uri")
+            }
+            return try readResource(uri, params: params, session: session, call: call)
+        case "prompts/list": return try listPrompts()
+        case "prompts/get":
+            guard let name = params?["name"]?.stringValue else {
+                throw RPCFault(RPCMessage.Code.invalidParams, "prompts/get needs params.name")
+            }
+            let arguments = params?["arguments"] ?? .object([])
+            guard case .object = arguments else {
+                throw RPCFault(RPCMessage.Code.invalidParams, "prompts/get: arguments must be an object")
+            }
+            return try getPrompt(name, arguments: arguments, params: params, session: session, call: call)
+        case "logging/setLevel", "completion/complete": return .object([])
         default:
-            throw RPCFault(RPCMessage.Code.methodNotFound, "\(method) is not offered by Warden's tools door yet")
+            throw RPCFault(RPCMessage.Code.methodNotFound, "\(method) is not offered by Warden's tools door")
         }
     }
 
+    static let capabilities = JSONValue.object([
+        ("tools", .object([("listChanged", .bool(true))])),
+        ("resources", .object([("listChanged", .bool(true))])),
+        ("prompts", .object([("listChanged", .bool(true))])),
+    ])
+    static let instructions = "Warden's tools door: every call is decided by the run's policies and recorded."
+
     // MARK: - Listing
+
+    /// Every page of a server's list (`key`: tools, resources, prompts), at most 100 pages.
+    private func pages(_ upstream: MCPUpstream, _ method: String, key: String) throws -> [JSONValue] {
+        var items: [JSONValue] = []
+        var cursor: JSONValue?
+        for _ in 0..<100 {
+            let page = try upstream.request(method, cursor.map { .object([("cursor", $0)]) })
+            if case .array(let more)? = page[key] { items += more }
+            cursor = page["nextCursor"]
+            if cursor == nil || cursor == .null { break }
+        }
+        return items
+    }
+
+    private func offers(_ upstream: MCPUpstream, _ capability: String) -> Bool {
+        upstream.capabilities[capability] != nil
+    }
 
     /// Every pinned tool some call of which the policies could allow or ask, as `server__tool`.
     func listTools() throws -> JSONValue {
@@ -152,17 +335,8 @@ public final class ToolsGateway: @unchecked Sendable {
         var events: [RunEvent] = []
         for name in upstreams.keys.sorted() {
             guard let upstream = upstreams[name], let server = settings[name] else { continue }
-            var raw: [JSONValue] = []
-            var cursor: JSONValue?
-            for _ in 0..<100 {
-                let page = try upstream.request(
-                    "tools/list", cursor.map { .object([("cursor", $0)]) })
-                if case .array(let items)? = page["tools"] { raw += items }
-                cursor = page["nextCursor"]
-                if cursor == nil || cursor == .null { break }
-            }
             var definitions: [(ToolDefinition, JSONValue)] = []
-            for item in raw {
+            for item in try pages(upstream, "tools/list", key: "tools") {
                 guard let definition = try? ToolDefinition(listed: item) else { continue }
                 definitions.append((definition, item))
             }
@@ -194,14 +368,12 @@ public final class ToolsGateway: @unchecked Sendable {
         let snapshot = try engine.snapshot.adding(entities + [runEntity])
         catalog.snapshot = snapshot
         var shown: [JSONValue] = []
-        var denied: [String] = []
         for (server, definition, item) in listed {
             let exposed = Self.exposedName(server: server, tool: definition.name)
             let could = snapshot.policies.couldAllow(
                 principal: runEntity.uid, action: EntityUID(type: "Action", id: "call"),
                 resource: Self.resource(server: server, tool: definition.name), entities: snapshot.entities)
             guard could else {
-                denied.append(exposed)
                 catalog.hidden[exposed] = "no policy could allow a call of it"
                 continue
             }
@@ -214,14 +386,168 @@ public final class ToolsGateway: @unchecked Sendable {
                 run: run, kind: .decision, actor: .gateway, subject: "tools/list",
                 details: [
                     "door": "tools", "action": "list", "listed": catalog.tools.keys.sorted().joined(separator: ","),
-                    "hidden": catalog.hidden.keys.sorted().joined(separator: ","), "decision": "allow",
-                    "revisions": upstreams.keys.sorted().compactMap { name in
-                        upstreams[name].map { "\(name)=\($0.protocolVersion)" }
-                    }.joined(separator: ","),
+                    "hidden": catalog.hidden.keys.sorted().joined(separator: ","),
+                    "decision": "allow", "revisions": revisions,
                 ]))
         try sink.record(contentsOf: events)
-        state.withLock { $0 = catalog }
+        state.withLock { current in
+            current.tools = catalog.tools
+            current.hidden = catalog.hidden
+            current.snapshot = snapshot
+        }
+        writeCatalog()
         return .object([("tools", .array(shown))])
+    }
+
+    /// Each server's revision, as `name=revision`.
+    var revisions: String {
+        upstreams.keys.sorted().compactMap { name in upstreams[name].map { "\(name)=\($0.protocolVersion)" } }
+            .joined(separator: ",")
+    }
+
+    /// Every resource some read of which could be allowed; a URI two servers both list is held back
+    /// (neither shadows the other).
+    func listResources() throws -> JSONValue {
+        var entities: [Entity] = [runEntity]
+        var found: [(server: String, uri: String, raw: JSONValue)] = []
+        var seen: [String: Int] = [:]
+        for name in upstreams.keys.sorted() {
+            guard let upstream = upstreams[name], offers(upstream, "resources"), let server = settings[name] else {
+                continue
+            }
+            for item in try pages(upstream, "resources/list", key: "resources") {
+                guard let uri = item["uri"]?.stringValue else { continue }
+                found.append((name, uri, item))
+                seen[uri, default: 0] += 1
+                entities.append(Self.entity(server: server, kind: "Resource", id: uri))
+            }
+        }
+        let snapshot = try currentSnapshot(adding: entities)
+        var shown: [JSONValue] = []
+        var resources: [String: String] = [:]
+        var hidden: [String: String] = [:]
+        for (server, uri, raw) in found {
+            if seen[uri, default: 0] > 1 {
+                hidden[uri] = "listed by more than one server"
+                continue
+            }
+            guard
+                snapshot.policies.couldAllow(
+                    principal: runEntity.uid, action: EntityUID(type: "Action", id: "read"),
+                    resource: EntityUID(type: "Resource", id: "\(server).\(uri)"), entities: snapshot.entities)
+            else {
+                hidden[uri] = "no policy could allow reading it"
+                continue
+            }
+            resources[uri] = server
+            shown.append(raw)
+        }
+        try record(
+            .decision, subject: "resources/list",
+            [
+                "door": "tools", "action": "list", "listed": resources.keys.sorted().joined(separator: ","),
+                "hidden": hidden.keys.sorted().joined(separator: ","), "decision": "allow",
+            ])
+        state.withLock { catalog in
+            catalog.resources = resources
+            catalog.hiddenResources = hidden
+            catalog.snapshot = snapshot
+        }
+        writeCatalog()
+        return .object([("resources", .array(shown))])
+    }
+
+    /// Every prompt some get of which could be allowed, as `server__prompt`.
+    func listPrompts() throws -> JSONValue {
+        var entities: [Entity] = [runEntity]
+        var found: [(server: String, name: String, raw: JSONValue)] = []
+        for name in upstreams.keys.sorted() {
+            guard let upstream = upstreams[name], offers(upstream, "prompts"), let server = settings[name] else {
+                continue
+            }
+            for item in try pages(upstream, "prompts/list", key: "prompts") {
+                guard let prompt = item["name"]?.stringValue else { continue }
+                found.append((name, prompt, item))
+                entities.append(Self.entity(server: server, kind: "Prompt", id: prompt))
+            }
+        }
+        let snapshot = try currentSnapshot(adding: entities)
+        var shown: [JSONValue] = []
+        var prompts: [String: (server: String, name: String)] = [:]
+        var hidden: [String: String] = [:]
+        for (server, prompt, raw) in found {
+            let exposed = Self.exposedName(server: server, tool: prompt)
+            guard
+                snapshot.policies.couldAllow(
+                    principal: runEntity.uid, action: EntityUID(type: "Action", id: "get_prompt"),
+                    resource: EntityUID(type: "Prompt", id: "\(server).\(prompt)"), entities: snapshot.entities)
+            else {
+                hidden[exposed] = "no policy could allow getting it"
+                continue
+            }
+            prompts[exposed] = (server, prompt)
+            guard case .object(let members) = raw else { continue }
+            shown.append(.object(members.map { $0.key == "name" ? ($0.key, .string(exposed)) : $0 }))
+        }
+        try record(
+            .decision, subject: "prompts/list",
+            [
+                "door": "tools", "action": "list", "listed": prompts.keys.sorted().joined(separator: ","),
+                "hidden": hidden.keys.sorted().joined(separator: ","), "decision": "allow",
+            ])
+        state.withLock { catalog in
+            catalog.prompts = prompts
+            catalog.hiddenPrompts = hidden
+            catalog.snapshot = snapshot
+        }
+        writeCatalog()
+        return .object([("prompts", .array(shown))])
+    }
+
+    /// The last snapshot with `entities` added (tools, resources and prompts live side by side).
+    private func currentSnapshot(adding entities: [Entity]) throws -> PolicyEngine.Snapshot {
+        if let snapshot = state.withLock({ $0.snapshot }) { return try snapshot.adding(entities) }
+        return try engine.snapshot.adding(entities)
+    }
+
+    /// Writes what the agent is shown and why (for `warden mcp ls RUN`), replacing the last.
+    private func writeCatalog() {
+        guard let catalogPath else { return }
+        let catalog = state.withLock { $0 }
+        var entries: [[String: String]] = []
+        for (exposed, entry) in catalog.tools {
+            entries.append([
+                "kind": "tool", "name": exposed, "server": entry.server, "status": "listed",
+                "digest": entry.tool.digest,
+            ])
+        }
+        for (exposed, entry) in catalog.prompts {
+            entries.append(["kind": "prompt", "name": exposed, "server": entry.server, "status": "listed"])
+        }
+        for (uri, server) in catalog.resources {
+            entries.append(["kind": "resource", "name": uri, "server": server, "status": "listed"])
+        }
+        for (kind, hidden) in [
+            ("tool", catalog.hidden), ("prompt", catalog.hiddenPrompts), ("resource", catalog.hiddenResources),
+        ] {
+            for (name, reason) in hidden {
+                entries.append(["kind": kind, "name": name, "status": "hidden", "reason": reason])
+            }
+        }
+        entries.sort { ($0["name"] ?? "") < ($1["name"] ?? "") }
+        let servers = upstreams.keys.sorted().map { name -> [String: String] in
+            [
+                "name": name, "revision": upstreams[name]?.protocolVersion ?? "",
+                "transport": settings[name]?.url == nil ? "stdio" : "http",
+                "trust": settings[name]?.trust.rawValue ?? "",
+            ]
+        }
+        let object: [String: Any] = ["run": run.rawValue, "servers": servers, "entries": entries]
+        guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) else { return }
+        let temporary = catalogPath + ".new"
+        guard FileManager.default.createFile(atPath: temporary, contents: data, attributes: [.posixPermissions: 0o600])
+        else { return }
+        _ = rename(temporary, catalogPath)
     }
 
     static func resource(server: String, tool: String) -> EntityUID {
@@ -231,95 +557,324 @@ public final class ToolsGateway: @unchecked Sendable {
     /// `Tool::"server.tool"` with the attributes a policy may read: server, name, trust, labels, and
     /// the pinned annotations' hints.
     static func entity(server: ToolServerSettings, tool: ToolDefinition) -> Entity {
-        var attributes: [String: CedarValue] = [
-            "server": .string(server.name), "name": .string(tool.name), "trust": .string(server.trust.rawValue),
-            "labels": .set(Set(server.labels.map(CedarValue.string))),
-        ]
+        var entity = entity(server: server, kind: "Tool", id: tool.name)
         var hints: [String: CedarValue] = [:]
         if case .object(let members)? = tool.annotations {
             for (key, value) in members {
                 if case .bool(let b) = value { hints[key] = .bool(b) }
             }
         }
-        attributes["annotations"] = .record(hints)
-        return Entity(uid: resource(server: server.name, tool: tool.name), attributes: attributes)
+        entity.attributes["annotations"] = .record(hints)
+        return entity
     }
 
-    // MARK: - Calling
+    /// `Kind::"server.id"` with server, name, trust and labels.
+    static func entity(server: ToolServerSettings, kind: String, id: String) -> Entity {
+        Entity(
+            uid: EntityUID(type: kind, id: "\(server.name).\(id)"),
+            attributes: [
+                "server": .string(server.name), "name": .string(id), "trust": .string(server.trust.rawValue),
+                "labels": .set(Set(server.labels.map(CedarValue.string))),
+            ])
+    }
 
-    func callTool(_ exposed: String, arguments: JSONValue) throws -> JSONValue {
-        var known = state.withLock { $0 }
-        if known.snapshot == nil {
-            _ = try listTools()
-            known = state.withLock { $0 }
+    // MARK: - Deciding
+
+    /// One request the agent made: its session's id for it, and where Warden's id for the server's
+    /// request is kept (so the agent can cancel it).
+    final class CallContext: @unchecked Sendable {
+        // @unchecked: `upstreamID` is set by the thread making the call and read under `lock`.
+        let agentID: JSONValue
+        private let lock = NSLock()
+        private var sent: (MCPUpstream, Int64)?
+        private var cancelled = false
+
+        init(agentID: JSONValue) { self.agentID = agentID }
+
+        func sending(_ upstream: MCPUpstream, _ id: Int64) {
+            lock.lock()
+            sent = (upstream, id)
+            let cancel = cancelled
+            lock.unlock()
+            if cancel { upstream.cancel(id, reason: "cancelled by the agent") }
         }
-        let subject = "call \(exposed)"
-        var details: [String: String] = ["door": "tools", "action": "call", "tool": exposed]
-        func refuse(_ reason: String, policies: [String] = []) throws -> JSONValue {
-            details["decision"] = "deny"
-            details["reason"] = reason
-            if !policies.isEmpty { details["policies"] = policies.joined(separator: ",") }
-            try record(.decision, subject: subject, details)
-            return Self.errorResult(
-                "Denied by Warden's tools policy"
-                    + (policies.isEmpty ? "" : " (\(policies.joined(separator: ", ")))") + ": \(reason)")
+
+        func cancel(reason: String) {
+            lock.lock()
+            cancelled = true
+            let target = sent
+            lock.unlock()
+            if let (upstream, id) = target { upstream.cancel(id, reason: reason) }
         }
-        let canonical = (try? arguments.canonicalized()) ?? "{}"
-        details["arguments_digest"] = ToolDefinition.sha256(canonical)
-        details["arguments"] = String(canonical.prefix(4096))
-        guard let (server, tool) = known.tools[exposed], let snapshot = known.snapshot,
-            let upstream = upstreams[server]
-        else {
-            return try refuse(known.hidden[exposed].map { "\(exposed) is held back: \($0)" } ?? "no tool \(exposed)")
+
+        var isCancelled: Bool {
+            lock.lock()
+            defer { lock.unlock() }
+            return cancelled
         }
-        details["server"] = server
-        let cedarArguments: CedarValue
-        do {
-            cedarArguments = try Self.cedar(arguments, depth: 0, budget: 10_000).value
-        } catch {
-            return try refuse("the arguments cannot be decided on: \(error.message)")
-        }
+    }
+
+    /// What one decided request is: the action, the resource, its record's names, the JSON for its
+    /// digest and the person's view, and the context.
+    struct Decided {
+        var action: String
+        var resource: EntityUID
+        var subject: String
+        var details: [String: String]
+        var arguments: JSONValue
+        var context: [String: CedarValue]
+    }
+
+    /// Decides `request` and, when allowed, records the decision and runs `forward`; a refusal is
+    /// recorded and returned as its reason (the caller answers it in its method's form).
+    private func decide(
+        _ request: inout Decided, server: String, snapshot: PolicyEngine.Snapshot, session: ToolsSession,
+        redact: Bool
+    ) throws -> String? {
+        let canonical = (try? request.arguments.canonicalized()) ?? "{}"
+        request.details["arguments_digest"] = ToolDefinition.sha256(canonical)
+        request.details[redact ? "arguments_redacted" : "arguments"] =
+            redact ? "true" : String(canonical.prefix(4096))
+        request.details["server"] = server
+        request.details["session"] = String(session.id)
+        var context = request.context
+        context["server"] = .string(server)
+        context["session"] = session.cedarCounters
         let decision = PolicyEngine.decide(
             AuthorizationRequest(
-                principal: runEntity.uid, action: EntityUID(type: "Action", id: "call"),
-                resource: Self.resource(server: server, tool: tool.name),
-                context: ["arguments": cedarArguments, "server": .string(server)]),
+                principal: runEntity.uid, action: EntityUID(type: "Action", id: request.action),
+                resource: request.resource, context: context),
             in: snapshot)
         let ids = decision.reasons.map(\.policyID)
-        details["policies"] = ids.joined(separator: ",")
+        request.details["policies"] = ids.joined(separator: ",")
         if !decision.errors.isEmpty {
-            details["policy_errors"] = decision.errors.map { "\($0.policyID): \($0.message)" }.joined(separator: "; ")
+            request.details["policy_errors"] = decision.errors.map { "\($0.policyID): \($0.message)" }
+                .joined(separator: "; ")
         }
-        if decision.kind == .deny { return try refuse(decision.explanation, policies: ids) }
+        func refuse(_ reason: String) throws -> String {
+            request.details["decision"] = "deny"
+            request.details["reason"] = reason
+            try record(.decision, subject: request.subject, request.details)
+            session.count(denied: true)
+            return "Denied by Warden's tools policy" + (ids.isEmpty ? "" : " (\(ids.joined(separator: ", ")))")
+                + ": \(reason)"
+        }
+        if decision.kind == .deny { return try refuse(decision.explanation) }
         if decision.kind == .ask {
-            if let refusal = askPerson(
-                server: server, tool: tool.name, arguments: arguments, canonical: canonical, decision: decision)
+            guard let broker else { return try refuse("a person must approve this, and no approvals broker is available") }
+            var fields: [(key: String, value: JSONValue)] = [
+                ("door", .string("tools")), ("server", .string(server)), ("action", .string(request.action)),
+            ]
+            fields.append(("target", .string(request.resource.id)))
+            fields.append(("arguments", request.arguments))
+            if let refusal = broker.hold(
+                run: run, door: .tools, request: .object(fields),
+                summary: "\(request.action) \(request.resource.id) \(canonical.prefix(200))",
+                reasons: decision.reasons.map { "\($0.policyID): \($0.ask ?? "")" }, timeout: approvalTimeout,
+                what: request.action == "call" ? "the call" : "the request", onHeld: onHeld)
             {
-                return try refuse(refusal, policies: ids)
+                return try refuse(refusal)
             }
         }
-        details["decision"] = "allow"
-        details["reason"] = decision.kind == .ask ? "approved by a person" : decision.explanation
-        // Recorded before the call goes: not recorded, not done.
-        try record(.decision, subject: subject, details)
+        request.details["decision"] = "allow"
+        request.details["reason"] = decision.kind == .ask ? "approved by a person" : decision.explanation
+        // Recorded before the request goes: not recorded, not done.
+        try record(.decision, subject: request.subject, request.details)
+        session.count(denied: false)
+        return nil
+    }
+
+    /// Forwards an allowed request and records what came back (after, off the path).
+    private func forward(
+        _ method: String, params: JSONValue, to server: String, subject: String, call: CallContext
+    ) throws -> JSONValue {
+        guard let upstream = upstreams[server] else {
+            throw RPCFault(RPCMessage.Code.internalError, "no server \(server)")
+        }
         let started = RunEvent.now()
-        var outcome: [String: String] = ["door": "tools", "tool": exposed, "server": server]
+        var outcome: [String: String] = [
+            "door": "tools", "server": server, "method": method,
+            "tool": String(subject.split(separator: " ", maxSplits: 1).last ?? ""),
+        ]
+        defer {
+            outcome["duration_ms"] = String((RunEvent.now() - started) / 1_000_000)
+            recordAfterwards(.toolResult, subject: subject, outcome)
+        }
         do {
-            let result = try upstream.request(
-                "tools/call", .object([("name", .string(tool.name)), ("arguments", arguments)]))
+            let result = try upstream.request(method, params, sent: { call.sending(upstream, $0) })
             let text = (try? result.canonicalized()) ?? ""
             outcome["result_digest"] = ToolDefinition.sha256(text)
             outcome["result_bytes"] = String(text.utf8.count)
             outcome["is_error"] = String(result["isError"] == .bool(true))
-            outcome["duration_ms"] = String((RunEvent.now() - started) / 1_000_000)
-            recordAfterwards(.toolResult, subject: subject, outcome)
+            if let type = result["resultType"]?.stringValue { outcome["result_type"] = type }
             return result
         } catch {
-            outcome["error"] = "\(error)"
-            outcome["duration_ms"] = String((RunEvent.now() - started) / 1_000_000)
-            recordAfterwards(.toolResult, subject: subject, outcome)
+            outcome["error"] = (error as? WardenError)?.message ?? "\(error)"
+            throw error
+        }
+    }
+
+    /// The params sent on: the server's own name for the thing, the arguments, the agent's retry
+    /// fields of the stateless revision, and a progress token of Warden's in place of the agent's.
+    private func upstreamParams(
+        _ params: JSONValue?, replacing: [(key: String, value: JSONValue)], session: ToolsSession,
+        tokens: inout [String]
+    ) -> JSONValue {
+        var members = replacing
+        for key in ["inputResponses", "requestState"] {
+            if let value = params?[key] { members.append((key, value)) }
+        }
+        if let token = params?["_meta"]?["progressToken"] {
+            let mine = progressToken(for: token, session: session.id)
+            tokens.append(mine)
+            members.append(("_meta", .object([("progressToken", .string(mine))])))
+        }
+        return .object(members)
+    }
+
+    /// An upstream's `input_required` answer (2026-07-28): passed to an agent that speaks that revision
+    /// unless it asks for sampling (the agent's model), which is refused; an older agent cannot retry.
+    private func inputRequired(_ result: JSONValue, session: ToolsSession, server: String) -> JSONValue? {
+        guard result["resultType"]?.stringValue == "input_required" else { return nil }
+        var methods: [String] = []
+        if case .object(let requests)? = result["inputRequests"] {
+            methods = requests.compactMap { $0.value["method"]?.stringValue }
+        }
+        if methods.contains(where: { $0.hasPrefix("sampling/") }) {
+            recordAfterwards(
+                .warning, subject: "mcp server \(server)",
+                ["door": "tools", "server": server, "refused": "sampling/createMessage", "warning": "sampling refused"])
+            return Self.errorResult("mcp server \(server) asked for sampling; Warden's tools door refuses it")
+        }
+        if !session.isModern {
+            return Self.errorResult(
+                "mcp server \(server) asked for input (\(methods.joined(separator: ", "))), which the agent's MCP revision cannot answer"
+            )
+        }
+        return result
+    }
+
+    // MARK: - Calling, reading, getting
+
+    func callTool(
+        _ exposed: String, arguments: JSONValue, params: JSONValue?, session: ToolsSession, call: CallContext
+    ) throws -> JSONValue {
+        if state.withLock({ $0.snapshot == nil || $0.tools.isEmpty }) { _ = try listTools() }
+        let known = state.withLock { $0 }
+        var request = Decided(
+            action: "call", resource: EntityUID(type: "Tool", id: exposed), subject: "call \(exposed)",
+            details: ["door": "tools", "action": "call", "tool": exposed], arguments: arguments, context: [:])
+        guard let (server, tool) = known.tools[exposed], let snapshot = known.snapshot else {
+            let reason = known.hidden[exposed].map { "\(exposed) is held back: \($0)" } ?? "no tool \(exposed)"
+            request.details["decision"] = "deny"
+            request.details["reason"] = reason
+            try record(.decision, subject: request.subject, request.details)
+            return Self.errorResult("Denied by Warden's tools policy: \(reason)")
+        }
+        request.resource = Self.resource(server: server, tool: tool.name)
+        do {
+            request.context["arguments"] = try Self.cedar(arguments, depth: 0, budget: 10_000).value
+        } catch {
+            request.details["decision"] = "deny"
+            request.details["reason"] = "the arguments cannot be decided on: \(error.message)"
+            request.details["server"] = server
+            try record(.decision, subject: request.subject, request.details)
+            return Self.errorResult("Denied by Warden's tools policy: the arguments cannot be decided on: \(error.message)")
+        }
+        if let refusal = try decide(
+            &request, server: server, snapshot: snapshot, session: session, redact: settings[server]?.redact ?? false)
+        {
+            return Self.errorResult(refusal)
+        }
+        var tokens: [String] = []
+        defer { tokens.forEach(forgetProgressToken) }
+        let forwarded = upstreamParams(
+            params, replacing: [("name", .string(tool.name)), ("arguments", arguments)], session: session,
+            tokens: &tokens)
+        do {
+            let result = try forward(
+                "tools/call", params: forwarded, to: server, subject: request.subject, call: call)
+            return inputRequired(result, session: session, server: server) ?? result
+        } catch {
             // A tool result the agent can read and adapt to, not a protocol error.
             return Self.errorResult((error as? WardenError)?.message ?? "\(error)")
+        }
+    }
+
+    func readResource(_ uri: String, params: JSONValue?, session: ToolsSession, call: CallContext) throws
+        -> JSONValue
+    {
+        if state.withLock({ $0.resources[uri] == nil }) { _ = try listResources() }
+        let known = state.withLock { $0 }
+        var request = Decided(
+            action: "read", resource: EntityUID(type: "Resource", id: uri), subject: "read \(uri)",
+            details: ["door": "tools", "action": "read", "uri": uri], arguments: .object([("uri", .string(uri))]),
+            context: ["uri": .string(uri)])
+        guard let server = known.resources[uri], let snapshot = known.snapshot else {
+            let reason = known.hiddenResources[uri].map { "\(uri) is held back: \($0)" } ?? "no resource \(uri)"
+            request.details["decision"] = "deny"
+            request.details["reason"] = reason
+            try record(.decision, subject: request.subject, request.details)
+            throw RPCFault(RPCMessage.Code.invalidParams, "Denied by Warden's tools policy: \(reason)")
+        }
+        request.resource = EntityUID(type: "Resource", id: "\(server).\(uri)")
+        if let refusal = try decide(
+            &request, server: server, snapshot: snapshot, session: session, redact: settings[server]?.redact ?? false)
+        {
+            throw RPCFault(RPCMessage.Code.invalidParams, refusal)
+        }
+        var tokens: [String] = []
+        defer { tokens.forEach(forgetProgressToken) }
+        let forwarded = upstreamParams(params, replacing: [("uri", .string(uri))], session: session, tokens: &tokens)
+        do {
+            let result = try forward("resources/read", params: forwarded, to: server, subject: request.subject, call: call)
+            if let replaced = inputRequired(result, session: session, server: server) {
+                throw RPCFault(RPCMessage.Code.internalError, Self.text(of: replaced))
+            }
+            return result
+        } catch let error as WardenError {
+            throw RPCFault(RPCMessage.Code.internalError, error.message)
+        }
+    }
+
+    func getPrompt(
+        _ exposed: String, arguments: JSONValue, params: JSONValue?, session: ToolsSession, call: CallContext
+    ) throws -> JSONValue {
+        if state.withLock({ $0.prompts[exposed] == nil }) { _ = try listPrompts() }
+        let known = state.withLock { $0 }
+        var request = Decided(
+            action: "get_prompt", resource: EntityUID(type: "Prompt", id: exposed), subject: "get_prompt \(exposed)",
+            details: ["door": "tools", "action": "get_prompt", "prompt": exposed], arguments: arguments, context: [:])
+        guard let (server, name) = known.prompts[exposed], let snapshot = known.snapshot else {
+            let reason = known.hiddenPrompts[exposed].map { "\(exposed) is held back: \($0)" } ?? "no prompt \(exposed)"
+            request.details["decision"] = "deny"
+            request.details["reason"] = reason
+            try record(.decision, subject: request.subject, request.details)
+            throw RPCFault(RPCMessage.Code.invalidParams, "Denied by Warden's tools policy: \(reason)")
+        }
+        request.resource = EntityUID(type: "Prompt", id: "\(server).\(name)")
+        do {
+            request.context["arguments"] = try Self.cedar(arguments, depth: 0, budget: 10_000).value
+        } catch {
+            throw RPCFault(RPCMessage.Code.invalidParams, "the arguments cannot be decided on: \(error.message)")
+        }
+        if let refusal = try decide(
+            &request, server: server, snapshot: snapshot, session: session, redact: settings[server]?.redact ?? false)
+        {
+            throw RPCFault(RPCMessage.Code.invalidParams, refusal)
+        }
+        var tokens: [String] = []
+        defer { tokens.forEach(forgetProgressToken) }
+        let forwarded = upstreamParams(
+            params, replacing: [("name", .string(name)), ("arguments", arguments)], session: session, tokens: &tokens)
+        do {
+            let result = try forward("prompts/get", params: forwarded, to: server, subject: request.subject, call: call)
+            if let replaced = inputRequired(result, session: session, server: server) {
+                throw RPCFault(RPCMessage.Code.internalError, Self.text(of: replaced))
+            }
+            return result
+        } catch let error as WardenError {
+            throw RPCFault(RPCMessage.Code.internalError, error.message)
         }
     }
 
@@ -331,23 +886,14 @@ public final class ToolsGateway: @unchecked Sendable {
         ])
     }
 
-    private func record(_ kind: EventKind, subject: String, _ details: [String: String]) throws {
-        try sink.record(RunEvent(run: run, kind: kind, actor: .gateway, subject: subject, details: details))
+    /// The first text of a tool result.
+    static func text(of result: JSONValue) -> String {
+        guard case .array(let content)? = result["content"], let first = content.first else { return "" }
+        return first["text"]?.stringValue ?? ""
     }
 
-    /// Holds an `ask` for a person; nil when approved (and used), else why not.
-    private func askPerson(
-        server: String, tool: String, arguments: JSONValue, canonical: String, decision: PolicyDecision
-    ) -> String? {
-        guard let broker else { return "a person must approve this, and no approvals broker is available" }
-        let request = JSONValue.object([
-            ("door", .string("tools")), ("server", .string(server)), ("tool", .string(tool)),
-            ("arguments", arguments),
-        ])
-        return broker.hold(
-            run: run, door: .tools, request: request, summary: "call \(server).\(tool) \(canonical.prefix(200))",
-            reasons: decision.reasons.map { "\($0.policyID): \($0.ask ?? "")" }, timeout: approvalTimeout,
-            what: "the call", onHeld: onHeld)
+    func record(_ kind: EventKind, subject: String, _ details: [String: String]) throws {
+        try sink.record(RunEvent(run: run, kind: kind, actor: .gateway, subject: subject, details: details))
     }
 
     /// Arguments as Cedar: objects → records, arrays → sets, integers → long, strings, booleans.
@@ -389,5 +935,32 @@ public final class ToolsGateway: @unchecked Sendable {
             }
             return (.record(record), left)
         }
+    }
+}
+
+/// How many notifications a server may send a second before the rest are dropped (and the dropping
+/// recorded, once a second).
+struct NotificationBudget {
+    static let perSecond = 100
+    var second: Int64 = 0
+    var used = 0
+    var dropped = 0
+
+    /// Whether one more passes, and how many were dropped in the second that just ended (to record).
+    mutating func take(now: Int64) -> (pass: Bool, report: Int?) {
+        let current = now / 1_000_000_000
+        var report: Int?
+        if current != second {
+            if dropped > 0 { report = dropped }
+            second = current
+            used = 0
+            dropped = 0
+        }
+        used += 1
+        if used > Self.perSecond {
+            dropped += 1
+            return (false, report)
+        }
+        return (true, report)
     }
 }

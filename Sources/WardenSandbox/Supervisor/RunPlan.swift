@@ -150,14 +150,22 @@ public struct RunPlan: Sendable {
                 "--policy and --resolve decide the egress door's connections; they need --network proxy (or [mcp.servers] for the tools door)"
             )
         }
-        for server in profile.toolServers where server.command.isEmpty {
-            throw WardenError.invalidInput(
-                "mcp.servers.\(server.name): no command; give the server's command line, e.g. command = [\"python3\", \"server.py\"]"
-            )
+        for server in profile.toolServers {
+            try server.validate()
+            if let variable = server.bearerTokenEnvironment, ProcessInfo.processInfo.environment[variable] == nil {
+                throw WardenError.invalidInput(
+                    "mcp.servers.\(server.name).bearer_token_env: \(variable) is not set in warden's environment; export it (it stays outside the sandbox)"
+                )
+            }
         }
         if !profile.toolServers.isEmpty {
             // The tools door's socket, bound into the sandbox; `warden mcp connect` speaks through it.
             environment.append(("WARDEN_MCP_SOCKET", ToolsGatewayConfiguration.socketInSandbox))
+            // Streamable HTTP on the sandbox's own loopback (not with --network host: the host's
+            // loopback is every local user's).
+            if profile.network != .host {
+                environment.append(("WARDEN_MCP_URL", ToolsGatewayConfiguration.urlInSandbox))
+            }
             // Last on PATH: `warden mcp connect` works, and nothing of the agent's is shadowed.
             if let index = environment.firstIndex(where: { $0.0 == "PATH" }) {
                 environment[index].1 += ":" + ToolsGatewayConfiguration.directoryInSandbox
