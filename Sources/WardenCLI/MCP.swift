@@ -30,8 +30,9 @@ extension Warden {
                   warden mcp pins --server fs --json
                   warden mcp approve fs write_file     # the pending definition becomes the pin
                   warden mcp approve fs                # everything pending for fs
+                  warden mcp ls 3f2a9c                 # what that run's agent is shown, and why not the rest
                 """,
-            subcommands: [Connect.self, Pins.self, ApprovePin.self])
+            subcommands: [Connect.self, Pins.self, ApprovePin.self, List.self])
     }
 }
 
@@ -43,6 +44,8 @@ extension Warden.MCP {
                 Relays standard input and output to the run's tools gateway, whose socket the sandbox sees at \
                 $WARDEN_MCP_SOCKET (/run/warden/mcp.sock). An .mcp.json entry:
                   {"mcpServers": {"warden": {"command": "warden", "args": ["mcp", "connect"]}}}
+                A client that speaks Streamable HTTP can use $WARDEN_MCP_URL instead \
+                (http://127.0.0.1:8931/mcp, on the sandbox's own loopback; not with --network host).
                 """)
         @Option(help: "The gateway's socket (default: $WARDEN_MCP_SOCKET or /run/warden/mcp.sock).")
         var socket: String?
@@ -120,6 +123,54 @@ extension Warden.MCP {
             let approved = try ToolPins(path: state.host.stateDirectory + "/mcp-pins.db").approve(
                 server: server, tool: tool)
             for name in approved { print("approved \(server).\(name): its current definition is the pin") }
+        }
+    }
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "ls",
+            abstract: "What a run's agent is shown through the tools door, and why the rest is held back.",
+            discussion: """
+                Reads what the run's gateway wrote at the agent's last list: each tool, prompt and resource \
+                listed, and each one hidden with its reason (no policy could allow it, a changed or renamed \
+                definition waiting for `warden mcp approve`, a new tool on a pinned server, a resource two \
+                servers both list); and each server's MCP revision and transport.
+                """)
+        @OptionGroup var state: StateOptions
+        @Argument(help: "The run (its id, a prefix of it, or its name).")
+        var runID: String
+        @Flag(help: "Print it as JSON.")
+        var json = false
+
+        func run() throws {
+            let registry = state.registry
+            let id = try registry.resolve(runID)
+            let path = registry.directory(for: id) + "/" + ToolsGatewayConfiguration.catalogFile
+            guard let data = FileManager.default.contents(atPath: path) else {
+                throw WardenError(
+                    code: .notFound,
+                    message:
+                        "mcp ls: run \(id) has no tools catalog yet: its agent has not listed tools (or the run has no [mcp.servers])"
+                )
+            }
+            if json { return print(String(decoding: data, as: UTF8.self)) }
+            guard let object = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+                throw WardenError(code: .conflict, message: "mcp ls: \(path) is not the gateway's catalog")
+            }
+            for server in object["servers"] as? [[String: String]] ?? [] {
+                print(
+                    "server \(server["name"] ?? "?"): \(server["transport"] ?? "?"), MCP \(server["revision"] ?? "?"), \(server["trust"] ?? "?")"
+                )
+            }
+            print(
+                "KIND".padding(toLength: 10, withPad: " ", startingAt: 0)
+                    + "NAME".padding(toLength: 32, withPad: " ", startingAt: 0) + "SHOWN")
+            for entry in object["entries"] as? [[String: String]] ?? [] {
+                let shown = entry["status"] == "listed" ? "yes" : "no: \(entry["reason"] ?? "")"
+                print(
+                    (entry["kind"] ?? "").padding(toLength: 10, withPad: " ", startingAt: 0)
+                        + (entry["name"] ?? "").padding(toLength: 32, withPad: " ", startingAt: 0) + shown)
+            }
         }
     }
 }

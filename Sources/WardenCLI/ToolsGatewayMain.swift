@@ -38,6 +38,7 @@ enum ToolsGatewayMain {
                 servers: configuration.servers, roots: configuration.roots,
                 admitNewTools: configuration.admitNewTools,
                 approvalTimeout: .milliseconds(configuration.approvalTimeoutMilliseconds),
+                resolve: configuration.resolve, catalogPath: configuration.catalog,
                 onHeld: { approval in
                     // Started for a run: the supervisor reads these lines (its terminal's prompt).
                     guard configuration.listen != nil,
@@ -49,7 +50,30 @@ enum ToolsGatewayMain {
         } catch {
             fail("\(error)")
         }
+        var http: ToolsHTTPServer?
+        if let address = configuration.httpListen {
+            // On its own: a loopback port of the host; the line on standard error says which.
+            let parts = address.split(separator: ":")
+            guard parts.count == 2, let port = Int(parts[1]) else {
+                fail("http_listen: '\(address)' is not HOST:PORT, e.g. 127.0.0.1:8931")
+            }
+            do {
+                http = try ToolsHTTPServer.serve(
+                    gateway, host: String(parts[0]), port: port)
+            } catch {
+                fail("cannot listen on \(address): \(error)")
+            }
+            FileHandle.standardError.write(Data("warden __tools-gateway: MCP at http://\(parts[0]):\(http?.port ?? port)/mcp\n".utf8))
+        }
+        if let http, configuration.listen == nil {
+            // HTTP only: until SIGTERM.
+            waitForSignal()
+            http.close()
+            gateway.close()
+            exit(0)
+        }
         if let listen = configuration.listen {
+            if configuration.httpInSandbox { answerSupervisor(gateway) }
             // Started by a run's supervisor: dies with it, in a process group of its own.
             setpgid(0, 0)
             if arguments.count == 2, let parent = Int32(arguments[1]), warden_die_with_parent(parent) != 0 {
@@ -60,6 +84,43 @@ enum ToolsGatewayMain {
         session(gateway, input: 0, output: 1)
         gateway.close()
         exit(0)
+    }
+
+    /// Reads the supervisor's requests on standard input, one JSON object a line, on a thread of its
+    /// own: `{"netns": "/proc/PID/ns/net"}` asks for the Streamable HTTP endpoint on that network
+    /// namespace's loopback; the answer is `{"http": URL}` or `{"http_error": WHY}` on standard output.
+    static func answerSupervisor(_ gateway: ToolsGateway) {
+        let thread = Thread {
+            var servers: [ToolsHTTPServer] = []
+            while let line = readLine() {
+                guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                    let path = object["netns"] as? String
+                else { continue }
+                let namespace = open(path, O_RDONLY | O_CLOEXEC)
+                let port = ToolsGatewayConfiguration.httpPortInSandbox
+                let fd =
+                    namespace < 0
+                    ? -1 : warden_netns_listen(namespace, Int32(SOCK_STREAM.rawValue), 0x7F00_0001, port, 256)
+                let reason = String(cString: strerror(errno))
+                if namespace >= 0 { close(namespace) }
+                var answer: [String: Any]
+                if fd < 0 {
+                    answer = ["http_error": "cannot listen on the sandbox's 127.0.0.1:\(port): \(reason)"]
+                } else {
+                    do {
+                        servers.append(
+                            try ToolsHTTPServer.serve(gateway, listener: fd))
+                        answer = ["http": ToolsGatewayConfiguration.urlInSandbox]
+                    } catch {
+                        answer = ["http_error": "\(error)"]
+                    }
+                }
+                guard var data = try? JSONSerialization.data(withJSONObject: answer) else { continue }
+                data.append(0x0A)
+                FileHandle.standardOutput.write(data)
+            }
+        }
+        thread.start()
     }
 
     /// Listens on `path` (mode 0666: the agent's uid connects; the directory is the sandbox's only
@@ -77,8 +138,7 @@ enum ToolsGatewayMain {
             tell(["error": "cannot listen on \(path): \(String(cString: strerror(errno)))"])
             exit(1)
         }
-        let signals = [SIGTERM, SIGINT, SIGHUP]
-        let signalFD = signals.withUnsafeBufferPointer { warden_signal_pipe($0.baseAddress, Int32($0.count)) }
+        let signalFD = signalPipe()
         tell(["ready": true, "socket": path])
         let acceptor = Thread {
             while true {
@@ -95,11 +155,22 @@ enum ToolsGatewayMain {
             }
         }
         acceptor.start()
-        var fds = [pollfd(fd: signalFD, events: Int16(POLLIN), revents: 0)]
-        while poll(&fds, 1, -1) < 0 && errno == EINTR {}
+        waitForSignal(signalFD)
         unlink(path)
         gateway.close()
         exit(0)
+    }
+
+    /// A descriptor that becomes readable on SIGTERM, SIGINT or SIGHUP.
+    static func signalPipe() -> Int32 {
+        let signals = [SIGTERM, SIGINT, SIGHUP]
+        return signals.withUnsafeBufferPointer { warden_signal_pipe($0.baseAddress, Int32($0.count)) }
+    }
+
+    /// Waits until SIGTERM, SIGINT or SIGHUP.
+    static func waitForSignal(_ fd: Int32? = nil) {
+        var fds = [pollfd(fd: fd ?? signalPipe(), events: Int16(POLLIN), revents: 0)]
+        while poll(&fds, 1, -1) < 0 && errno == EINTR {}
     }
 
     /// Writes all of `bytes` (retrying short writes and EINTR); false when the descriptor is gone.

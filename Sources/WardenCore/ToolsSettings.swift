@@ -136,6 +136,15 @@ public struct ToolsGatewayConfiguration: Sendable, Codable, Equatable {
     public var listen: String?
     /// How long an `ask` waits for a person (the run's approval timeout); silence is a denial.
     public var approvalTimeoutMilliseconds: Int64 = 120_000
+    /// A loopback address and port for the Streamable HTTP endpoint (`127.0.0.1:PORT`), when the
+    /// gateway runs on its own; a run's gateway is told its socket in the sandbox's loopback instead.
+    public var httpListen: String?
+    /// Whether a run's supervisor will ask for the endpoint in the sandbox's network namespace.
+    public var httpInSandbox = false
+    /// Names pinned to addresses (the run's `resolve`), for `url` servers.
+    public var resolve: [String: String] = [:]
+    /// Where the gateway writes what the agent is shown and why (`warden mcp ls RUN`).
+    public var catalog: String?
 
     /// The socket's directory is bound read-only at /run/warden inside the sandbox.
     public static let directoryInSandbox = "/run/warden"
@@ -143,6 +152,8 @@ public struct ToolsGatewayConfiguration: Sendable, Codable, Equatable {
     /// The Streamable HTTP endpoint on the sandbox's loopback.
     public static let httpPortInSandbox: UInt16 = 8931
     public static let urlInSandbox = "http://127.0.0.1:\(httpPortInSandbox)/mcp"
+    /// What the gateway writes for `warden mcp ls RUN`, in the run's directory.
+    public static let catalogFile = "mcp-catalog.json"
     /// The run's directory's `mcp/`, holding the socket.
     public static func socketDirectory(runDirectory: String) -> String { runDirectory + "/mcp" }
 
@@ -158,10 +169,16 @@ public struct ToolsGatewayConfiguration: Sendable, Codable, Equatable {
         admitNewTools = try c.decodeIfPresent(Bool.self, forKey: .admitNewTools) ?? false
         listen = try c.decodeIfPresent(String.self, forKey: .listen)
         approvalTimeoutMilliseconds = try c.decodeIfPresent(Int64.self, forKey: .approvalTimeoutMilliseconds) ?? 120_000
+        httpListen = try c.decodeIfPresent(String.self, forKey: .httpListen)
+        httpInSandbox = try c.decodeIfPresent(Bool.self, forKey: .httpInSandbox) ?? false
+        resolve = try c.decodeIfPresent([String: String].self, forKey: .resolve) ?? [:]
+        catalog = try c.decodeIfPresent(String.self, forKey: .catalog)
     }
 
     enum CodingKeys: String, CodingKey {
-        case run, policies, entities, servers, roots, listen
+        case run, policies, entities, servers, roots, listen, resolve, catalog
+        case httpListen = "http_listen"
+        case httpInSandbox = "http_in_sandbox"
         case stateDirectory = "state_directory"
         case auditStore = "audit_store"
         case admitNewTools = "admit_new_tools"

@@ -32,9 +32,11 @@ struct ToolsGatewayTests {
         let descriptions: String
         let run = RunID.random()
 
+        /// `adjust` changes the configuration before it is written (another server, an HTTP endpoint).
         init(
             policy: String, timeout: Duration = .seconds(20), approvalTimeoutMilliseconds: Int64 = 120_000,
-            serverPython: String = MCPPeers.python2, serverScript: String = "mcp_server.py"
+            serverPython: String = MCPPeers.python2, serverScript: String = "mcp_server.py",
+            adjust: (inout ToolsGatewayConfiguration, _ descriptions: String) -> Void = { _, _ in }
         ) throws {
             harness = try WardenHarness()
             descriptions = harness.outside + "/descriptions.json"
@@ -55,6 +57,7 @@ struct ToolsGatewayTests {
                 ], roots: [harness.workspace], stateDirectory: harness.stateDirectory)
             var withTimeout = configuration
             withTimeout.approvalTimeoutMilliseconds = approvalTimeoutMilliseconds
+            adjust(&withTimeout, descriptions)
             try JSONEncoder().encode(withTimeout).write(to: URL(fileURLWithPath: config))
         }
 

@@ -88,7 +88,11 @@ final class HTTPTransport: UpstreamTransport, Sendable {
         }
         request.body = .bytes(ByteBuffer(string: message.json.serialized))
         let seconds = timeout.seconds
+        // A notification or an answer is sent before what follows it (the server reads them in
+        // order); a request's answer is read as it comes, while others go.
+        let done = requestID == nil ? DispatchSemaphore(value: 0) : nil
         Task { [self, request] in
+            defer { done?.signal() }
             do {
                 let response = try await Self.client.execute(
                     request, timeout: .milliseconds(Int64(seconds * 1000) + 1000))
@@ -100,6 +104,7 @@ final class HTTPTransport: UpstreamTransport, Sendable {
                 fail(requestID, "cannot reach \(url.absoluteString): \(Self.reason(error))")
             }
         }
+        _ = done?.wait(timeout: .now() + seconds)
     }
 
     /// Delivers what a response carries: nothing (202), one JSON message, or each SSE event's data.
@@ -108,10 +113,16 @@ final class HTTPTransport: UpstreamTransport, Sendable {
         let status = response.status.code
         if status == 202 || (status == 200 && id == nil) { return }
         let type = response.headers.first(name: "Content-Type")?.lowercased() ?? ""
-        guard (200..<300).contains(status) || type.hasPrefix("application/json") else {
-            let body = try? await response.body.collect(upTo: 4096)
-            let text = body.map { String(buffer: $0) } ?? ""
-            fail(id, "HTTP \(status)\(text.isEmpty ? "" : ": " + String(text.prefix(200)))")
+        guard (200..<300).contains(status) else {
+            // The server's JSON-RPC error for this request if it sent one, else the HTTP status.
+            let body = try? await response.body.collect(upTo: 65536)
+            let bytes = body.map { Array($0.readableBytesView) } ?? []
+            if let id, let value = try? JSONValue.parse(bytes: bytes), value["id"] == id, value["error"] != nil {
+                deliver?(bytes)
+                return
+            }
+            let text = String(decoding: bytes.prefix(200), as: UTF8.self)
+            fail(id, "HTTP \(status)\(text.isEmpty ? "" : ": " + text)")
             return
         }
         if type.hasPrefix("text/event-stream") {

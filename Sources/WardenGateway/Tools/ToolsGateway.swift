@@ -946,12 +946,13 @@ struct NotificationBudget {
     var used = 0
     var dropped = 0
 
-    /// Whether one more passes, and how many were dropped in the second that just ended (to record).
+    /// Whether one more passes, and a count of dropped ones to record: the first drop of a second at
+    /// once, and the second's whole count when the next second begins.
     mutating func take(now: Int64) -> (pass: Bool, report: Int?) {
         let current = now / 1_000_000_000
         var report: Int?
         if current != second {
-            if dropped > 0 { report = dropped }
+            if dropped > 1 { report = dropped }
             second = current
             used = 0
             dropped = 0
@@ -959,7 +960,7 @@ struct NotificationBudget {
         used += 1
         if used > Self.perSecond {
             dropped += 1
-            return (false, report)
+            return (false, report ?? (dropped == 1 ? 1 : nil))
         }
         return (true, report)
     }

@@ -419,6 +419,15 @@ public final class Supervisor {
             }
         }
 
+        // The tools door's Streamable HTTP endpoint on the sandbox's own loopback (its network
+        // namespace exists now); fails closed like the gateway itself.
+        if let toolsGateway, plan.network != .host {
+            let url = try toolsGateway.openHTTP(initPID: pid_t(childPID))
+            if let index = statuses.firstIndex(where: { $0.layer == .tools }) {
+                statuses[index].detail += "; Streamable HTTP at \(url) (WARDEN_MCP_URL)"
+            }
+        }
+
         // 6. Record, then let the agent run: nothing it does happens before this is durable. The
         // layers, any warning and the start are one commit (one fsync on the start path).
         let layerEvents = statuses.map { status in
@@ -573,6 +582,19 @@ public final class Supervisor {
             }
             if fds[doorBase + 2].revents != 0, let toolsGateway {
                 for held in toolsGateway.drainAsks() where relaysKeys { inline?.enqueue(held) }
+                if toolsGateway.ended && !stopping {
+                    // Its socket and endpoint went with it: tool calls fail, none goes undecided.
+                    self.toolsGateway = nil
+                    let pid = toolsGateway.pid
+                    toolsGateway.terminate()
+                    try? event(
+                        .warning,
+                        [
+                            "pid": String(pid), "layer": "tools",
+                            "warning":
+                                "the tools gateway exited; the agent's tool calls fail from now on (its servers ended with it)",
+                        ], actor: .warden, subject: "tools")
+                }
             }
             if let inline, let terminal, relaysKeys, !stopping { inline.service(terminal) }
             if fds[doorBase].revents != 0, let mediator, let how = mediator.exitIfDead() {

@@ -35,6 +35,11 @@ final class ToolsGatewayProcess {
         let serverWorkspaces = "/var/tmp/warden-tools/\(id)"
         var servers: [ToolServerSettings] = []
         for var server in plan.tools {
+            // A `url` server is remote: Warden reaches it (under the run's egress policies), nothing runs.
+            if server.url != nil {
+                servers.append(server)
+                continue
+            }
             // Each server in a sandbox of its own: no network, an empty workspace of its own, and only
             // the paths its profile lets it read.
             // (Not under the state directory: no sandbox may reach Warden's own files.)
@@ -53,6 +58,9 @@ final class ToolsGatewayProcess {
             run: id, policies: plan.egress.policies, entities: plan.egress.entities, servers: servers,
             roots: [plan.workspace], stateDirectory: plan.host.stateDirectory, auditStore: plan.auditStore)
         configuration.listen = directory + "/mcp.sock"
+        configuration.httpInSandbox = plan.network != .host
+        configuration.resolve = plan.egress.resolve
+        configuration.catalog = runDirectory + "/" + ToolsGatewayConfiguration.catalogFile
         configuration.approvalTimeoutMilliseconds = plan.egress.approvalTimeout.nanoseconds / 1_000_000
         let path = runDirectory + "/tools-gateway.json"
         let encoder = JSONEncoder()
@@ -62,11 +70,20 @@ final class ToolsGatewayProcess {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: plan.host.wardenExecutable)
         process.arguments = ["__tools-gateway", path, String(getpid())]
-        process.environment = [
+        var environment = [
             "PATH": RunPlan.defaultPath, "LANG": "C.UTF-8", "WARDEN_STATE_DIR": plan.host.stateDirectory,
         ]
+        // The `url` servers' bearer tokens: in the gateway's environment only (never a file, never the
+        // sandbox).
+        for server in plan.tools {
+            if let variable = server.bearerTokenEnvironment {
+                environment[variable] = ProcessInfo.processInfo.environment[variable]
+            }
+        }
+        process.environment = environment
         let ready = Pipe()
-        process.standardInput = FileHandle.nullDevice
+        let requests = Pipe()
+        process.standardInput = requests
         process.standardOutput = ready
         let log = runDirectory + "/tools-gateway.log"
         _ = FileManager.default.createFile(atPath: log, contents: nil, attributes: [.posixPermissions: 0o600])
@@ -78,6 +95,7 @@ final class ToolsGatewayProcess {
         }
         let gateway = ToolsGatewayProcess(
             process: process, socketDirectory: directory, serverWorkspaces: serverWorkspaces)
+        gateway.requests = requests.fileHandleForWriting
         // One line: {"ready": true} or {"error": "…"}.
         let reader = ready.fileHandleForReading
         var fds = [pollfd(fd: reader.fileDescriptor, events: Int16(POLLIN), revents: 0)]
@@ -97,12 +115,65 @@ final class ToolsGatewayProcess {
     }
 
     private var pendingOutput = Data()
+    /// The gateway's standard input: the supervisor's requests (`{"netns": …}`).
+    private var requests: FileHandle?
+
+    /// Asks the gateway for its Streamable HTTP endpoint in the sandbox's network namespace and waits
+    /// (up to 10 s) for it. Fails closed: no endpoint, no run.
+    func openHTTP(initPID: pid_t) throws -> String {
+        guard let requests, var line = try? JSONSerialization.data(withJSONObject: ["netns": "/proc/\(initPID)/ns/net"])
+        else { throw WardenError(code: .layerUnavailable, message: "tools: the gateway takes no requests") }
+        line.append(0x0A)
+        do {
+            try requests.write(contentsOf: line)
+        } catch {
+            throw WardenError(code: .layerUnavailable, message: "tools: the gateway is gone (\(error)); the run is refused")
+        }
+        let deadline = Date().addingTimeInterval(10)
+        while Date() < deadline {
+            for object in drainLines() {
+                if let url = object["http"] as? String { return url }
+                if let reason = object["http_error"] as? String {
+                    throw WardenError(
+                        code: .layerUnavailable, message: "tools: the Streamable HTTP endpoint failed: \(reason); the run is refused")
+                }
+            }
+            var fds = [pollfd(fd: messages, events: Int16(POLLIN), revents: 0)]
+            _ = poll(&fds, 1, 100)
+        }
+        throw WardenError(
+            code: .layerUnavailable, message: "tools: the gateway did not open its Streamable HTTP endpoint; the run is refused")
+    }
+
+    /// Lines the gateway wrote since the last look (asks are kept for `drainAsks`).
+    private var heldAsks: [String] = []
+
+    private func drainLines() -> [[String: Any]] {
+        var objects: [[String: Any]] = []
+        for object in readObjects() {
+            if let id = object["ask"] as? String { heldAsks.append(id) } else { objects.append(object) }
+        }
+        return objects
+    }
 
     /// The gateway's standard output after its ready line: `{"ask":"ID"}` per held call.
     private(set) var messages: Int32 = -1
 
     /// The ids of calls held for a person since the last call (non-blocking).
     func drainAsks() -> [String] {
+        var asks = heldAsks
+        heldAsks = []
+        for object in readObjects() {
+            if let id = object["ask"] as? String { asks.append(id) }
+        }
+        return asks
+    }
+
+    /// Whether the gateway's output has ended (it exited).
+    private(set) var ended = false
+
+    /// The JSON objects the gateway wrote since the last read (non-blocking).
+    private func readObjects() -> [[String: Any]] {
         guard messages >= 0 else { return [] }
         var buffer = [UInt8](repeating: 0, count: 4096)
         while true {
@@ -110,22 +181,19 @@ final class ToolsGatewayProcess {
             if n == 0 {
                 // The gateway is gone: nothing more to poll (a hung-up pipe would wake the loop forever).
                 messages = -1
+                ended = true
                 break
             }
             if n < 0 { break }
             pendingOutput.append(contentsOf: buffer[0..<n])
         }
-        var asks: [String] = []
+        var objects: [[String: Any]] = []
         while let newline = pendingOutput.firstIndex(of: 0x0A) {
             let line = pendingOutput[pendingOutput.startIndex..<newline]
             pendingOutput.removeSubrange(pendingOutput.startIndex...newline)
-            if let object = try? JSONSerialization.jsonObject(with: line) as? [String: Any],
-                let id = object["ask"] as? String
-            {
-                asks.append(id)
-            }
+            if let object = try? JSONSerialization.jsonObject(with: line) as? [String: Any] { objects.append(object) }
         }
-        return asks
+        return objects
     }
 
     /// Ends the gateway (its servers' sandboxes end with it) and waits for it.

@@ -2,7 +2,7 @@
 (a JSON command list for stdio — `warden mcp connect` inside a run, or the gateway itself — or an
 http:// URL for Streamable HTTP); argv[2] the tool calls as JSON; argv[3] (optional JSON) asks for
 more: {"mode": "auto"|"legacy", "resources": [uri...], "prompts": [[name, args]...],
-"wait_for_list_changed": seconds, "relist": true}. Prints one JSON object with what it saw.
+"wait_for_list_changed": seconds, "relist": true, "after": [[name, args]...]} (calls made last). Prints one JSON object with what it saw.
 
 With mcp 2.x the client is `mcp.Client` (mode "auto" probes server/discover: the 2026-07-28
 revision; "legacy" the initialize handshake); with 1.x it is the ClientSession of that generation."""
@@ -57,6 +57,11 @@ async def drive(s, out):
             out["list_changed"] = False
     if extra.get("relist"):
         out["relisted"] = sorted(t.name for t in (await s.list_tools()).tools)
+    if "after" in extra:
+        out["after"] = []
+        for name, arguments in extra["after"]:
+            res = await s.call_tool(name, arguments)
+            out["after"].append({"error": error_of(res), "text": text_of(res)})
 
 
 async def on_message(message):
