@@ -48,6 +48,18 @@ int warden_landlock_add_path_rule(int ruleset_fd, int parent_fd, uint64_t allowe
     return (int)syscall(SYS_landlock_add_rule, ruleset_fd, WARDEN_LANDLOCK_RULE_PATH_BENEATH, &attr, 0);
 }
 
+struct warden_landlock_net_port_attr {
+    uint64_t allowed_access;
+    uint64_t port;
+} __attribute__((packed));
+
+#define WARDEN_LANDLOCK_RULE_NET_PORT 2
+
+int warden_landlock_add_net_port_rule(int ruleset_fd, uint64_t allowed, uint16_t port) {
+    struct warden_landlock_net_port_attr attr = {allowed, port};
+    return (int)syscall(SYS_landlock_add_rule, ruleset_fd, WARDEN_LANDLOCK_RULE_NET_PORT, &attr, 0);
+}
+
 int warden_landlock_restrict_self(int ruleset_fd, uint32_t flags) {
     return (int)syscall(SYS_landlock_restrict_self, ruleset_fd, flags);
 }

@@ -63,7 +63,8 @@ enum ToolsGatewayMain {
             } catch {
                 fail("cannot listen on \(address): \(error)")
             }
-            FileHandle.standardError.write(Data("warden __tools-gateway: MCP at http://\(parts[0]):\(http?.port ?? port)/mcp\n".utf8))
+            FileHandle.standardError.write(
+                Data("warden __tools-gateway: MCP at http://\(parts[0]):\(http?.port ?? port)/mcp\n".utf8))
         }
         if let http, configuration.listen == nil {
             // HTTP only: until SIGTERM.
@@ -100,7 +101,9 @@ enum ToolsGatewayMain {
                 let port = ToolsGatewayConfiguration.httpPortInSandbox
                 let fd =
                     namespace < 0
-                    ? -1 : warden_netns_listen(namespace, Int32(SOCK_STREAM.rawValue), 0x7F00_0001, port, 256)
+                    ? -1
+                    : warden_netns_listen(
+                        namespace, Int32(SOCK_STREAM.rawValue), UInt32(0x7F00_0001).bigEndian, port, 256)
                 let reason = String(cString: strerror(errno))
                 if namespace >= 0 { close(namespace) }
                 var answer: [String: Any]

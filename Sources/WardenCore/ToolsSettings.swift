@@ -79,19 +79,23 @@ public struct ToolServerSettings: Sendable, Equatable, Codable {
         switch (command.isEmpty, url) {
         case (true, nil):
             throw WardenError.invalidInput(
-                "\(key): give command = [\"program\", \"arg\"] (a stdio server) or url = \"https://host/mcp\" (Streamable HTTP)")
+                "\(key): give command = [\"program\", \"arg\"] (a stdio server) or url = \"https://host/mcp\" (Streamable HTTP)"
+            )
         case (false, .some):
             throw WardenError.invalidInput("\(key): give command or url, not both")
         case (true, .some(let url)):
-            guard let parts = URLComponents(string: url), let scheme = parts.scheme, scheme == "https" || scheme == "http",
+            guard let parts = URLComponents(string: url), let scheme = parts.scheme,
+                scheme == "https" || scheme == "http",
                 let host = parts.host, !host.isEmpty
             else {
-                throw WardenError.invalidInput("\(key).url: '\(url)' is not an http(s) URL; e.g. https://tools.example/mcp")
+                throw WardenError.invalidInput(
+                    "\(key).url: '\(url)' is not an http(s) URL; e.g. https://tools.example/mcp")
             }
         case (false, nil):
             if bearerTokenEnvironment != nil || !headers.isEmpty {
                 throw WardenError.invalidInput(
-                    "\(key): headers and bearer_token_env are for a url server; a stdio server gets its secrets from its own environment")
+                    "\(key): headers and bearer_token_env are for a url server; a stdio server gets its secrets from its own environment"
+                )
             }
         }
     }

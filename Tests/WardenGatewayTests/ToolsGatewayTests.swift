@@ -421,6 +421,96 @@ struct ToolsDoorRunTests {
         #expect(layers.contains { $0["layer"] == "tools" }, "\(layers)")
     }
 
+    /// The agent's client over Streamable HTTP at $WARDEN_MCP_URL (the sandbox's own loopback).
+    static func httpAgent(_ calls: String, then: String = "") -> [String] {
+        [
+            "sh", "-c",
+            "\(MCPPeers.python2) \(ToolsGatewayTests.peers)/mcp_client.py \"$WARDEN_MCP_URL\" '\(calls)'" + then,
+        ]
+    }
+
+    @Test func theAgentReachesTheDoorOverHTTPOnItsOwnLoopbackAndMcpLsSaysWhy() throws {
+        let harness = try WardenHarness()
+        let profile = try Self.profile(harness, policy: ToolsGatewayTests.policy)
+        let calls = ToolsGatewayTests.Door.list([("fs__read_file", #"{"path": "/etc/hostname"}"#)])
+        let result = try harness.run(
+            ["run", "--profile", profile, "--workspace", harness.workspace, "--json", "--"]
+                + Self.httpAgent(calls, then: "; echo url=$WARDEN_MCP_URL"))
+        #expect(result.status == 0, "\(result.standardOutput)\n\(result.standardError)")
+        let (tools, answers) = try ToolsGatewayTests.Door.parse(
+            String(result.standardOutput.split(separator: "\n").first ?? ""), context: result.standardError)
+        #expect(tools == ["fs__read_file", "fs__write_file"])
+        #expect(answers.first?.text == "contents of /etc/hostname", "\(answers)")
+        #expect(result.standardOutput.contains("url=http://127.0.0.1:8931/mcp"))
+        let agent = try #require(try Self.runs(harness).agent)
+        let layers = try harness.events(agent, kind: "layer.applied")
+        #expect(layers.contains { $0["detail"]?.contains("Streamable HTTP at http://127.0.0.1:8931/mcp") == true })
+        // What the agent was shown, and why the rest was not.
+        let listing = try harness.run(["mcp", "ls", agent])
+        #expect(listing.status == 0, "\(listing.standardError)")
+        #expect(listing.standardOutput.contains("fs__read_file") && listing.standardOutput.contains("yes"))
+        #expect(
+            listing.standardOutput.contains("fs__delete_file")
+                && listing.standardOutput.contains("no policy could allow"))
+        #expect(listing.standardOutput.contains("MCP 2026-07-28"), "\(listing.standardOutput)")
+        let json = try harness.run(["mcp", "ls", agent, "--json"])
+        #expect(json.json["entries"] != nil, "\(json.standardOutput)")
+    }
+
+    @Test func aKilledGatewayFailsClosedAndIsRecorded() throws {
+        let harness = try WardenHarness()
+        let profile = try Self.profile(harness, policy: ToolsGatewayTests.policy)
+        let calls = ToolsGatewayTests.Door.list([("fs__read_file", #"{"path": "/etc/hostname"}"#)])
+        let marker = harness.workspace + "/killed"
+        // One session, then (once the test has killed the gateway) another.
+        let agent = [
+            "sh", "-c",
+            "\(MCPPeers.python2) \(ToolsGatewayTests.peers)/mcp_client.py '[\"warden\", \"mcp\", \"connect\"]' '\(calls)'; "
+                + "while [ ! -e \(marker) ]; do sleep 0.1; done; "
+                + "\(MCPPeers.python2) \(ToolsGatewayTests.peers)/mcp_client.py '[\"warden\", \"mcp\", \"connect\"]' '\(calls)' 2>/dev/null; "
+                + "echo second=$?",
+        ]
+        let process = harness.process(
+            WardenHarness.binary,
+            arguments: ["run", "--profile", profile, "--workspace", harness.workspace, "--"] + agent)
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = FileHandle.nullDevice
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        // The gateway's pid, from the run's record, once the first session's call is recorded.
+        var gateway: Int32?
+        var agentRun: String?
+        _ = try harness.waitUntil(timeout: 60) {
+            guard let id = try Self.runs(harness).agent else { return false }
+            agentRun = id
+            let detail = try harness.events(id, kind: "layer.applied").first { $0["layer"] == "tools" }?["detail"] ?? ""
+            gateway = detail.split(separator: " ").dropFirst(2).first.flatMap {
+                Int32($0.trimmingCharacters(in: .punctuationCharacters))
+            }
+            return try !harness.events(id, kind: "tool.result").isEmpty
+        }
+        let recorded = (try? agentRun.map { try harness.events($0) }) ?? []
+        let pid = try #require(gateway, "the gateway's pid is recorded: \(recorded ?? [])")
+        #expect(kill(pid, SIGKILL) == 0)
+        FileManager.default.createFile(atPath: marker, contents: nil)
+        process.waitUntilExit()
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(text.contains("contents of /etc/hostname"), "the first session worked: \(text)")
+        #expect(text.contains("second=") && !text.contains("second=0"), "the second cannot reach a dead door: \(text)")
+        let id = try #require(agentRun)
+        let warnings = try harness.events(id, kind: "warning")
+        #expect(
+            warnings.contains { $0["layer"] == "tools" && $0["warning"]?.contains("gateway exited") == true },
+            "\(warnings)")
+        // The server's sandbox ended with its gateway.
+        _ = try harness.waitUntil(timeout: 10) {
+            ["stopped", "exited"].contains(try Self.runs(harness).server?["state"] as? String ?? "")
+        }
+        let server = try Self.runs(harness).server
+        #expect(["stopped", "exited"].contains(server?["state"] as? String ?? ""), "\(server ?? [:])")
+    }
+
     @Test func aServerThatCannotStartRefusesTheRun() throws {
         let harness = try WardenHarness()
         let profile = harness.outside + "/agent.toml"

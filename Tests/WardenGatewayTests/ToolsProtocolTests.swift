@@ -94,13 +94,14 @@ struct ToolsProtocolTests {
         }
     }
 
-    static let policy = ToolsGatewayTests.policy + """
+    static let policy =
+        ToolsGatewayTests.policy + """
 
-        @id("notes")
-        permit(principal, action == Action::"read", resource == Resource::"fs.notes://today");
-        @id("prompts")
-        permit(principal, action == Action::"get_prompt", resource) when { resource.server == "fs" };
-        """
+            @id("notes")
+            permit(principal, action == Action::"read", resource == Resource::"fs.notes://today");
+            @id("prompts")
+            permit(principal, action == Action::"get_prompt", resource) when { resource.server == "fs" };
+            """
 
     /// The fs server over Streamable HTTP at `url`, with a header and a bearer token Warden adds.
     static func httpServer(_ url: String) -> (inout ToolsGatewayConfiguration, String) -> Void {
@@ -205,8 +206,10 @@ struct ToolsProtocolTests {
         #expect(object["prompts"] as? [String] == ["fs__review"])
         #expect((object["gets"] as? [[String: Any]])?.first?["text"] as? String == "Review this change: x")
         let decisions = try door.events("decision")
-        #expect(decisions.contains { $0["action"] == "read" && $0["uri"] == "notes://today" && $0["decision"] == "allow" })
-        #expect(decisions.contains { $0["action"] == "read" && $0["uri"] == "secret://key" && $0["decision"] == "deny" })
+        #expect(
+            decisions.contains { $0["action"] == "read" && $0["uri"] == "notes://today" && $0["decision"] == "allow" })
+        #expect(
+            decisions.contains { $0["action"] == "read" && $0["uri"] == "secret://key" && $0["decision"] == "deny" })
         #expect(decisions.contains { $0["action"] == "get_prompt" && $0["decision"] == "allow" })
     }
 
@@ -230,7 +233,8 @@ struct ToolsProtocolTests {
         #expect(relisted.contains("fs__grow") && !relisted.contains("fs__extra"), "\(relisted)")
         let quarantined = try door.events("tool.quarantined")
         #expect(
-            quarantined.contains { $0["tool"] == "extra" && $0["reason"] == "new to a pinned server" }, "\(quarantined)")
+            quarantined.contains { $0["tool"] == "extra" && $0["reason"] == "new to a pinned server" }, "\(quarantined)"
+        )
         // Calling it anyway is refused.
         let after = object["after"] as? [[String: Any]] ?? []
         #expect(after.first?["error"] as? Bool == true, "\(after)")
@@ -299,7 +303,8 @@ struct ToolsProtocolTests {
             (try? JSONValue.parse(bytes: Array(line.utf8)))?["id"].map { $0.serialized } ?? "?"
         }
         #expect(byID["7"]?.count == 2, "\(answers)")
-        #expect(byID["7"]?.contains { $0.contains("already in flight") } == true, "the reused id is refused: \(answers)")
+        #expect(
+            byID["7"]?.contains { $0.contains("already in flight") } == true, "the reused id is refused: \(answers)")
         #expect(byID["7"]?.contains { $0.contains("slept") } == true, "the first is answered: \(answers)")
         // The rogue server answered 8 with ids Warden never sent, then twice with its own: the first
         // answer counts, the rest are dropped; 9 gets its own answer, not a spoofed one. (A server can
@@ -311,7 +316,8 @@ struct ToolsProtocolTests {
 
     @Test func aHundredMegabyteMessageIsRefusedWithoutBeingRead() throws {
         let door = try Door(policy: Self.everything)
-        let huge = #"{"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "fs__write_file", "arguments": {"path": "/work/x", "text": ""#
+        let huge =
+            #"{"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "fs__write_file", "arguments": {"path": "/work/x", "text": ""#
             + String(repeating: "a", count: 100 << 20) + #""}}}"#
         let answers = try Self.exchange(
             door,
@@ -320,8 +326,10 @@ struct ToolsProtocolTests {
                 #"{"jsonrpc": "2.0", "id": 3, "method": "ping"}"#,
             ])
         #expect(answers.count == 3, "\(answers.map { $0.prefix(200) })")
-        #expect(answers.contains { $0.contains("-32600") && $0.contains("not read") }, "\(answers.map { $0.prefix(200) })")
+        #expect(
+            answers.contains { $0.contains("-32600") && $0.contains("not read") }, "\(answers.map { $0.prefix(200) })")
         #expect(answers.contains { $0.contains(#""id":3"#) && $0.contains(#""result":{}"#) }, "the gateway goes on")
-        #expect(try door.events("decision").filter { $0["tool"] == "fs__write_file" }.isEmpty, "nothing was decided on it")
+        #expect(
+            try door.events("decision").filter { $0["tool"] == "fs__write_file" }.isEmpty, "nothing was decided on it")
     }
 }

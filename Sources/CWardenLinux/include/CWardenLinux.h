@@ -98,6 +98,8 @@ int warden_landlock_abi(void);
 int warden_landlock_create_ruleset(uint64_t handled_fs, uint64_t handled_net, uint64_t scoped);
 /// Adds a path-beneath rule for the already opened O_PATH descriptor.
 int warden_landlock_add_path_rule(int ruleset_fd, int parent_fd, uint64_t allowed);
+/// Adds a TCP port rule (ABI 4): `allowed` (bind and/or connect) on `port`.
+int warden_landlock_add_net_port_rule(int ruleset_fd, uint64_t allowed, uint16_t port);
 /// ABI 7: also log denials after the next exec (the agent's, not only the shim's).
 #define WARDEN_LANDLOCK_RESTRICT_SELF_LOG_NEW_EXEC_ON (1U << 1)
 

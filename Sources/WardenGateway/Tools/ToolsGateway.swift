@@ -661,7 +661,9 @@ public final class ToolsGateway: @unchecked Sendable {
         }
         if decision.kind == .deny { return try refuse(decision.explanation) }
         if decision.kind == .ask {
-            guard let broker else { return try refuse("a person must approve this, and no approvals broker is available") }
+            guard let broker else {
+                return try refuse("a person must approve this, and no approvals broker is available")
+            }
             var fields: [(key: String, value: JSONValue)] = [
                 ("door", .string("tools")), ("server", .string(server)), ("action", .string(request.action)),
             ]
@@ -779,7 +781,8 @@ public final class ToolsGateway: @unchecked Sendable {
             request.details["reason"] = "the arguments cannot be decided on: \(error.message)"
             request.details["server"] = server
             try record(.decision, subject: request.subject, request.details)
-            return Self.errorResult("Denied by Warden's tools policy: the arguments cannot be decided on: \(error.message)")
+            return Self.errorResult(
+                "Denied by Warden's tools policy: the arguments cannot be decided on: \(error.message)")
         }
         if let refusal = try decide(
             &request, server: server, snapshot: snapshot, session: session, redact: settings[server]?.redact ?? false)
@@ -827,7 +830,8 @@ public final class ToolsGateway: @unchecked Sendable {
         defer { tokens.forEach(forgetProgressToken) }
         let forwarded = upstreamParams(params, replacing: [("uri", .string(uri))], session: session, tokens: &tokens)
         do {
-            let result = try forward("resources/read", params: forwarded, to: server, subject: request.subject, call: call)
+            let result = try forward(
+                "resources/read", params: forwarded, to: server, subject: request.subject, call: call)
             if let replaced = inputRequired(result, session: session, server: server) {
                 throw RPCFault(RPCMessage.Code.internalError, Self.text(of: replaced))
             }

@@ -45,7 +45,8 @@ public final class ToolsHTTPServer: Sendable {
         -> ToolsHTTPServer
     {
         guard host == "127.0.0.1" || host == "::1" || host == "localhost" else {
-            throw WardenError.invalidInput("http_listen: \(host) is not loopback; the endpoint listens on loopback only")
+            throw WardenError.invalidInput(
+                "http_listen: \(host) is not loopback; the endpoint listens on loopback only")
         }
         let registry = HTTPSessions(gateway: gateway)
         let channel = try bootstrap(registry, group: group).bind(host: host, port: port).wait()
@@ -105,10 +106,12 @@ final class HTTPSessions: Sendable {
         }
 
         func end() {
-            guard let channel = channel.withLock({ current -> (any Channel)? in
-                defer { current = nil }
-                return current
-            }) else { return }
+            guard
+                let channel = channel.withLock({ current -> (any Channel)? in
+                    defer { current = nil }
+                    return current
+                })
+            else { return }
             channel.writeAndFlush(HTTPServerResponsePart.end(nil)).whenComplete { _ in channel.close(promise: nil) }
         }
     }
@@ -199,7 +202,8 @@ final class MCPHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         case .POST: post(context: context, body: body, sessionID: sessionID)
         case .GET:
             guard let sessionID, let entry = registry.find(sessionID) else {
-                return respond(context, .methodNotAllowed, error: "GET /mcp is a session's event stream; give its Mcp-Session-Id")
+                return respond(
+                    context, .methodNotAllowed, error: "GET /mcp is a session's event stream; give its Mcp-Session-Id")
             }
             guard entry.stream.attach(context.channel) else {
                 return respond(context, .conflict, error: "this session's event stream is already open")
@@ -209,7 +213,8 @@ final class MCPHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             headers.add(name: "Content-Type", value: "text/event-stream")
             headers.add(name: "Cache-Control", value: "no-store")
             context.writeAndFlush(
-                wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))), promise: nil)
+                wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))), promise: nil
+            )
         case .DELETE:
             guard let sessionID, registry.close(sessionID) else {
                 return respond(context, .notFound, error: "no such session")
@@ -276,7 +281,8 @@ final class MCPHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         let buffer = context.channel.allocator.buffer(string: body ?? "")
         if body != nil { headers.add(name: "Content-Type", value: "application/json") }
         headers.add(name: "Content-Length", value: String(buffer.readableBytes))
-        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
+        context.write(
+            wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
         if body != nil { context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil) }
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
     }

@@ -55,6 +55,8 @@ public struct BubblewrapCommand: Sendable {
             shim.listable = ["/"]
         }
         shim.denyTCP = plan.network == .none
+        // The tools door's Streamable HTTP endpoint on the sandbox's loopback.
+        if !plan.tools.isEmpty { shim.connectPorts = [ToolsGatewayConfiguration.httpPortInSandbox] }
         shim.seccompLog = seccomp
         shim.localSocketsOnly = seccomp && plan.network != .host
         shim.identity = plan.identity

@@ -19,12 +19,17 @@ public struct LandlockRules: Sendable, Equatable {
     /// Directories whose listings (only) are readable beneath them.
     public var listable: [String]
     public var denyTCP: Bool
+    /// With `denyTCP`, the loopback ports the agent may still connect to (the tools door's endpoint).
+    public var connectPorts: [UInt16]
 
-    public init(readOnly: [String], readWrite: [String], listable: [String] = [], denyTCP: Bool) {
+    public init(
+        readOnly: [String], readWrite: [String], listable: [String] = [], denyTCP: Bool, connectPorts: [UInt16] = []
+    ) {
         self.readOnly = readOnly
         self.readWrite = readWrite
         self.listable = listable
         self.denyTCP = denyTCP
+        self.connectPorts = connectPorts
     }
 
     /// The kernel's Landlock ABI version.
@@ -93,6 +98,15 @@ public struct LandlockRules: Sendable, Equatable {
             let granted = (st.st_mode & S_IFMT) == S_IFDIR ? rights : rights & fileRights
             guard warden_landlock_add_path_rule(ruleset, fd, granted & handledFS) == 0 else {
                 throw FileIO.systemError("landlock: add rule for \(path)")
+            }
+        }
+        if handledNet != 0 {
+            // The sandbox's own network namespace has only loopback: a port here is a door's.
+            for port in connectPorts {
+                guard warden_landlock_add_net_port_rule(ruleset, UInt64(WARDEN_LL_NET_CONNECT_TCP), port) == 0 else {
+                    throw FileIO.systemError("landlock: allow connecting to port \(port)")
+                }
+                features.append("tcp-connect-\(port)")
             }
         }
         for path in listable { try allow(path, UInt64(WARDEN_LL_FS_READ_DIR)) }

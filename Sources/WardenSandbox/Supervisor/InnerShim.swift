@@ -43,7 +43,7 @@ public enum InnerShim {
             if options.landlock {
                 let rules = LandlockRules(
                     readOnly: options.readOnly, readWrite: options.readWrite, listable: options.listable,
-                    denyTCP: options.denyTCP)
+                    denyTCP: options.denyTCP, connectPorts: options.connectPorts)
                 let applied = try rules.restrictSelf()
                 report["landlock"] = "applied abi=\(applied.abi) \(applied.features.joined(separator: ","))"
             } else {

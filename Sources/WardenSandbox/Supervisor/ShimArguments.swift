@@ -17,6 +17,8 @@ public struct ShimArguments: Sendable, Equatable {
     public var identity: AgentIdentity?
     /// Landlock: refuse TCP bind and connect (no network).
     public var denyTCP = false
+    /// Landlock: with `denyTCP`, loopback ports the agent may still connect to (the tools door's).
+    public var connectPorts: [UInt16] = []
     /// False when the operator allowed the run without Landlock.
     public var landlock = true
     /// Re-install the seccomp deny-list with the kernel's log flag, so denials reach the audit log.
@@ -40,6 +42,7 @@ public struct ShimArguments: Sendable, Equatable {
             for path in readOnly { args += ["--ro", path] }
             for path in listable { args += ["--ls", path] }
             if denyTCP { args.append("--deny-tcp") }
+            for port in connectPorts { args += ["--connect-port", String(port)] }
         } else {
             args.append("--no-landlock")
         }
@@ -80,6 +83,9 @@ public struct ShimArguments: Sendable, Equatable {
                 }
                 identity = parsed
             case "--deny-tcp": denyTCP = true
+            case "--connect-port":
+                guard let text = next(), let port = UInt16(text) else { return nil }
+                connectPorts.append(port)
             case "--no-landlock": landlock = false
             case "--seccomp-log": seccompLog = true
             case "--local-sockets": localSocketsOnly = true

@@ -127,7 +127,8 @@ final class ToolsGatewayProcess {
         do {
             try requests.write(contentsOf: line)
         } catch {
-            throw WardenError(code: .layerUnavailable, message: "tools: the gateway is gone (\(error)); the run is refused")
+            throw WardenError(
+                code: .layerUnavailable, message: "tools: the gateway is gone (\(error)); the run is refused")
         }
         let deadline = Date().addingTimeInterval(10)
         while Date() < deadline {
@@ -135,14 +136,16 @@ final class ToolsGatewayProcess {
                 if let url = object["http"] as? String { return url }
                 if let reason = object["http_error"] as? String {
                     throw WardenError(
-                        code: .layerUnavailable, message: "tools: the Streamable HTTP endpoint failed: \(reason); the run is refused")
+                        code: .layerUnavailable,
+                        message: "tools: the Streamable HTTP endpoint failed: \(reason); the run is refused")
                 }
             }
             var fds = [pollfd(fd: messages, events: Int16(POLLIN), revents: 0)]
             _ = poll(&fds, 1, 100)
         }
         throw WardenError(
-            code: .layerUnavailable, message: "tools: the gateway did not open its Streamable HTTP endpoint; the run is refused")
+            code: .layerUnavailable,
+            message: "tools: the gateway did not open its Streamable HTTP endpoint; the run is refused")
     }
 
     /// Lines the gateway wrote since the last look (asks are kept for `drainAsks`).
