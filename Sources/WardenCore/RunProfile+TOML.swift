@@ -7,7 +7,8 @@ extension RunProfileOverrides {
         "connection_bytes_max", "connections_max", "on_budget", "on_mediator_loss", "approval_timeout",
         "decision_records", "mcp.servers.NAME.command", "mcp.servers.NAME.trust", "mcp.servers.NAME.labels",
         "mcp.servers.NAME.timeout", "mcp.servers.NAME.read", "mcp.servers.NAME.url", "mcp.servers.NAME.headers.HEADER",
-        "mcp.servers.NAME.bearer_token_env", "mcp.servers.NAME.redact",
+        "mcp.servers.NAME.bearer_token_env", "mcp.servers.NAME.redact", "mcp.servers.NAME.network",
+        "mcp.servers.NAME.policies", "mcp.servers.NAME.hide",
     ]
 
     /// Reads a run profile; relative `workspace` paths are resolved against `baseDirectory`.
@@ -178,11 +179,21 @@ extension RunProfileOverrides {
                 case "url": settings.url = try string()
                 case "bearer_token_env": settings.bearerTokenEnvironment = try string()
                 case "redact": settings.redact = try bool()
+                case "network":
+                    let text = try string()
+                    guard let mode = NetworkMode(rawValue: text), mode != .host else {
+                        throw WardenError.invalidInput(
+                            "\(field): '\(text)' is not a tool server's network; use \"none\" or \"proxy\"")
+                    }
+                    settings.network = mode
+                case "policies":
+                    settings.policies = try strings().map { $0.hasPrefix("/") ? $0 : baseDirectory + "/" + $0 }
+                case "hide": settings.hide = try strings()
                 case let header where header.hasPrefix("headers.") && header.count > "headers.".count:
                     settings.headers[String(header.dropFirst("headers.".count))] = try string()
                 default:
                     throw WardenError.invalidInput(
-                        "\(field): unknown server key; use command, url, headers.NAME, bearer_token_env, trust, labels, timeout, read or redact"
+                        "\(field): unknown server key; use command, url, headers.NAME, bearer_token_env, trust, labels, timeout, read, redact, network, policies or hide"
                     )
                 }
                 toolServers[server] = settings

@@ -19,6 +19,12 @@ public struct ToolServerSettings: Sendable, Equatable, Codable {
     public var bearerTokenEnvironment: String?
     /// Record only the digests of this server's call arguments, not the arguments themselves.
     public var redact = false
+    /// A stdio server's own sandbox: its network (`none`, the default, or `proxy` under `policies`).
+    public var network: NetworkMode = .none
+    /// With `network = "proxy"`: the Cedar policies deciding the server's own connections.
+    public var policies: [String] = []
+    /// Paths its sandbox sees empty (weights, secrets) besides Warden's defaults.
+    public var hide: [String] = []
     public var trust: ToolTrust
     public var labels: [String]
     /// How long one request to it may take.
@@ -38,7 +44,7 @@ public struct ToolServerSettings: Sendable, Equatable, Codable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case name, command, trust, labels, read, url, headers, redact
+        case name, command, trust, labels, read, url, headers, redact, network, policies, hide
         case timeoutMilliseconds = "timeout_ms"
         case bearerTokenEnvironment = "bearer_token_env"
     }
@@ -55,6 +61,9 @@ public struct ToolServerSettings: Sendable, Equatable, Codable {
         headers = try c.decodeIfPresent([String: String].self, forKey: .headers) ?? [:]
         bearerTokenEnvironment = try c.decodeIfPresent(String.self, forKey: .bearerTokenEnvironment)
         redact = try c.decodeIfPresent(Bool.self, forKey: .redact) ?? false
+        network = try c.decodeIfPresent(NetworkMode.self, forKey: .network) ?? .none
+        policies = try c.decodeIfPresent([String].self, forKey: .policies) ?? []
+        hide = try c.decodeIfPresent([String].self, forKey: .hide) ?? []
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -69,6 +78,9 @@ public struct ToolServerSettings: Sendable, Equatable, Codable {
         if !headers.isEmpty { try c.encode(headers, forKey: .headers) }
         try c.encodeIfPresent(bearerTokenEnvironment, forKey: .bearerTokenEnvironment)
         if redact { try c.encode(redact, forKey: .redact) }
+        if network != .none { try c.encode(network, forKey: .network) }
+        if !policies.isEmpty { try c.encode(policies, forKey: .policies) }
+        if !hide.isEmpty { try c.encode(hide, forKey: .hide) }
     }
 
     /// Checks that the server is one of the two kinds (a command or a URL) and its URL is one Warden
@@ -84,6 +96,10 @@ public struct ToolServerSettings: Sendable, Equatable, Codable {
         case (false, .some):
             throw WardenError.invalidInput("\(key): give command or url, not both")
         case (true, .some(let url)):
+            if network != .none || !policies.isEmpty || !hide.isEmpty {
+                throw WardenError.invalidInput(
+                    "\(key): network, policies and hide shape a stdio server's sandbox; a url server runs nowhere here")
+            }
             guard let parts = URLComponents(string: url), let scheme = parts.scheme,
                 scheme == "https" || scheme == "http",
                 let host = parts.host, !host.isEmpty
@@ -92,6 +108,14 @@ public struct ToolServerSettings: Sendable, Equatable, Codable {
                     "\(key).url: '\(url)' is not an http(s) URL; e.g. https://tools.example/mcp")
             }
         case (false, nil):
+            if network == .host {
+                throw WardenError.invalidInput(
+                    "\(key).network: a tool server's sandbox is \"none\" (the default) or \"proxy\" (its own policies decide its connections); \"host\" is refused"
+                )
+            }
+            if !policies.isEmpty && network != .proxy {
+                throw WardenError.invalidInput("\(key).policies: they decide a proxy network; add network = \"proxy\"")
+            }
             if bearerTokenEnvironment != nil || !headers.isEmpty {
                 throw WardenError.invalidInput(
                     "\(key): headers and bearer_token_env are for a url server; a stdio server gets its secrets from its own environment"

@@ -457,6 +457,35 @@ struct ToolsDoorRunTests {
         #expect(json.json["entries"] != nil, "\(json.standardOutput)")
     }
 
+    @Test func aServerCanHaveItsOwnEgressDoorUnderItsOwnPolicies() throws {
+        let harness = try WardenHarness()
+        let profile = try Self.profile(harness, policy: ToolsGatewayTests.policy)
+        let serverPolicy = harness.outside + "/server.cedar"
+        try #"forbid(principal, action, resource);"#.write(toFile: serverPolicy, atomically: true, encoding: .utf8)
+        try
+            (String(contentsOfFile: profile, encoding: .utf8)
+            + "\nnetwork = \"proxy\"\npolicies = [\"\(serverPolicy)\"]\nhide = [\"/etc/hostname\"]\n")
+            .write(toFile: profile, atomically: true, encoding: .utf8)
+        let calls = ToolsGatewayTests.Door.list([("fs__read_file", #"{"path": "/etc/hostname"}"#)])
+        let result = try harness.run(
+            ["run", "--profile", profile, "--workspace", harness.workspace, "--json", "--"] + Self.agent(calls))
+        #expect(result.status == 0, "\(result.standardOutput)\n\(result.standardError)")
+        let server = try #require(try Self.runs(harness).server)
+        let id = try #require(server["id"] as? String)
+        let layers = try harness.events(id, kind: "layer.applied")
+        #expect(
+            layers.contains { $0["layer"] == "egress" && $0["detail"]?.contains(serverPolicy) == true },
+            "the server's sandbox has its own egress door under its own policy: \(layers)")
+        // A bad network is refused before anything starts.
+        try (String(contentsOfFile: profile, encoding: .utf8) + "network = \"host\"\n")
+            .replacingOccurrences(of: "network = \"proxy\"\n", with: "")
+            .write(toFile: profile, atomically: true, encoding: .utf8)
+        let refused = try harness.run(["run", "--profile", profile, "--workspace", harness.workspace, "--", "true"])
+        #expect(
+            refused.status != 0 && refused.standardError.contains("use \"none\" or \"proxy\""),
+            "\(refused.standardError)")
+    }
+
     @Test func aKilledGatewayFailsClosedAndIsRecorded() throws {
         let harness = try WardenHarness()
         let profile = try Self.profile(harness, policy: ToolsGatewayTests.policy)

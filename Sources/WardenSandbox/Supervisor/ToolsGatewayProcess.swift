@@ -40,17 +40,19 @@ final class ToolsGatewayProcess {
                 servers.append(server)
                 continue
             }
-            // Each server in a sandbox of its own: no network, an empty workspace of its own, and only
-            // the paths its profile lets it read.
+            // Each server in a sandbox of its own: no network (or its own egress door under its own
+            // policies), an empty workspace of its own, and only the paths its profile lets it read.
             // (Not under the state directory: no sandbox may reach Warden's own files.)
             let workspace = serverWorkspaces + "/" + server.name
             try FileManager.default.createDirectory(
                 atPath: workspace, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
             var wrapped = [
-                plan.host.wardenExecutable, "run", "--network", "none", "--name", "mcp-\(server.name)", "--workspace",
-                workspace, "--grace", "1s",
+                plan.host.wardenExecutable, "run", "--network", server.network.rawValue, "--name", "mcp-\(server.name)",
+                "--workspace", workspace, "--grace", "1s",
             ]
             for path in server.read { wrapped += ["--read", path] }
+            for path in server.policies { wrapped += ["--policy", path] }
+            for path in server.hide { wrapped += ["--hide", path] }
             server.command = wrapped + ["--"] + server.command
             servers.append(server)
         }
