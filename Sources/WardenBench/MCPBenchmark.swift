@@ -42,7 +42,6 @@ public struct MCPBenchmark {
         progress("mcp: direct")
         rows.append(try measure("direct", command: ["/usr/bin/python3", directory + "/server.py"], tool: "echo"))
         for count in [10, 1000] {
-            progress("mcp: warden door (\(count) policies)")
             var policies = [
                 #"@id("bench") permit(principal, action == Action::"call", resource == Tool::"bench.echo");"#
             ]
@@ -53,16 +52,23 @@ public struct MCPBenchmark {
             }
             let policyPath = directory + "/tools-\(count).cedar"
             try policies.joined(separator: "\n").write(toFile: policyPath, atomically: true, encoding: .utf8)
-            let configuration = ToolsGatewayConfiguration(
-                run: RunID.random(), policies: [policyPath],
-                servers: [ToolServerSettings(name: "bench", command: ["/usr/bin/python3", directory + "/server.py"])],
-                roots: [directory], stateDirectory: directory + "/state")
-            let path = directory + "/gateway-\(count).json"
-            try JSONEncoder().encode(configuration).write(to: URL(fileURLWithPath: path))
-            rows.append(
-                try measure(
-                    "warden door (\(count) policies)", command: [wardenExecutable, "__tools-gateway", path],
-                    tool: "bench__echo"))
+            for records in [DecisionRecords.commit, .journal] {
+                progress("mcp: warden door (\(count) policies, \(records.rawValue))")
+                var configuration = ToolsGatewayConfiguration(
+                    run: RunID.random(), policies: [policyPath],
+                    servers: [
+                        ToolServerSettings(name: "bench", command: ["/usr/bin/python3", directory + "/server.py"])
+                    ],
+                    roots: [directory], stateDirectory: directory + "/state")
+                configuration.decisionRecords = records
+                configuration.journal = directory + "/tools-\(count).journal"
+                let path = directory + "/gateway-\(count)-\(records.rawValue).json"
+                try JSONEncoder().encode(configuration).write(to: URL(fileURLWithPath: path))
+                rows.append(
+                    try measure(
+                        "warden door (\(count) policies, \(records.rawValue))",
+                        command: [wardenExecutable, "__tools-gateway", path], tool: "bench__echo"))
+            }
         }
         return rows
     }

@@ -18,10 +18,20 @@ enum ToolsGatewayMain {
             let data = FileManager.default.contents(atPath: arguments[0]),
             let configuration = try? JSONDecoder().decode(ToolsGatewayConfiguration.self, from: data)
         else { fail("started without its configuration (a JSON file)") }
-        // Group-committed: concurrent agent sessions' records share a commit.
-        let sink = EventJournal(
-            groupCommitting: AuditEventSinks(stateDirectory: configuration.stateDirectory).sink(
-                at: configuration.auditStore))
+        // Group-committed: concurrent agent sessions' records share a commit; under
+        // decision_records = "journal" each goes to the journal first (EventJournal).
+        let store = AuditEventSinks(stateDirectory: configuration.stateDirectory).sink(at: configuration.auditStore)
+        let sink: EventJournal
+        switch configuration.decisionRecords {
+        case .commit: sink = EventJournal(groupCommitting: store)
+        case .journal:
+            guard let path = configuration.journal else { fail("decision_records = journal needs a journal path") }
+            do {
+                sink = try EventJournal(path: path, sink: store)
+            } catch {
+                fail("\(error)")
+            }
+        }
         let gateway: ToolsGateway
         do {
             let runEntity = Entity(uid: EntityUID(type: "Run", id: configuration.run.rawValue), attributes: [:])

@@ -173,6 +173,13 @@ public struct ToolsGatewayConfiguration: Sendable, Codable, Equatable {
     public var resolve: [String: String] = [:]
     /// Where the gateway writes what the agent is shown and why (`warden mcp ls RUN`).
     public var catalog: String?
+    /// How the door's decisions are made durable: `commit` (before each call) or `journal` (one write
+    /// to `journal` before the call, committed just after; what a killed gateway journaled is committed
+    /// by the supervisor).
+    public var decisionRecords: DecisionRecords = .commit
+    public var journal: String?
+    /// The tools door's journal in a run's directory.
+    public static func journalPath(runDirectory: String) -> String { runDirectory + "/tools.journal" }
 
     /// The socket's directory is bound read-only at /run/warden inside the sandbox.
     public static let directoryInSandbox = "/run/warden"
@@ -201,10 +208,13 @@ public struct ToolsGatewayConfiguration: Sendable, Codable, Equatable {
         httpInSandbox = try c.decodeIfPresent(Bool.self, forKey: .httpInSandbox) ?? false
         resolve = try c.decodeIfPresent([String: String].self, forKey: .resolve) ?? [:]
         catalog = try c.decodeIfPresent(String.self, forKey: .catalog)
+        decisionRecords = try c.decodeIfPresent(DecisionRecords.self, forKey: .decisionRecords) ?? .commit
+        journal = try c.decodeIfPresent(String.self, forKey: .journal)
     }
 
     enum CodingKeys: String, CodingKey {
-        case run, policies, entities, servers, roots, listen, resolve, catalog
+        case run, policies, entities, servers, roots, listen, resolve, catalog, journal
+        case decisionRecords = "decision_records"
         case httpListen = "http_listen"
         case httpInSandbox = "http_in_sandbox"
         case stateDirectory = "state_directory"

@@ -197,6 +197,22 @@ struct ToolsGatewayTests {
         #expect(results.contains { $0["tool"] == "fs__crash" && $0["error"]?.contains("exited") == true }, "\(results)")
     }
 
+    @Test func underTheJournalEachDecisionIsJournaledBeforeItsCallAndCommitted() throws {
+        var journal = ""
+        let door = try Door(policy: Self.policy) { configuration, descriptions in
+            configuration.decisionRecords = .journal
+            journal = (descriptions as NSString).deletingLastPathComponent + "/tools.journal"
+            configuration.journal = journal
+        }
+        let (_, calls) = try door.session([("fs__read_file", #"{"path": "/etc/hostname"}"#)])
+        #expect(calls.first?.text == "contents of /etc/hostname", "\(calls)")
+        let text = (try? String(contentsOfFile: journal, encoding: .utf8)) ?? ""
+        #expect(text.contains("fs__read_file"), "the decision went to the journal: \(text.prefix(300))")
+        #expect(
+            try door.events("decision").contains { $0["tool"] == "fs__read_file" && $0["decision"] == "allow" },
+            "and was committed to the audit log")
+    }
+
     @Test func aRugPullAndARenameAreQuarantinedUntilApproved() throws {
         let door = try Door(
             policy: Self.policy + "\npermit(principal, action == Action::\"call\", resource == Tool::\"fs.cat\");")

@@ -587,6 +587,7 @@ public final class Supervisor {
                     self.toolsGateway = nil
                     let pid = toolsGateway.pid
                     toolsGateway.terminate()
+                    recoverDecisionJournal(door: "tools")
                     try? event(
                         .warning,
                         [
@@ -709,9 +710,17 @@ public final class Supervisor {
     }
 
     /// Commits what a dead mediator wrote to its decision journal and had not committed yet.
-    private func recoverDecisionJournal() {
-        guard let id, let ledger, plan.network == .proxy, plan.egress.decisionRecords == .journal else { return }
-        let path = MediatorConfiguration.journalPath(runDirectory: registry.directory(for: id))
+    private func recoverDecisionJournal(door: String = "egress") {
+        guard let id, let ledger, plan.egress.decisionRecords == .journal else { return }
+        let directory = registry.directory(for: id)
+        let path: String
+        if door == "tools" {
+            guard !plan.tools.isEmpty else { return }
+            path = ToolsGatewayConfiguration.journalPath(runDirectory: directory)
+        } else {
+            guard plan.network == .proxy else { return }
+            path = MediatorConfiguration.journalPath(runDirectory: directory)
+        }
         do {
             let recovered = try EventJournal.recover(path: path, into: ledger.sink, run: id)
             if recovered > 0 {
@@ -719,14 +728,14 @@ public final class Supervisor {
                     .warning,
                     [
                         "warning":
-                            "\(recovered) decision records the mediator had journaled were committed after it ended"
+                            "\(recovered) decision records the \(door == "tools" ? "tools gateway" : "mediator") had journaled were committed after it ended"
                     ],
-                    actor: .warden, subject: "egress")
+                    actor: .warden, subject: door)
             }
         } catch {
             try? event(
                 .warning, ["warning": "the decision journal \(path) could not be committed: \(error); it is kept"],
-                actor: .warden, subject: "egress")
+                actor: .warden, subject: door)
         }
     }
 
@@ -785,8 +794,11 @@ public final class Supervisor {
             self.mediator = nil
             recoverDecisionJournal()
         }
-        toolsGateway?.terminate()
-        toolsGateway = nil
+        if let toolsGateway {
+            toolsGateway.terminate()
+            self.toolsGateway = nil
+            recoverDecisionJournal(door: "tools")
+        }
         let code = Self.exitCode(status)
         let record = try? registry.load(id)
         let wasStopped = record?.stop != nil || record?.state == .stopping || record?.state == .stopped

@@ -63,6 +63,8 @@ final class ToolsGatewayProcess {
         configuration.httpInSandbox = plan.network != .host
         configuration.resolve = plan.egress.resolve
         configuration.catalog = runDirectory + "/" + ToolsGatewayConfiguration.catalogFile
+        configuration.decisionRecords = plan.egress.decisionRecords
+        configuration.journal = ToolsGatewayConfiguration.journalPath(runDirectory: runDirectory)
         configuration.approvalTimeoutMilliseconds = plan.egress.approvalTimeout.nanoseconds / 1_000_000
         let path = runDirectory + "/tools-gateway.json"
         let encoder = JSONEncoder()
