@@ -371,9 +371,17 @@ struct ToolsDoorRunTests {
         let secondID = try #require(second["id"] as? String)
         let reuse = try harness.run(["approve", firstID])
         #expect(reuse.status != 0 && reuse.standardError.contains("used"), "\(reuse.standardError)")
-        #expect(try harness.run(["deny", secondID]).status == 0)
-        // Nobody answers the third: it expires, a denial.
+        #expect(try harness.run(["deny", secondID, "--as", "alice"]).status == 0)
+        // A second person's answer to it does not count.
+        let late = try harness.run(["approve", secondID, "--as", "bob"])
+        #expect(late.status != 0 && late.standardError.contains("already denied"), "\(late.standardError)")
+        // Nobody answers the third: it expires, a denial; an answer after the run ended is refused.
+        let third = harness.pendingApproval(excluding: [firstID, secondID])?["id"] as? String
         #expect(harness.waitUntil(timeout: 30) { !client.isRunning }, "the session ends")
+        if let third {
+            let after = try harness.run(["approve", third, "--as", "carol"])
+            #expect(after.status != 0, "no approval after the run: \(after.standardOutput)")
+        }
         let output = String(decoding: FileManager.default.contents(atPath: out) ?? Data(), as: UTF8.self)
         let (_, answers) = try ToolsGatewayTests.Door.parse(
             String(output.split(separator: "\n").first ?? ""), context: output)

@@ -42,6 +42,9 @@ public final class ToolsGateway: @unchecked Sendable {
         var hidden: [String: String] = [:]
         var hiddenPrompts: [String: String] = [:]
         var hiddenResources: [String: String] = [:]
+        /// The entities of what was listed, by kind (`Tool`, `Resource`, `Prompt`): each list replaces
+        /// its own kind's, and the snapshot holds them all.
+        var entities: [String: [Entity]] = [:]
         var snapshot: PolicyEngine.Snapshot?
     }
 
@@ -365,7 +368,7 @@ public final class ToolsGateway: @unchecked Sendable {
                 listed.append((name, definition, item))
             }
         }
-        let snapshot = try engine.snapshot.adding(entities + [runEntity])
+        let snapshot = try snapshot(listing: "Tool", entities)
         catalog.snapshot = snapshot
         var shown: [JSONValue] = []
         for (server, definition, item) in listed {
@@ -393,6 +396,7 @@ public final class ToolsGateway: @unchecked Sendable {
         state.withLock { current in
             current.tools = catalog.tools
             current.hidden = catalog.hidden
+            current.entities["Tool"] = entities
             current.snapshot = snapshot
         }
         writeCatalog()
@@ -408,7 +412,7 @@ public final class ToolsGateway: @unchecked Sendable {
     /// Every resource some read of which could be allowed; a URI two servers both list is held back
     /// (neither shadows the other).
     func listResources() throws -> JSONValue {
-        var entities: [Entity] = [runEntity]
+        var entities: [Entity] = []
         var found: [(server: String, uri: String, raw: JSONValue)] = []
         var seen: [String: Int] = [:]
         for name in upstreams.keys.sorted() {
@@ -422,7 +426,7 @@ public final class ToolsGateway: @unchecked Sendable {
                 entities.append(Self.entity(server: server, kind: "Resource", id: uri))
             }
         }
-        let snapshot = try currentSnapshot(adding: entities)
+        let snapshot = try snapshot(listing: "Resource", entities)
         var shown: [JSONValue] = []
         var resources: [String: String] = [:]
         var hidden: [String: String] = [:]
@@ -451,6 +455,7 @@ public final class ToolsGateway: @unchecked Sendable {
         state.withLock { catalog in
             catalog.resources = resources
             catalog.hiddenResources = hidden
+            catalog.entities["Resource"] = entities
             catalog.snapshot = snapshot
         }
         writeCatalog()
@@ -459,7 +464,7 @@ public final class ToolsGateway: @unchecked Sendable {
 
     /// Every prompt some get of which could be allowed, as `server__prompt`.
     func listPrompts() throws -> JSONValue {
-        var entities: [Entity] = [runEntity]
+        var entities: [Entity] = []
         var found: [(server: String, name: String, raw: JSONValue)] = []
         for name in upstreams.keys.sorted() {
             guard let upstream = upstreams[name], offers(upstream, "prompts"), let server = settings[name] else {
@@ -471,7 +476,7 @@ public final class ToolsGateway: @unchecked Sendable {
                 entities.append(Self.entity(server: server, kind: "Prompt", id: prompt))
             }
         }
-        let snapshot = try currentSnapshot(adding: entities)
+        let snapshot = try snapshot(listing: "Prompt", entities)
         var shown: [JSONValue] = []
         var prompts: [String: (server: String, name: String)] = [:]
         var hidden: [String: String] = [:]
@@ -498,16 +503,18 @@ public final class ToolsGateway: @unchecked Sendable {
         state.withLock { catalog in
             catalog.prompts = prompts
             catalog.hiddenPrompts = hidden
+            catalog.entities["Prompt"] = entities
             catalog.snapshot = snapshot
         }
         writeCatalog()
         return .object([("prompts", .array(shown))])
     }
 
-    /// The last snapshot with `entities` added (tools, resources and prompts live side by side).
-    private func currentSnapshot(adding entities: [Entity]) throws -> PolicyEngine.Snapshot {
-        if let snapshot = state.withLock({ $0.snapshot }) { return try snapshot.adding(entities) }
-        return try engine.snapshot.adding(entities)
+    /// The policies' current snapshot with the run, this list's `entities` of `kind`, and the other
+    /// kinds' from their last lists (a tool list does not forget the resources).
+    private func snapshot(listing kind: String, _ entities: [Entity]) throws -> PolicyEngine.Snapshot {
+        let others = state.withLock { $0.entities.filter { $0.key != kind }.flatMap(\.value) }
+        return try engine.snapshot.adding(entities + others + [runEntity])
     }
 
     /// Writes what the agent is shown and why (for `warden mcp ls RUN`), replacing the last.
