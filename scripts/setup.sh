@@ -72,3 +72,12 @@ if ! "$mcp1_venv/bin/python" -c "from mcp.server.fastmcp import FastMCP" >/dev/n
     /usr/bin/python3 -m venv "$mcp1_venv"
     "$mcp1_venv/bin/pip" install --quiet --disable-pip-version-check mcp==1.20.0 pydantic==2.12.4
 fi
+# A server built with fastmcp (Apache-2.0; it brings mcp 2.3.0 with it), behind the door in the tests.
+fastmcp_venv=/var/cache/warden-peers/fastmcp-4.2.3
+if ! "$fastmcp_venv/bin/python" -c "import fastmcp" >/dev/null 2>&1; then
+    echo "setup: installing fastmcp 4.2.3 in $fastmcp_venv (pip)" >&2
+    rm -rf "$fastmcp_venv"
+    mkdir -p "$(dirname "$fastmcp_venv")"
+    /usr/bin/python3 -m venv "$fastmcp_venv"
+    "$fastmcp_venv/bin/pip" install --quiet --disable-pip-version-check fastmcp==4.2.3
+fi

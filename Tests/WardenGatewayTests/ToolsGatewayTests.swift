@@ -13,6 +13,8 @@ enum MCPPeers {
     static let python2 = "/var/cache/warden-peers/mcp-2.3.0/bin/python"
     /// The older generation (mcp 1.x, revision 2025-06-18).
     static let python1 = "/var/cache/warden-peers/mcp-1.20.0/bin/python"
+    /// A server built with fastmcp 4.2.3.
+    static let fastmcp = "/var/cache/warden-peers/fastmcp-4.2.3/bin/python"
 }
 
 @Suite(

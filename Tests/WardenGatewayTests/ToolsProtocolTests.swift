@@ -171,6 +171,32 @@ struct ToolsProtocolTests {
         #expect(try oldDoor.events("decision").first { $0["action"] == "list" }?["revisions"] == "fs=2025-06-18")
     }
 
+    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: MCPPeers.fastmcp), "needs the fastmcp peer"))
+    func aFastMCPServerBehindTheDoorOverStdioAndHTTP() throws {
+        let calls = [
+            ("fs__read_file", #"{"path": "/etc/hostname"}"#), ("fs__write_file", #"{"path": "/etc/x", "text": "1"}"#),
+        ]
+        let stdio = try Door(policy: Self.policy, serverPython: MCPPeers.fastmcp, serverScript: "fastmcp_server.py")
+        let (tools, answers) = try stdio.session(calls)
+        #expect(tools == ["fs__read_file", "fs__write_file"], "\(tools)")
+        #expect(answers.map(\.error) == [false, true], "\(answers)")
+        #expect(try stdio.events("decision").first { $0["action"] == "list" }?["revisions"] == "fs=2026-07-28")
+
+        let scratch = try WardenHarness()
+        let descriptions = scratch.outside + "/descriptions.json"
+        try ToolsGatewayTests.descriptions.write(toFile: descriptions, atomically: true, encoding: .utf8)
+        let server = try HTTPPeer(python: MCPPeers.fastmcp, script: "fastmcp_server.py", descriptions: descriptions)
+        let http = try Door(policy: Self.connectPolicy(server.port)) { configuration, _ in
+            var settings = ToolServerSettings(name: "fs", command: [], timeout: .seconds(20))
+            settings.url = server.url
+            configuration.servers = [settings]
+        }
+        let (httpTools, httpAnswers) = try http.session(calls)
+        #expect(httpTools == ["fs__read_file", "fs__write_file"], "\(httpTools)")
+        #expect(httpAnswers.first?.text == "contents of /etc/hostname", "\(httpAnswers)")
+        #expect(httpAnswers.last?.error == true)
+    }
+
     @Test func aServerURLThePoliciesDoNotAllowIsNeverReached() throws {
         let scratch = try WardenHarness()
         let descriptions = scratch.outside + "/descriptions.json"
