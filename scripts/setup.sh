@@ -81,3 +81,12 @@ if ! "$fastmcp_venv/bin/python" -c "import fastmcp" >/dev/null 2>&1; then
     /usr/bin/python3 -m venv "$fastmcp_venv"
     "$fastmcp_venv/bin/pip" install --quiet --disable-pip-version-check fastmcp==4.2.3
 fi
+# mcp-proxy (MIT; a stdio-to-Streamable-HTTP proxy on mcp 1.x), the peer `warden bench mcp` compares with.
+proxy_venv=/var/cache/warden-peers/mcp-proxy-0.13.0
+if ! [ -x "$proxy_venv/bin/mcp-proxy" ] || ! "$proxy_venv/bin/python" -c "import mcp_proxy" >/dev/null 2>&1; then
+    echo "setup: installing mcp-proxy 0.13.0 in $proxy_venv (pip)" >&2
+    rm -rf "$proxy_venv"
+    mkdir -p "$(dirname "$proxy_venv")"
+    /usr/bin/python3 -m venv "$proxy_venv"
+    "$proxy_venv/bin/pip" install --quiet --disable-pip-version-check mcp-proxy==0.13.0
+fi
