@@ -340,6 +340,23 @@ struct ToolsProtocolTests {
         #expect(byID["9"]?.count == 1 && byID["9"]?.first?.contains("echo") == true, "\(answers)")
     }
 
+    @Test func theAgentCancelsItsCallAtTheServer() throws {
+        let door = try Door(policy: Self.everything)
+        let started = Date()
+        let answers = try Self.exchange(
+            door,
+            [
+                #"{"jsonrpc": "2.0", "id": 5, "method": "tools/call", "params": {"name": "fs__hang", "arguments": {"seconds": 15}}}"#,
+                Self.pause,
+                #"{"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 5, "reason": "changed my mind"}}"#,
+                #"{"jsonrpc": "2.0", "id": 6, "method": "ping"}"#,
+            ])
+        #expect(answers.count == 1 && answers.first?.contains(#""id":6"#) == true, "the cancelled call is not answered: \(answers)")
+        #expect(Date().timeIntervalSince(started) < 12, "the gateway did not wait for the cancelled call")
+        let results = try door.events("tool.result")
+        #expect(results.contains { $0["tool"] == "fs__hang" && $0["error"]?.contains("cancelled") == true }, "\(results)")
+    }
+
     @Test func aHundredMegabyteMessageIsRefusedWithoutBeingRead() throws {
         let door = try Door(policy: Self.everything)
         let huge =
