@@ -351,10 +351,13 @@ struct ToolsProtocolTests {
                 #"{"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 5, "reason": "changed my mind"}}"#,
                 #"{"jsonrpc": "2.0", "id": 6, "method": "ping"}"#,
             ])
-        #expect(answers.count == 1 && answers.first?.contains(#""id":6"#) == true, "the cancelled call is not answered: \(answers)")
+        #expect(
+            answers.count == 1 && answers.first?.contains(#""id":6"#) == true,
+            "the cancelled call is not answered: \(answers)")
         #expect(Date().timeIntervalSince(started) < 12, "the gateway did not wait for the cancelled call")
         let results = try door.events("tool.result")
-        #expect(results.contains { $0["tool"] == "fs__hang" && $0["error"]?.contains("cancelled") == true }, "\(results)")
+        #expect(
+            results.contains { $0["tool"] == "fs__hang" && $0["error"]?.contains("cancelled") == true }, "\(results)")
     }
 
     @Test func aHundredMegabyteMessageIsRefusedWithoutBeingRead() throws {
