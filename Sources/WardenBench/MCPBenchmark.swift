@@ -72,6 +72,18 @@ public struct MCPBenchmark {
                         command: [wardenExecutable, "__tools-gateway", path], tool: "bench__echo"))
             }
         }
+        // Eight calls in flight at once (the client does not wait for each answer): throughput.
+        progress("mcp: direct, 8 in flight")
+        rows.append(
+            try measure(
+                "direct (8 in flight)", command: ["/usr/bin/python3", directory + "/server.py"], tool: "echo",
+                inFlight: 8))
+        progress("mcp: warden door, 8 in flight")
+        rows.append(
+            try measure(
+                "warden door (10 policies, journal, 8 in flight)",
+                command: [wardenExecutable, "__tools-gateway", directory + "/gateway-10-journal.json"],
+                tool: "bench__echo", inFlight: 8))
         // Over Streamable HTTP: Warden's endpoint and mcp-proxy's, each in front of the same server.
         progress("mcp: warden door over HTTP (10 policies, journal)")
         var configuration = ToolsGatewayConfiguration(
@@ -277,8 +289,9 @@ public struct MCPBenchmark {
             callsPerSecond: Double(calls + 50) / elapsed)
     }
 
-    /// Initializes, lists, then makes `calls` sequential calls; latencies from write to answer.
-    func measure(_ label: String, command: [String], tool: String) throws -> Row {
+    /// Initializes, lists, then makes `calls` calls, `inFlight` at a time (1: sequential); latencies
+    /// from write to answer.
+    func measure(_ label: String, command: [String], tool: String, inFlight: Int = 1) throws -> Row {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: command[0])
         process.arguments = Array(command.dropFirst())
@@ -296,20 +309,23 @@ public struct MCPBenchmark {
         let reader = output.fileHandleForReading.fileDescriptor
         var pending: [UInt8] = []
         func send(_ line: String) { _ = Array(line.utf8).withUnsafeBytes { write(writer, $0.baseAddress, $0.count) } }
-        func receive() throws {
+        /// The next answer's id.
+        @discardableResult
+        func receive() throws -> Int {
             var buffer = [UInt8](repeating: 0, count: 65536)
             while !pending.contains(0x0A) {
                 let n = buffer.withUnsafeMutableBytes { read(reader, $0.baseAddress, $0.count) }
                 guard n > 0 else { throw WardenError(code: .systemCall, message: "bench mcp: \(label) closed") }
                 pending += buffer[0..<n]
             }
-            guard let newline = pending.firstIndex(of: 0x0A) else { return }
+            guard let newline = pending.firstIndex(of: 0x0A) else { return -1 }
             let line = String(decoding: pending[..<newline], as: UTF8.self)
             pending.removeSubrange(...newline)
             if line.contains("\"error\"") || line.contains("\"isError\":true") {
                 throw WardenError(
                     code: .systemCall, message: "bench mcp: \(label) answered an error: \(line.prefix(200))")
             }
+            return (try? JSONValue.parse(bytes: Array(line.utf8)))?["id"]?.int64.map { Int($0) } ?? -1
         }
         send(
             #"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"bench","version":"0"}}}"#
@@ -321,13 +337,24 @@ public struct MCPBenchmark {
         var samples: [Double] = []
         samples.reserveCapacity(calls)
         let started = monotonic()
-        for i in 0..<(calls + 50) {
-            let t0 = monotonic()
+        var sentAt: [Int: Int64] = [:]
+        var next = 0
+        func call() {
+            sentAt[next + 2] = monotonic()
             send(
-                #"{"jsonrpc":"2.0","id":\#(i + 2),"method":"tools/call","params":{"name":"\#(tool)","arguments":{"text":"hello \#(i)"}}}"#
+                #"{"jsonrpc":"2.0","id":\#(next + 2),"method":"tools/call","params":{"name":"\#(tool)","arguments":{"text":"hello \#(next)"}}}"#
                     + "\n")
-            try receive()
-            if i >= 50 { samples.append(Double(monotonic() - t0) / 1000) }
+            next += 1
+        }
+        let total = calls + 50
+        while next < min(inFlight, total) { call() }
+        var answered = 0
+        while answered < total {
+            let id = try receive()
+            guard let t0 = sentAt.removeValue(forKey: id) else { continue }
+            answered += 1
+            if id - 2 >= 50 { samples.append(Double(monotonic() - t0) / 1000) }
+            if next < total { call() }
         }
         let elapsed = Double(monotonic() - started) / 1e9
         samples.sort()

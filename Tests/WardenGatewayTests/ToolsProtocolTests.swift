@@ -340,6 +340,22 @@ struct ToolsProtocolTests {
         #expect(byID["9"]?.count == 1 && byID["9"]?.first?.contains("echo") == true, "\(answers)")
     }
 
+    @Test func callsHeldForAPersonDoNotStallTheSessionsOtherRequests() throws {
+        let asks = ToolsGatewayTests.policy.replacingOccurrences(
+            of: "@id(\"write-in-the-workspace\")", with: "@id(\"write-asks\")\n@ask(\"writes need a person\")")
+        let door = try Door(policy: asks, approvalTimeoutMilliseconds: 4000)
+        let write = { (id: Int) in
+            #"{"jsonrpc": "2.0", "id": \#(id), "method": "tools/call", "params": {"name": "fs__write_file", "arguments": {"path": "/work/\#(id)", "text": "x"}}}"#
+        }
+        let answers = try Self.exchange(
+            door,
+            [write(1), write(2), write(3), write(4), Self.pause, #"{"jsonrpc": "2.0", "id": 9, "method": "ping"}"#])
+        #expect(answers.count == 5, "\(answers)")
+        // The ping is answered while the four writes still wait for a person (they expire after it).
+        #expect(answers.first?.contains(#""id":9"#) == true, "\(answers)")
+        #expect(answers.dropFirst().allSatisfy { $0.contains("nobody approved") }, "\(answers)")
+    }
+
     @Test func theAgentCancelsItsCallAtTheServer() throws {
         let door = try Door(policy: Self.everything)
         let started = Date()

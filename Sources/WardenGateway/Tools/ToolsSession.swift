@@ -112,7 +112,9 @@ public final class ToolsSession: @unchecked Sendable {
                 return
             }
             group.enter()
-            DispatchQueue.global().async { [self] in
+            // A thread of its own, not a dispatch worker: a request may wait minutes for a person, and
+            // the global queue's few workers (one per core) would let two such waits stall the rest.
+            let worker = Thread { [self] in
                 defer {
                     lock.withLock { _ = inFlight.removeValue(forKey: key) }
                     group.leave()
@@ -121,6 +123,8 @@ public final class ToolsSession: @unchecked Sendable {
                 // A cancelled request is not answered (its requester has stopped waiting).
                 if !call.isCancelled { answer(line) }
             }
+            worker.stackSize = 1 << 20
+            worker.start()
         }
     }
 
