@@ -112,9 +112,10 @@ public final class ToolsSession: @unchecked Sendable {
                 return
             }
             group.enter()
-            // A thread of its own, not a dispatch worker: a request may wait minutes for a person, and
-            // the global queue's few workers (one per core) would let two such waits stall the rest.
-            let worker = Thread { [self] in
+            // On a dispatch worker: starting a thread per request costs more than the request itself,
+            // and the pool grows past the cores when its workers block (a call held for a person),
+            // which a test checks (callsHeldForAPersonDoNotStallTheSessionsOtherRequests).
+            DispatchQueue.global().async { [self] in
                 defer {
                     lock.withLock { _ = inFlight.removeValue(forKey: key) }
                     group.leave()
@@ -123,8 +124,6 @@ public final class ToolsSession: @unchecked Sendable {
                 // A cancelled request is not answered (its requester has stopped waiting).
                 if !call.isCancelled { answer(line) }
             }
-            worker.stackSize = 1 << 20
-            worker.start()
         }
     }
 
