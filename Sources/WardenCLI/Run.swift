@@ -51,6 +51,11 @@ extension Warden {
 
         @Option(help: "A TOML run profile; flags override it.")
         var profile: String?
+        @Option(
+            help:
+                "A TOML file of [mcp.servers.NAME] tables: the tools door's servers, added to the profile's (repeatable)."
+        )
+        var mcp: [String] = []
         @Option(help: "A name for the run, shown by `warden ps` and accepted wherever a run id is.")
         var name: String?
         @Option(help: "The directory the agent may write to (its working directory and HOME).")
@@ -229,24 +234,40 @@ extension Warden {
             return flags
         }
 
+        /// A TOML file's settings; `flag` names it in errors.
+        static func readTOML(_ file: String, flag: String) throws -> (RunProfileOverrides, String) {
+            let path = URL(fileURLWithPath: file).standardizedFileURL.path
+            let text: String
+            do {
+                text = try String(contentsOfFile: path, encoding: .utf8)
+            } catch {
+                let reason =
+                    FileManager.default.fileExists(atPath: path) ? "it is unreadable or not UTF-8" : "it does not exist"
+                throw WardenError.invalidInput("\(flag): cannot read \(file): \(reason)")
+            }
+            let settings = try RunProfileOverrides(
+                toml: text, file: file, baseDirectory: (path as NSString).deletingLastPathComponent)
+            return (settings, path)
+        }
+
         func loadProfile() throws -> (RunProfile, String?) {
-            let flags = try overrides()
+            var flags = try overrides()
             var profileOverrides = RunProfileOverrides()
             var profilePath: String?
             if let profile {
-                let path = URL(fileURLWithPath: profile).standardizedFileURL.path
-                let text: String
-                do {
-                    text = try String(contentsOfFile: path, encoding: .utf8)
-                } catch {
-                    let reason =
-                        FileManager.default.fileExists(atPath: path)
-                        ? "it is unreadable or not UTF-8" : "it does not exist"
-                    throw WardenError.invalidInput("--profile: cannot read \(profile): \(reason)")
+                (profileOverrides, profilePath) = try Self.readTOML(profile, flag: "--profile")
+            }
+            for file in mcp {
+                let (servers, _) = try Self.readTOML(file, flag: "--mcp")
+                guard servers == RunProfileOverrides(toolServers: servers.toolServers) else {
+                    throw WardenError.invalidInput(
+                        "--mcp \(file): an --mcp file holds only [mcp.servers.NAME] tables; put run settings in --profile"
+                    )
                 }
-                profileOverrides = try RunProfileOverrides(
-                    toml: text, file: profile, baseDirectory: (path as NSString).deletingLastPathComponent)
-                profilePath = path
+                guard !servers.toolServers.isEmpty else {
+                    throw WardenError.invalidInput("--mcp \(file): no [mcp.servers.NAME] table in it")
+                }
+                for (name, server) in servers.toolServers { flags.toolServers[name] = server }
             }
             return (RunProfile().merged(with: profileOverrides).merged(with: flags), profilePath)
         }
@@ -255,6 +276,8 @@ extension Warden {
             let (profile, profilePath) = try loadProfile()
             var host = state.host
             if let profilePath { host.hiddenPaths.append(profilePath) }
+            // An --mcp file may hold a server's headers: hidden like the profile.
+            for file in mcp { host.hiddenPaths.append(URL(fileURLWithPath: file).standardizedFileURL.path) }
             var plan = try RunPlan.make(
                 profile: profile, host: host, callerEnvironment: state.environment,
                 workingDirectory: FileManager.default.currentDirectoryPath)

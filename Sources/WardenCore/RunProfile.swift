@@ -259,6 +259,9 @@ public struct RunProfileOverrides: Sendable, Equatable {
     public var toolServers: [String: ToolServerSettings] = [:]
 
     public init() {}
+
+    /// Only tool servers (what an `--mcp` file may hold).
+    public init(toolServers: [String: ToolServerSettings]) { self.toolServers = toolServers }
 }
 
 extension RunProfileOverrides {

@@ -515,6 +515,33 @@ struct ToolsDoorRunTests {
             "\(refused.standardError)")
     }
 
+    @Test func theServersCanComeFromAnMcpFileBesideTheProfile() throws {
+        let harness = try WardenHarness()
+        let profile = try Self.profile(harness, policy: ToolsGatewayTests.policy)
+        // The same profile split in two: the run's settings, and an --mcp file with the servers.
+        let text = try String(contentsOfFile: profile, encoding: .utf8)
+        let split = try #require(text.range(of: "[mcp.servers.fs]"))
+        let servers = harness.outside + "/servers.toml"
+        try String(text[split.lowerBound...]).write(toFile: servers, atomically: true, encoding: .utf8)
+        try String(text[..<split.lowerBound]).write(toFile: profile, atomically: true, encoding: .utf8)
+        let calls = ToolsGatewayTests.Door.list([("fs__read_file", #"{"path": "/etc/hostname"}"#)])
+        let result = try harness.run(
+            ["run", "--profile", profile, "--mcp", servers, "--workspace", harness.workspace, "--json", "--"]
+                + Self.agent(calls))
+        #expect(result.status == 0, "\(result.standardOutput)\n\(result.standardError)")
+        let (tools, answers) = try ToolsGatewayTests.Door.parse(
+            String(result.standardOutput.split(separator: "\n").first ?? ""), context: result.standardError)
+        #expect(tools == ["fs__read_file", "fs__write_file"])
+        #expect(answers.first?.text == "contents of /etc/hostname", "\(answers)")
+        // Anything else in an --mcp file is refused, naming the fix.
+        try (String(text[split.lowerBound...]) + "\n").write(toFile: servers, atomically: true, encoding: .utf8)
+        let mixed = harness.outside + "/mixed.toml"
+        try ("network = \"host\"\n" + String(text[split.lowerBound...]))
+            .write(toFile: mixed, atomically: true, encoding: .utf8)
+        let refused = try harness.run(["run", "--mcp", mixed, "--workspace", harness.workspace, "--", "true"])
+        #expect(refused.status != 0 && refused.standardError.contains("only [mcp.servers.NAME] tables"))
+    }
+
     @Test func aKilledGatewayFailsClosedAndIsRecorded() throws {
         let harness = try WardenHarness()
         let profile = try Self.profile(harness, policy: ToolsGatewayTests.policy)
