@@ -11,6 +11,7 @@ let package = Package(
         .library(name: "WardenAudit", targets: ["WardenAudit"]),
         .library(name: "WardenSandbox", targets: ["WardenSandbox"]),
         .library(name: "WardenGateway", targets: ["WardenGateway"]),
+        .library(name: "WardenGuard", targets: ["WardenGuard"]),
         .library(name: "WardenRedTeam", targets: ["WardenRedTeam"]),
         .library(name: "WardenBench", targets: ["WardenBench"]),
     ],
@@ -69,6 +70,8 @@ let package = Package(
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ]
         ),
+        // The validation layer: deterministic detectors on what crosses a door (findings, never decisions).
+        .target(name: "WardenGuard", dependencies: ["WardenCore"]),
         .target(
             name: "WardenRedTeam",
             dependencies: [
@@ -101,6 +104,7 @@ let package = Package(
             dependencies: ["WardenCore", "CWardenLinux", .product(name: "Crypto", package: "swift-crypto")]
         ),
         .testTarget(name: "WardenCoreTests", dependencies: ["WardenCore"]),
+        .testTarget(name: "WardenGuardTests", dependencies: ["WardenGuard"]),
         .testTarget(
             name: "WardenAuditTests",
             dependencies: [
