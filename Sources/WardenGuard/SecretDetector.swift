@@ -36,15 +36,24 @@ public struct SecretDetector: Detector {
     ]
 
     /// A value assigned to a key-like name: `api_key = "…"`, `"token": "…"`, `PASSWORD=…`.
-    nonisolated(unsafe) static let assignment = try! Regex(
+    nonisolated(unsafe) static let assignment = compile(
         #"(?i)\b(?:api[_-]?key|secret(?:[_-]?key)?|access[_-]?token|auth[_-]?token|token|password|passwd|client[_-]?secret)["']?\s*[:=]\s*["']?([^\s"'`,;]{16,})"#
     )
 
     static func shape(
         _ label: String, _ pattern: String, _ confidence: Double, check: (@Sendable (Substring) -> Bool)? = nil
     ) -> Shape {
-        // The patterns are literals checked by the tests: a bad one is a programming error.
-        Shape(label: label, pattern: try! Regex(pattern), confidence: confidence, check: check)
+        Shape(label: label, pattern: compile(pattern), confidence: confidence, check: check)
+    }
+
+    /// A pattern of this file. They are literals the tests compile and match: one that does not
+    /// compile is a programming error, found before release.
+    static func compile(_ pattern: String) -> Regex<AnyRegexOutput> {
+        do {
+            return try Regex(pattern)
+        } catch {
+            preconditionFailure("secrets: the pattern \(pattern) does not compile: \(error)")
+        }
     }
 
     public func scan(_ text: String) -> [Finding] {
