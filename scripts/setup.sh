@@ -51,42 +51,27 @@ if ! python3 -c "import datasets" >/dev/null 2>&1; then
     python3 -m pip install --quiet --disable-pip-version-check datasets==5.2.0 2>/dev/null \
         || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages datasets==5.2.0
 fi
-# The tools door's real peers: the Python MCP SDK (`mcp`, MIT) 2.x as the operator's server and the
-# agent's client, in a virtual environment outside the repository, keyed by version (only a new
-# machine pays for it), made from Debian's python3 so that a sandbox can run it. Pinned like cedarpy.
-mcp_venv=/var/cache/warden-peers/mcp-2.3.0
-if ! "$mcp_venv/bin/python" -c "import mcp" >/dev/null 2>&1; then
-    echo "setup: installing the MCP Python SDK 2.3.0 in $mcp_venv (pip)" >&2
-    rm -rf "$mcp_venv"
-    mkdir -p "$(dirname "$mcp_venv")"
-    /usr/bin/python3 -m venv "$mcp_venv"
-    "$mcp_venv/bin/pip" install --quiet --disable-pip-version-check mcp==2.3.0
-fi
+# The tools door's real peers, each in a virtual environment outside the repository, keyed by version
+# (only a new machine pays for it), made from Debian's python3 so that a sandbox can run it. Pinned like
+# cedarpy. peer_venv NAME IMPORT PACKAGE...: makes /var/cache/warden-peers/NAME unless IMPORT works there.
+peer_venv() {
+    venv=/var/cache/warden-peers/$1
+    check=$2
+    shift 2
+    if ! "$venv/bin/python" -c "$check" >/dev/null 2>&1; then
+        echo "setup: installing $* in $venv (pip)" >&2
+        rm -rf "$venv"
+        mkdir -p "$(dirname "$venv")"
+        /usr/bin/python3 -m venv "$venv"
+        "$venv/bin/pip" install --quiet --disable-pip-version-check "$@"
+    fi
+}
+# The Python MCP SDK (`mcp`, MIT) 2.x as the operator's server and the agent's client.
+peer_venv mcp-2.3.0 "import mcp" mcp==2.3.0
 # The older generation (mcp 1.x, whose newest revision is 2025-06-18), for the tests where each side
 # speaks its own revision; pydantic pinned to one it was released against (later ones broke its import).
-mcp1_venv=/var/cache/warden-peers/mcp-1.20.0
-if ! "$mcp1_venv/bin/python" -c "from mcp.server.fastmcp import FastMCP" >/dev/null 2>&1; then
-    echo "setup: installing the MCP Python SDK 1.20.0 in $mcp1_venv (pip)" >&2
-    rm -rf "$mcp1_venv"
-    mkdir -p "$(dirname "$mcp1_venv")"
-    /usr/bin/python3 -m venv "$mcp1_venv"
-    "$mcp1_venv/bin/pip" install --quiet --disable-pip-version-check mcp==1.20.0 pydantic==2.12.4
-fi
+peer_venv mcp-1.20.0 "from mcp.server.fastmcp import FastMCP" mcp==1.20.0 pydantic==2.12.4
 # A server built with fastmcp (Apache-2.0; it brings mcp 2.3.0 with it), behind the door in the tests.
-fastmcp_venv=/var/cache/warden-peers/fastmcp-4.2.3
-if ! "$fastmcp_venv/bin/python" -c "import fastmcp" >/dev/null 2>&1; then
-    echo "setup: installing fastmcp 4.2.3 in $fastmcp_venv (pip)" >&2
-    rm -rf "$fastmcp_venv"
-    mkdir -p "$(dirname "$fastmcp_venv")"
-    /usr/bin/python3 -m venv "$fastmcp_venv"
-    "$fastmcp_venv/bin/pip" install --quiet --disable-pip-version-check fastmcp==4.2.3
-fi
+peer_venv fastmcp-4.2.3 "import fastmcp" fastmcp==4.2.3
 # mcp-proxy (MIT; a stdio-to-Streamable-HTTP proxy on mcp 1.x), the peer `warden bench mcp` compares with.
-proxy_venv=/var/cache/warden-peers/mcp-proxy-0.13.0
-if ! [ -x "$proxy_venv/bin/mcp-proxy" ] || ! "$proxy_venv/bin/python" -c "import mcp_proxy" >/dev/null 2>&1; then
-    echo "setup: installing mcp-proxy 0.13.0 in $proxy_venv (pip)" >&2
-    rm -rf "$proxy_venv"
-    mkdir -p "$(dirname "$proxy_venv")"
-    /usr/bin/python3 -m venv "$proxy_venv"
-    "$proxy_venv/bin/pip" install --quiet --disable-pip-version-check mcp-proxy==0.13.0
-fi
+peer_venv mcp-proxy-0.13.0 "import mcp_proxy" mcp-proxy==0.13.0

@@ -35,3 +35,16 @@ public struct WardenError: Error, CustomStringConvertible, Sendable, Equatable {
         WardenError(code: .invalidInput, message: message)
     }
 }
+
+extension WardenError {
+    /// A one-line cause for an HTTP client's transport error (NIO's descriptions nest the underlying
+    /// errno deeply): the known cause, else the description cut at 160 characters.
+    public static func transportReason(_ error: any Error) -> String {
+        let text = String(describing: error)
+        for known in ["Connection refused", "connectTimeout", "deadlineExceeded", "readTimeout", "No such host"]
+        where text.contains(known) {
+            return known == "Connection refused" ? "connection refused" : known
+        }
+        return text.count > 160 ? String(text.prefix(160)) + "…" : text
+    }
+}

@@ -101,7 +101,7 @@ final class HTTPTransport: UpstreamTransport, Sendable {
                 }
                 try await read(response, answering: requestID)
             } catch {
-                fail(requestID, "cannot reach \(url.absoluteString): \(Self.reason(error))")
+                fail(requestID, "cannot reach \(url.absoluteString): \(WardenError.transportReason(error))")
             }
         }
         _ = done?.wait(timeout: .now() + seconds)
@@ -170,15 +170,6 @@ final class HTTPTransport: UpstreamTransport, Sendable {
             _ = done.wait(timeout: .now() + 3)
         }
         ended?()
-    }
-
-    static func reason(_ error: any Error) -> String {
-        let text = String(describing: error)
-        for known in ["Connection refused", "connectTimeout", "deadlineExceeded", "readTimeout", "No such host"]
-        where text.contains(known) {
-            return known == "Connection refused" ? "connection refused" : known
-        }
-        return text.count > 160 ? String(text.prefix(160)) + "…" : text
     }
 }
 

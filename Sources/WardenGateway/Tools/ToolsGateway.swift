@@ -412,48 +412,10 @@ public final class ToolsGateway: @unchecked Sendable {
     /// Every resource some read of which could be allowed; a URI two servers both list is held back
     /// (neither shadows the other).
     func listResources() throws -> JSONValue {
-        var entities: [Entity] = []
-        var found: [(server: String, uri: String, raw: JSONValue)] = []
-        var seen: [String: Int] = [:]
-        for name in upstreams.keys.sorted() {
-            guard let upstream = upstreams[name], offers(upstream, "resources"), let server = settings[name] else {
-                continue
-            }
-            for item in try pages(upstream, "resources/list", key: "resources") {
-                guard let uri = item["uri"]?.stringValue else { continue }
-                found.append((name, uri, item))
-                seen[uri, default: 0] += 1
-                entities.append(Self.entity(server: server, kind: "Resource", id: uri))
-            }
-        }
-        let snapshot = try snapshot(listing: "Resource", entities)
-        var shown: [JSONValue] = []
-        var resources: [String: String] = [:]
-        var hidden: [String: String] = [:]
-        for (server, uri, raw) in found {
-            if seen[uri, default: 0] > 1 {
-                hidden[uri] = "listed by more than one server"
-                continue
-            }
-            guard
-                snapshot.policies.couldAllow(
-                    principal: runEntity.uid, action: EntityUID(type: "Action", id: "read"),
-                    resource: EntityUID(type: "Resource", id: "\(server).\(uri)"), entities: snapshot.entities)
-            else {
-                hidden[uri] = "no policy could allow reading it"
-                continue
-            }
-            resources[uri] = server
-            shown.append(raw)
-        }
-        try record(
-            .decision, subject: "resources/list",
-            [
-                "door": "tools", "action": "list", "listed": resources.keys.sorted().joined(separator: ","),
-                "hidden": hidden.keys.sorted().joined(separator: ","), "decision": "allow",
-            ])
+        let (shown, listed, hidden, entities, snapshot) = try listOffered(
+            kind: "Resource", key: "resources", identity: "uri", action: "read", verb: "reading", exposed: { $1 })
         state.withLock { catalog in
-            catalog.resources = resources
+            catalog.resources = listed.mapValues(\.server)
             catalog.hiddenResources = hidden
             catalog.entities["Resource"] = entities
             catalog.snapshot = snapshot
@@ -464,50 +426,70 @@ public final class ToolsGateway: @unchecked Sendable {
 
     /// Every prompt some get of which could be allowed, as `server__prompt`.
     func listPrompts() throws -> JSONValue {
-        var entities: [Entity] = []
-        var found: [(server: String, name: String, raw: JSONValue)] = []
-        for name in upstreams.keys.sorted() {
-            guard let upstream = upstreams[name], offers(upstream, "prompts"), let server = settings[name] else {
-                continue
-            }
-            for item in try pages(upstream, "prompts/list", key: "prompts") {
-                guard let prompt = item["name"]?.stringValue else { continue }
-                found.append((name, prompt, item))
-                entities.append(Self.entity(server: server, kind: "Prompt", id: prompt))
-            }
-        }
-        let snapshot = try snapshot(listing: "Prompt", entities)
-        var shown: [JSONValue] = []
-        var prompts: [String: (server: String, name: String)] = [:]
-        var hidden: [String: String] = [:]
-        for (server, prompt, raw) in found {
-            let exposed = Self.exposedName(server: server, tool: prompt)
-            guard
-                snapshot.policies.couldAllow(
-                    principal: runEntity.uid, action: EntityUID(type: "Action", id: "get_prompt"),
-                    resource: EntityUID(type: "Prompt", id: "\(server).\(prompt)"), entities: snapshot.entities)
-            else {
-                hidden[exposed] = "no policy could allow getting it"
-                continue
-            }
-            prompts[exposed] = (server, prompt)
-            guard case .object(let members) = raw else { continue }
-            shown.append(.object(members.map { $0.key == "name" ? ($0.key, .string(exposed)) : $0 }))
-        }
-        try record(
-            .decision, subject: "prompts/list",
-            [
-                "door": "tools", "action": "list", "listed": prompts.keys.sorted().joined(separator: ","),
-                "hidden": hidden.keys.sorted().joined(separator: ","), "decision": "allow",
-            ])
+        let (shown, listed, hidden, entities, snapshot) = try listOffered(
+            kind: "Prompt", key: "prompts", identity: "name", action: "get_prompt", verb: "getting",
+            exposed: Self.exposedName)
         state.withLock { catalog in
-            catalog.prompts = prompts
+            catalog.prompts = listed
             catalog.hiddenPrompts = hidden
             catalog.entities["Prompt"] = entities
             catalog.snapshot = snapshot
         }
         writeCatalog()
         return .object([("prompts", .array(shown))])
+    }
+
+    /// A resources or prompts list: each offering server's items (`key`, named by `identity`), shown
+    /// under `exposed` names when some `action` on `Kind::"server.name"` could be allowed; a name two
+    /// servers both give is held back. The decision is recorded and the snapshot kept.
+    private func listOffered(
+        kind: String, key: String, identity: String, action: String, verb: String,
+        exposed: (_ server: String, _ name: String) -> String
+    ) throws -> (
+        shown: [JSONValue], listed: [String: (server: String, name: String)], hidden: [String: String],
+        entities: [Entity], snapshot: PolicyEngine.Snapshot
+    ) {
+        var entities: [Entity] = []
+        var found: [(server: String, name: String, raw: JSONValue)] = []
+        var seen: [String: Int] = [:]
+        for name in upstreams.keys.sorted() {
+            guard let upstream = upstreams[name], offers(upstream, key), let server = settings[name] else { continue }
+            for item in try pages(upstream, "\(key)/list", key: key) {
+                guard let id = item[identity]?.stringValue else { continue }
+                found.append((name, id, item))
+                seen[exposed(name, id), default: 0] += 1
+                entities.append(Self.entity(server: server, kind: kind, id: id))
+            }
+        }
+        let snapshot = try snapshot(listing: kind, entities)
+        var shown: [JSONValue] = []
+        var listed: [String: (server: String, name: String)] = [:]
+        var hidden: [String: String] = [:]
+        for (server, id, raw) in found {
+            let name = exposed(server, id)
+            if seen[name, default: 0] > 1 {
+                hidden[name] = "listed by more than one server"
+                continue
+            }
+            guard
+                snapshot.policies.couldAllow(
+                    principal: runEntity.uid, action: EntityUID(type: "Action", id: action),
+                    resource: EntityUID(type: kind, id: "\(server).\(id)"), entities: snapshot.entities)
+            else {
+                hidden[name] = "no policy could allow \(verb) it"
+                continue
+            }
+            listed[name] = (server, id)
+            guard case .object(let members) = raw else { continue }
+            shown.append(.object(members.map { $0.key == identity ? ($0.key, .string(name)) : $0 }))
+        }
+        try record(
+            .decision, subject: "\(key)/list",
+            [
+                "door": "tools", "action": "list", "listed": listed.keys.sorted().joined(separator: ","),
+                "hidden": hidden.keys.sorted().joined(separator: ","), "decision": "allow",
+            ])
+        return (shown, listed, hidden, entities, snapshot)
     }
 
     /// The policies' current snapshot with the run, this list's `entities` of `kind`, and the other
@@ -768,7 +750,8 @@ public final class ToolsGateway: @unchecked Sendable {
     func callTool(
         _ exposed: String, arguments: JSONValue, params: JSONValue?, session: ToolsSession, call: CallContext
     ) throws -> JSONValue {
-        if state.withLock({ $0.snapshot == nil || $0.tools.isEmpty }) { _ = try listTools() }
+        // Listed once (even to nothing): a call does not re-list the servers; a list change does.
+        if state.withLock({ $0.entities["Tool"] == nil }) { _ = try listTools() }
         let known = state.withLock { $0 }
         var request = Decided(
             action: "call", resource: EntityUID(type: "Tool", id: exposed), subject: "call \(exposed)",

@@ -100,7 +100,7 @@ final class ChatSession: AgentSession, @unchecked Sendable {
         } catch {
             throw ModelError(
                 description:
-                    "the model endpoint \(endpoint) is unreachable: \(Self.reason(error)); check --base-url and that the server is running"
+                    "the model endpoint \(endpoint) is unreachable: \(WardenError.transportReason(error)); check --base-url and that the server is running"
             )
         }
     }
@@ -114,16 +114,6 @@ final class ChatSession: AgentSession, @unchecked Sendable {
         configuration.timeout.connect = .seconds(10)
         return HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
     }()
-
-    /// A one-line cause for a transport error (NIO's descriptions nest the underlying errno deeply).
-    static func reason(_ error: any Error) -> String {
-        let text = String(describing: error)
-        for known in ["Connection refused", "connectTimeout", "deadlineExceeded", "readTimeout", "No such host"]
-        where text.contains(known) {
-            return known == "Connection refused" ? "connection refused" : known
-        }
-        return text.count > 160 ? String(text.prefix(160)) + "…" : text
-    }
 
     private func parse(_ data: Data, status: Int) throws -> AgentTurn {
         let text = String(decoding: data, as: UTF8.self)
