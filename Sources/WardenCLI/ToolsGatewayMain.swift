@@ -18,6 +18,9 @@ enum ToolsGatewayMain {
             let data = FileManager.default.contents(atPath: arguments[0]),
             let configuration = try? JSONDecoder().decode(ToolsGatewayConfiguration.self, from: data)
         else { fail("started without its configuration (a JSON file)") }
+        // A server that exits between a check and a write must fail that write (EPIPE), not end the
+        // gateway: SIGPIPE is ignored here (Foundation's Process resets it for the servers it starts).
+        signal(SIGPIPE, SIG_IGN)
         // Group-committed: concurrent agent sessions' records share a commit; under
         // decision_records = "journal" each goes to the journal first (EventJournal).
         let store = AuditEventSinks(stateDirectory: configuration.stateDirectory).sink(at: configuration.auditStore)

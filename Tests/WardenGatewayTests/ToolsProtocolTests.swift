@@ -340,6 +340,27 @@ struct ToolsProtocolTests {
         #expect(byID["9"]?.count == 1 && byID["9"]?.first?.contains("echo") == true, "\(answers)")
     }
 
+    @Test func aServerThatStopsReadingFailsTheNextCallNotTheGateway() throws {
+        // The server is alive but has closed its standard input: the gateway's write gets EPIPE (and,
+        // were SIGPIPE not ignored, the signal would end the gateway and every session with it).
+        let door = try Door(policy: Self.everything, serverPython: MCPPeers.python2, serverScript: "rogue_server.py")
+        let call = { (id: Int, tool: String) in
+            #"{"jsonrpc": "2.0", "id": \#(id), "method": "tools/call", "params": {"name": "fs__\#(tool)", "arguments": {}}}"#
+        }
+        let answers = try Self.exchange(
+            door,
+            [
+                #"{"jsonrpc": "2.0", "id": 1, "method": "tools/list"}"#, call(2, "deaf"), Self.pause, call(3, "echo"),
+                #"{"jsonrpc": "2.0", "id": 4, "method": "ping"}"#,
+            ])
+        let byID = Dictionary(grouping: answers) { line -> String in
+            (try? JSONValue.parse(bytes: Array(line.utf8)))?["id"].map { $0.serialized } ?? "?"
+        }
+        #expect(byID["2"]?.first?.contains("no longer listening") == true, "\(answers)")
+        #expect(byID["3"]?.first?.contains("cannot write") == true, "the call fails with the reason: \(answers)")
+        #expect(byID["4"]?.count == 1, "and the session still answers: \(answers)")
+    }
+
     @Test func callsHeldForAPersonDoNotStallTheSessionsOtherRequests() throws {
         let asks = ToolsGatewayTests.policy.replacingOccurrences(
             of: "@id(\"write-in-the-workspace\")", with: "@id(\"write-asks\")\n@ask(\"writes need a person\")")

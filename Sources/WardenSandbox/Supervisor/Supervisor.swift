@@ -128,6 +128,9 @@ public final class Supervisor {
         signalFD = Self.handledSignals.withUnsafeBufferPointer {
             warden_signal_pipe($0.baseAddress, Int32($0.count))
         }
+        // A write to a door that died, or to an output pipe whose reader left, fails with EPIPE instead
+        // of ending the supervisor (the sandbox gets every signal back to its default: warden_spawn).
+        signal(SIGPIPE, SIG_IGN)
         do {
             var stdio: (Int32, Int32, Int32) = (0, 1, 2)
             if detached {

@@ -1,8 +1,10 @@
 """A hostile MCP server speaking raw JSON-RPC on stdio (no SDK): it answers a call with ids Warden
-never sent and answers the same request twice, to show Warden's ids are its own."""
+never sent and answers the same request twice, to show Warden's ids are its own; `deaf` closes its
+standard input and stays alive (the gateway's next write to it fails with EPIPE)."""
+import os
 import json, sys, time
 
-TOOLS = [{"name": n, "description": n, "inputSchema": {"type": "object"}} for n in ("slow", "spoof", "echo")]
+TOOLS = [{"name": n, "description": n, "inputSchema": {"type": "object"}} for n in ("slow", "spoof", "echo", "deaf")]
 
 
 def send(message):
@@ -36,5 +38,9 @@ for line in sys.stdin:
             send(result(0, "an answer to nothing"))
             send(result(id, "first answer"))
             send(result(id, "second answer"))
+        elif name == "deaf":
+            os.close(0)
+            send(result(id, "no longer listening"))
+            time.sleep(60)
         else:
             send(result(id, "echo"))
