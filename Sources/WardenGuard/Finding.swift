@@ -1,6 +1,6 @@
 /// What a detector found in a text: which detector (and its version), where (UTF-8 byte offsets),
 /// how sure it is, and a short description that never repeats a secret it found.
-public struct Finding: Sendable, Equatable, Codable {
+public struct Finding: Sendable, Equatable, Hashable, Codable {
     public var detector: String
     public var version: Int
     /// The finding's span, as UTF-8 byte offsets into the scanned text: `start..<end`.
@@ -28,7 +28,23 @@ public protocol Detector: Sendable {
     func scan(_ text: String) -> [Finding]
 }
 
-extension String {
-    /// The UTF-8 byte offset of `index`.
-    func utf8Offset(of index: String.Index) -> Int { utf8.distance(from: utf8.startIndex, to: index) }
+/// A detector that looks only where its trigger phrases are: the ``Guard`` finds every detector's
+/// triggers in one pass and hands each its hits.
+protocol TriggeredDetector: Detector {
+    var triggers: [PhraseMatcher.Phrase] { get }
+    /// The findings at these hits (`trigger` indexes `triggers`; ordered by their ends).
+    func findings(at hits: [PhraseMatcher.Hit], in bytes: UnsafeBufferPointer<UInt8>) -> [Finding]
+}
+
+extension TriggeredDetector {
+    func finding(_ start: Int, _ end: Int, _ confidence: Double, _ detail: String) -> Finding {
+        Finding(detector: name, version: version, start: start, end: end, confidence: confidence, detail: detail)
+    }
+}
+
+extension UnsafeBufferPointer where Element == UInt8 {
+    /// The ASCII text of `range` (for details and checks; non-ASCII bytes kept as they decode).
+    func text(_ range: Range<Int>) -> String {
+        String(decoding: UnsafeBufferPointer(rebasing: self[range]), as: UTF8.self)
+    }
 }
