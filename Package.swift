@@ -61,7 +61,7 @@ let package = Package(
         .target(
             name: "WardenGateway",
             dependencies: [
-                "WardenCore", "WardenPolicy", "CWardenLinux",
+                "WardenCore", "WardenPolicy", "WardenGuard", "CWardenLinux",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -84,7 +84,7 @@ let package = Package(
         // The benchmarks behind `warden bench`, apart from the modules they measure.
         .target(
             name: "WardenBench",
-            dependencies: ["WardenAudit", "WardenCore", "WardenPolicy", "WardenSandbox", "CWardenLinux"]
+            dependencies: ["WardenAudit", "WardenCore", "WardenGuard", "WardenPolicy", "WardenSandbox", "CWardenLinux"]
         ),
         .executableTarget(
             name: "WardenCLI",
@@ -92,6 +92,7 @@ let package = Package(
                 "WardenAudit",
                 "WardenBench",
                 "WardenGateway",
+                "WardenGuard",
                 "WardenRedTeam",
                 "WardenCore",
                 "WardenPolicy",

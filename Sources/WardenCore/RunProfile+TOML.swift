@@ -8,7 +8,8 @@ extension RunProfileOverrides {
         "decision_records", "mcp.servers.NAME.command", "mcp.servers.NAME.trust", "mcp.servers.NAME.labels",
         "mcp.servers.NAME.timeout", "mcp.servers.NAME.read", "mcp.servers.NAME.url", "mcp.servers.NAME.headers.HEADER",
         "mcp.servers.NAME.bearer_token_env", "mcp.servers.NAME.redact", "mcp.servers.NAME.network",
-        "mcp.servers.NAME.policies", "mcp.servers.NAME.hide",
+        "mcp.servers.NAME.policies", "mcp.servers.NAME.hide", "mcp.servers.NAME.spotlight",
+        "mcp.servers.NAME.tools.TOOL.labels",
     ]
 
     /// Reads a run profile; relative `workspace` paths are resolved against `baseDirectory`.
@@ -189,11 +190,20 @@ extension RunProfileOverrides {
                 case "policies":
                     settings.policies = try strings().map { $0.hasPrefix("/") ? $0 : baseDirectory + "/" + $0 }
                 case "hide": settings.hide = try strings()
+                case "spotlight": settings.spotlight = try bool()
+                case let tool where tool.hasPrefix("tools.") && tool.hasSuffix(".labels"):
+                    let name = String(tool.dropFirst("tools.".count).dropLast(".labels".count))
+                    guard !name.isEmpty, !name.contains(".") else {
+                        throw WardenError.invalidInput(
+                            "\(field): per-tool labels are [mcp.servers.\(server).tools.TOOL] labels = [\"external_sink\"]"
+                        )
+                    }
+                    settings.toolLabels[name] = try strings()
                 case let header where header.hasPrefix("headers.") && header.count > "headers.".count:
                     settings.headers[String(header.dropFirst("headers.".count))] = try string()
                 default:
                     throw WardenError.invalidInput(
-                        "\(field): unknown server key; use command, url, headers.NAME, bearer_token_env, trust, labels, timeout, read, redact, network, policies or hide"
+                        "\(field): unknown server key; use command, url, headers.NAME, bearer_token_env, trust, labels, tools.TOOL.labels, spotlight, timeout, read, redact, network, policies or hide"
                     )
                 }
                 toolServers[server] = settings

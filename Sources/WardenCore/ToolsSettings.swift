@@ -26,7 +26,13 @@ public struct ToolServerSettings: Sendable, Equatable, Codable {
     /// Paths its sandbox sees empty (weights, secrets) besides Warden's defaults.
     public var hide: [String] = []
     public var trust: ToolTrust
+    /// Labels of all its tools (`untrusted_output`, `sensitive_output`, `external_sink`, or the
+    /// operator's own); `tool_labels` adds some per tool.
     public var labels: [String]
+    /// Labels per tool (profile `[mcp.servers.NAME.tools.TOOL] labels = [...]`).
+    public var toolLabels: [String: [String]] = [:]
+    /// Datamark this server's untrusted output before the agent sees it (spotlighting).
+    public var spotlight = false
     /// How long one request to it may take.
     public var timeout: Duration
     /// Host paths its sandbox may read besides the system directories (its program, its data).
@@ -44,7 +50,8 @@ public struct ToolServerSettings: Sendable, Equatable, Codable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case name, command, trust, labels, read, url, headers, redact, network, policies, hide
+        case name, command, trust, labels, read, url, headers, redact, network, policies, hide, spotlight
+        case toolLabels = "tool_labels"
         case timeoutMilliseconds = "timeout_ms"
         case bearerTokenEnvironment = "bearer_token_env"
     }
@@ -64,6 +71,8 @@ public struct ToolServerSettings: Sendable, Equatable, Codable {
         network = try c.decodeIfPresent(NetworkMode.self, forKey: .network) ?? .none
         policies = try c.decodeIfPresent([String].self, forKey: .policies) ?? []
         hide = try c.decodeIfPresent([String].self, forKey: .hide) ?? []
+        toolLabels = try c.decodeIfPresent([String: [String]].self, forKey: .toolLabels) ?? [:]
+        spotlight = try c.decodeIfPresent(Bool.self, forKey: .spotlight) ?? false
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -81,6 +90,8 @@ public struct ToolServerSettings: Sendable, Equatable, Codable {
         if network != .none { try c.encode(network, forKey: .network) }
         if !policies.isEmpty { try c.encode(policies, forKey: .policies) }
         if !hide.isEmpty { try c.encode(hide, forKey: .hide) }
+        if !toolLabels.isEmpty { try c.encode(toolLabels, forKey: .toolLabels) }
+        if spotlight { try c.encode(spotlight, forKey: .spotlight) }
     }
 
     /// Checks that the server is one of the two kinds (a command or a URL) and its URL is one Warden

@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import Synchronization
 import WardenCore
+import WardenGuard
 import WardenPolicy
 
 /// The tools door: the one MCP server the agent sees, aggregating the operator's servers.
@@ -547,23 +548,39 @@ public final class ToolsGateway: @unchecked Sendable {
     /// the pinned annotations' hints.
     static func entity(server: ToolServerSettings, tool: ToolDefinition) -> Entity {
         var entity = entity(server: server, kind: "Tool", id: tool.name)
-        var hints: [String: CedarValue] = [:]
+        let hints = Self.hints(tool)
+        entity.attributes["annotations"] = .record(hints.mapValues(CedarValue.bool))
+        entity.attributes["labels"] = .set(Set(labels(server: server, tool: tool).map(CedarValue.string)))
+        return entity
+    }
+
+    /// The pinned annotations' boolean hints (`readOnlyHint`, `openWorldHint`, …).
+    static func hints(_ tool: ToolDefinition) -> [String: Bool] {
+        var hints: [String: Bool] = [:]
         if case .object(let members)? = tool.annotations {
             for (key, value) in members {
-                if case .bool(let b) = value { hints[key] = .bool(b) }
+                if case .bool(let b) = value { hints[key] = b }
             }
         }
-        entity.attributes["annotations"] = .record(hints)
-        return entity
+        return hints
+    }
+
+    /// A tool's labels: the server's, the tool's own from the profile, and what its pinned annotations
+    /// and the server's trust imply (``ToolLabels``).
+    static func labels(server: ToolServerSettings, tool: ToolDefinition) -> Set<String> {
+        ToolLabels.derive(
+            configured: server.labels + (server.toolLabels[tool.name] ?? []), trusted: server.trust == .trusted,
+            hints: hints(tool))
     }
 
     /// `Kind::"server.id"` with server, name, trust and labels.
     static func entity(server: ToolServerSettings, kind: String, id: String) -> Entity {
-        Entity(
+        let labels = ToolLabels.derive(configured: server.labels, trusted: server.trust == .trusted, hints: [:])
+        return Entity(
             uid: EntityUID(type: kind, id: "\(server.name).\(id)"),
             attributes: [
                 "server": .string(server.name), "name": .string(id), "trust": .string(server.trust.rawValue),
-                "labels": .set(Set(server.labels.map(CedarValue.string))),
+                "labels": .set(Set(labels.map(CedarValue.string))),
             ])
     }
 
@@ -629,6 +646,28 @@ public final class ToolsGateway: @unchecked Sendable {
         var context = request.context
         context["server"] = .string(server)
         context["session"] = session.cedarCounters
+        // What the validation layer sees in the arguments, and which of them came from untrusted output.
+        let leaves = Self.strings(in: request.arguments)
+        let findings = Guard.standard.scan(leaves.map(\.value).joined(separator: "\n"))
+        context["findings"] = Self.cedar(findings)
+        if !findings.isEmpty { request.details["findings"] = Self.summary(findings) }
+        let provenance = session.taint.provenance(of: leaves)
+        context["provenance"] = .record([
+            "tainted": .bool(provenance.tainted),
+            "arguments": .set(Set(provenance.arguments.map(CedarValue.string))),
+            "sources": .set(Set(provenance.sources.map(CedarValue.string))),
+        ])
+        if provenance.tainted {
+            request.details["provenance"] =
+                provenance.arguments.sorted().joined(separator: ",") + " <- "
+                + provenance.sources.sorted().joined(separator: ",")
+        }
+        let labels = session.taint.summary
+        if labels.untrusted || labels.sensitive {
+            request.details["session_labels"] = [
+                labels.untrusted ? "untrusted" : nil, labels.sensitive ? "sensitive" : nil,
+            ].compactMap { $0 }.joined(separator: ",")
+        }
         let decision = PolicyEngine.decide(
             AuthorizationRequest(
                 principal: runEntity.uid, action: EntityUID(type: "Action", id: request.action),
@@ -677,7 +716,8 @@ public final class ToolsGateway: @unchecked Sendable {
 
     /// Forwards an allowed request and records what came back (after, off the path).
     private func forward(
-        _ method: String, params: JSONValue, to server: String, subject: String, call: CallContext
+        _ method: String, params: JSONValue, to server: String, subject: String, call: CallContext,
+        inspect: (JSONValue, inout [String: String]) -> JSONValue = { result, _ in result }
     ) throws -> JSONValue {
         guard let upstream = upstreams[server] else {
             throw RPCFault(RPCMessage.Code.internalError, "no server \(server)")
@@ -698,7 +738,11 @@ public final class ToolsGateway: @unchecked Sendable {
             outcome["result_bytes"] = String(text.utf8.count)
             outcome["is_error"] = String(result["isError"] == .bool(true))
             if let type = result["resultType"]?.stringValue { outcome["result_type"] = type }
-            return result
+            let shown = inspect(result, &outcome)
+            if shown != result {
+                outcome["shown_digest"] = ToolDefinition.sha256((try? shown.canonicalized()) ?? "")
+            }
+            return shown
         } catch {
             outcome["error"] = (error as? WardenError)?.message ?? "\(error)"
             throw error
@@ -785,8 +829,14 @@ public final class ToolsGateway: @unchecked Sendable {
             params, replacing: [("name", .string(tool.name)), ("arguments", arguments)], session: session,
             tokens: &tokens)
         do {
+            let labels = settings[server].map { Self.labels(server: $0, tool: tool) } ?? []
             let result = try forward(
-                "tools/call", params: forwarded, to: server, subject: request.subject, call: call)
+                "tools/call", params: forwarded, to: server, subject: request.subject, call: call
+            ) { result, outcome in
+                absorb(
+                    result, source: "\(server).\(tool.name)", labels: labels, session: session,
+                    spotlight: settings[server]?.spotlight ?? false, outcome: &outcome)
+            }
             return inputRequired(result, session: session, server: server) ?? result
         } catch {
             // A tool result the agent can read and adapt to, not a protocol error.
@@ -820,8 +870,17 @@ public final class ToolsGateway: @unchecked Sendable {
         defer { tokens.forEach(forgetProgressToken) }
         let forwarded = upstreamParams(params, replacing: [("uri", .string(uri))], session: session, tokens: &tokens)
         do {
+            let labels =
+                settings[server].map {
+                    ToolLabels.derive(configured: $0.labels, trusted: $0.trust == .trusted, hints: [:])
+                } ?? []
             let result = try forward(
-                "resources/read", params: forwarded, to: server, subject: request.subject, call: call)
+                "resources/read", params: forwarded, to: server, subject: request.subject, call: call
+            ) { result, outcome in
+                absorb(
+                    result, source: "\(server).\(uri)", labels: labels, session: session,
+                    spotlight: settings[server]?.spotlight ?? false, outcome: &outcome)
+            }
             if let replaced = inputRequired(result, session: session, server: server) {
                 throw RPCFault(RPCMessage.Code.internalError, Self.text(of: replaced))
             }
@@ -862,7 +921,17 @@ public final class ToolsGateway: @unchecked Sendable {
         let forwarded = upstreamParams(
             params, replacing: [("name", .string(name)), ("arguments", arguments)], session: session, tokens: &tokens)
         do {
+            let labels =
+                settings[server].map {
+                    ToolLabels.derive(configured: $0.labels, trusted: $0.trust == .trusted, hints: [:])
+                } ?? []
             let result = try forward("prompts/get", params: forwarded, to: server, subject: request.subject, call: call)
+            {
+                result, outcome in
+                absorb(
+                    result, source: "\(server).\(name)", labels: labels, session: session, spotlight: false,
+                    outcome: &outcome)
+            }
             if let replaced = inputRequired(result, session: session, server: server) {
                 throw RPCFault(RPCMessage.Code.internalError, Self.text(of: replaced))
             }
@@ -870,6 +939,91 @@ public final class ToolsGateway: @unchecked Sendable {
         } catch let error as WardenError {
             throw RPCFault(RPCMessage.Code.internalError, error.message)
         }
+    }
+
+    // MARK: - Taint and validation
+
+    /// What a result brings into the session: its text through the detectors (findings recorded with
+    /// the result), its labels into the session's taint, and — for an untrusted source with
+    /// `spotlight = true` — the datamarked form the agent is shown instead.
+    private func absorb(
+        _ result: JSONValue, source: String, labels: Set<String>, session: ToolsSession, spotlight: Bool,
+        outcome: inout [String: String]
+    ) -> JSONValue {
+        let text = Self.strings(in: result).filter { !["type", "mimeType", "uri", "resultType"].contains($0.path) }
+            .map(\.value).joined(separator: "\n")
+        let findings = Guard.standard.scan(text)
+        if !findings.isEmpty { outcome["findings"] = Self.summary(findings) }
+        outcome["labels"] = labels.sorted().joined(separator: ",")
+        session.taint.absorb(text: text, source: source, labels: labels, findings: findings)
+        guard spotlight, labels.contains(ToolLabels.untrustedOutput) else { return result }
+        outcome["spotlight"] = "datamark"
+        return Self.datamark(result, with: session.spotlight, source: source)
+    }
+
+    /// The result with every `text` datamarked and the note first (a tool result's content, or a
+    /// resource's first text).
+    static func datamark(_ result: JSONValue, with spotlight: Spotlight, source: String) -> JSONValue {
+        func mark(_ value: JSONValue) -> JSONValue {
+            switch value {
+            case .object(let members):
+                return .object(
+                    members.map { key, member in
+                        if key == "text", case .string(let text) = member {
+                            return (key, .string(spotlight.mark(text)))
+                        }
+                        return (key, mark(member))
+                    })
+            case .array(let items): return .array(items.map(mark))
+            default: return value
+            }
+        }
+        guard case .object(var members) = mark(result) else { return result }
+        let note = JSONValue.object([("type", .string("text")), ("text", .string(spotlight.note(source: source)))])
+        if let i = members.firstIndex(where: { $0.key == "content" }), case .array(let items) = members[i].value {
+            members[i].value = .array([note] + items)
+        } else if let i = members.firstIndex(where: { $0.key == "contents" }),
+            case .array(var items) = members[i].value,
+            let first = items.first, case .object(var fields) = first,
+            let t = fields.firstIndex(where: { $0.key == "text" }), case .string(let text) = fields[t].value
+        {
+            fields[t].value = .string(spotlight.note(source: source) + "\n" + text)
+            items[0] = .object(fields)
+            members[i].value = .array(items)
+        }
+        return .object(members)
+    }
+
+    /// Every string in a JSON value with its key path (`to`, `recipients`, `content.text`; array
+    /// positions left out).
+    static func strings(in value: JSONValue, path: String = "") -> [(path: String, value: String)] {
+        switch value {
+        case .string(let text): return [(path, text)]
+        case .object(let members):
+            return members.flatMap { key, member in strings(in: member, path: path.isEmpty ? key : path + "." + key) }
+        case .array(let items): return items.flatMap { strings(in: $0, path: path) }
+        default: return []
+        }
+    }
+
+    /// `context.findings`: how many, which detectors, and each detector's highest confidence in
+    /// percent (0 when it found nothing), so a policy can say `context.findings.secrets >= 80`.
+    static func cedar(_ findings: [Finding]) -> CedarValue {
+        var fields: [String: CedarValue] = [
+            "count": .long(Int64(findings.count)),
+            "detectors": .set(Set(findings.map { CedarValue.string($0.detector) })),
+        ]
+        for (name, _) in Guard.standard.inventory {
+            let best = findings.filter { $0.detector == name }.map(\.confidence).max() ?? 0
+            fields[name] = .long(Int64((best * 100).rounded()))
+        }
+        return .record(fields)
+    }
+
+    /// Findings for a record: `detector:confidence detail`, one per finding (at most 20).
+    static func summary(_ findings: [Finding]) -> String {
+        findings.prefix(20).map { "\($0.detector):\(String(format: "%.2f", $0.confidence)) \($0.detail)" }
+            .joined(separator: "; ")
     }
 
     /// A tool result carrying `text` with `isError`: what the agent reads for a refusal or a failure.

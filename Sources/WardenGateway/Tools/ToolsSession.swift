@@ -1,6 +1,7 @@
 import Foundation
 import Synchronization
 import WardenCore
+import WardenGuard
 import WardenPolicy
 
 /// One agent's connection to the tools door (a stdio bridge, a socket connection, or a Streamable HTTP
@@ -22,6 +23,10 @@ public final class ToolsSession: @unchecked Sendable {
     private var denied = 0
     private var inFlight: [String: ToolsGateway.CallContext] = [:]
     private let group = DispatchGroup()
+    /// What entered this session's context (labels, sources, untrusted values): WardenGuard's taint.
+    let taint = SessionTaint()
+    /// This session's datamarking marker (used for servers with `spotlight = true`).
+    let spotlight = Spotlight.random()
 
     /// The most requests of one session answered at once; more get an error.
     public static let inFlightMax = 64
@@ -50,10 +55,18 @@ public final class ToolsSession: @unchecked Sendable {
         }
     }
 
-    /// `context.session`: what a policy may count on (calls decided so far, denials).
+    /// `context.session`: what a policy may count on — calls decided so far, denials, and the labels
+    /// of what entered the agent's context: `untrusted`, `sensitive`, `sources` (`server.tool`s whose
+    /// output it read) and `findings` (the detectors that fired on that output).
     var cedarCounters: CedarValue {
-        lock.withLock {
-            .record(["calls": .long(Int64(calls)), "denied": .long(Int64(denied)), "id": .long(Int64(id))])
+        let labels = taint.summary
+        return lock.withLock {
+            .record([
+                "calls": .long(Int64(calls)), "denied": .long(Int64(denied)), "id": .long(Int64(id)),
+                "untrusted": .bool(labels.untrusted), "sensitive": .bool(labels.sensitive),
+                "sources": .set(Set(labels.sources.map(CedarValue.string))),
+                "findings": .set(Set(labels.findings.map(CedarValue.string))),
+            ])
         }
     }
 

@@ -30,7 +30,8 @@ async def drive(s, out):
     out["calls"] = []
     for name, arguments in calls:
         res = await s.call_tool(name, arguments)
-        out["calls"].append({"error": error_of(res), "text": text_of(res)})
+        texts = [c.text for c in (getattr(res, "content", None) or []) if hasattr(c, "text")]
+        out["calls"].append({"error": error_of(res), "text": text_of(res), "texts": texts})
     if "resources" in extra:
         out["resources"] = sorted(str(r.uri) for r in (await s.list_resources()).resources)
         out["reads"] = []
