@@ -3,6 +3,7 @@ import CWardenLinux
 import Foundation
 import WardenCore
 import WardenGateway
+import WardenGuard
 import WardenSandbox
 
 #if canImport(Glibc)
@@ -31,8 +32,9 @@ extension Warden {
                   warden mcp approve fs write_file     # the pending definition becomes the pin
                   warden mcp approve fs                # everything pending for fs
                   warden mcp ls 3f2a9c                 # what that run's agent is shown, and why not the rest
+                  warden mcp scan servers.toml         # tool poisoning in the servers' definitions, offline
                 """,
-            subcommands: [Connect.self, Pins.self, ApprovePin.self, List.self])
+            subcommands: [Connect.self, Pins.self, ApprovePin.self, List.self, Scan.self])
     }
 }
 
@@ -171,6 +173,77 @@ extension Warden.MCP {
                     (entry["kind"] ?? "").padding(toLength: 10, withPad: " ", startingAt: 0)
                         + (entry["name"] ?? "").padding(toLength: 32, withPad: " ", startingAt: 0) + shown)
             }
+        }
+    }
+}
+
+extension Warden.MCP {
+    struct Scan: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Scan MCP servers' tool definitions for tool poisoning, offline: nothing is called.",
+            discussion: """
+                Lists each server's tools and runs Warden's detectors over every definition (description, \
+                input schema, annotations): instructions addressed to the model, hidden Unicode, secrets. \
+                Stdio servers run in a sandbox of their own, as in a run (no network unless the server's \
+                network = "proxy"); a URL is reached directly. The tools door applies the same scan at each \
+                list: a poisoned tool is quarantined unless the server says on_poisoned = "record".
+
+                Exit status: 0 when nothing is poisoned, 1 when something is (or a server failed), 2 for bad \
+                input.
+
+                Examples:
+                  warden mcp scan profile.toml          # every [mcp.servers.NAME] of a profile or --mcp file
+                  warden mcp scan https://tools.example/mcp --json
+                """)
+        @OptionGroup var state: StateOptions
+        @Argument(help: "A profile or --mcp file with [mcp.servers.NAME] tables, or a server's http(s) URL.")
+        var target: String
+        @Flag(help: "Print the report as JSON.")
+        var json = false
+
+        func run() throws {
+            var servers: [ToolServerSettings]
+            if target.hasPrefix("http://") || target.hasPrefix("https://") {
+                var server = ToolServerSettings(name: "url", command: [])
+                server.url = target
+                servers = [server]
+            } else {
+                let (settings, _) = try Warden.Run.readTOML(target, flag: "scan")
+                servers = settings.toolServers.values.sorted { $0.name < $1.name }
+                guard !servers.isEmpty else {
+                    throw WardenError.invalidInput("mcp scan: \(target) has no [mcp.servers.NAME] table")
+                }
+            }
+            let warden = state.host.wardenExecutable
+            let workspaces = "/var/tmp/warden-tools/scan-\(getpid())"
+            defer { try? FileManager.default.removeItem(atPath: workspaces) }
+            for i in servers.indices where servers[i].url == nil {
+                try ToolsGatewayProcess.sandbox(
+                    &servers[i], warden: warden, workspace: workspaces + "/" + servers[i].name)
+            }
+            let reports = ToolsScanner.scan(servers)
+            if json {
+                print(try Output.json(reports))
+            } else {
+                for report in reports {
+                    if let error = report.error {
+                        print("\(report.server): not scanned: \(error)")
+                        continue
+                    }
+                    print(
+                        "\(report.server) (\(report.revision ?? "?")): \(report.tools.count) tools, \(report.poisoned) poisoned"
+                    )
+                    for tool in report.tools {
+                        let verdict = tool.poisoned ? "POISONED" : tool.findings.isEmpty ? "clean" : "findings"
+                        print("  \(verdict.padding(toLength: 9, withPad: " ", startingAt: 0)) \(tool.name)")
+                        for hit in tool.findings {
+                            let confidence = String(format: "%.2f", hit.finding.confidence)
+                            print("      \(hit.field): \(hit.finding.detector) \(confidence) \(hit.finding.detail)")
+                        }
+                    }
+                }
+            }
+            if reports.contains(where: { $0.poisoned > 0 || $0.error != nil }) { throw ExitCode(1) }
         }
     }
 }

@@ -9,7 +9,7 @@ extension RunProfileOverrides {
         "mcp.servers.NAME.timeout", "mcp.servers.NAME.read", "mcp.servers.NAME.url", "mcp.servers.NAME.headers.HEADER",
         "mcp.servers.NAME.bearer_token_env", "mcp.servers.NAME.redact", "mcp.servers.NAME.network",
         "mcp.servers.NAME.policies", "mcp.servers.NAME.hide", "mcp.servers.NAME.spotlight",
-        "mcp.servers.NAME.tools.TOOL.labels",
+        "mcp.servers.NAME.tools.TOOL.labels", "mcp.servers.NAME.on_poisoned",
     ]
 
     /// Reads a run profile; relative `workspace` paths are resolved against `baseDirectory`.
@@ -191,6 +191,13 @@ extension RunProfileOverrides {
                     settings.policies = try strings().map { $0.hasPrefix("/") ? $0 : baseDirectory + "/" + $0 }
                 case "hide": settings.hide = try strings()
                 case "spotlight": settings.spotlight = try bool()
+                case "on_poisoned":
+                    let text = try string()
+                    guard let action = PoisonedToolAction(rawValue: text) else {
+                        throw WardenError.invalidInput(
+                            "\(field): '\(text)' is not an action; use \"quarantine\" (the default) or \"record\"")
+                    }
+                    settings.onPoisoned = action
                 case let tool where tool.hasPrefix("tools.") && tool.hasSuffix(".labels"):
                     let name = String(tool.dropFirst("tools.".count).dropLast(".labels".count))
                     guard !name.isEmpty, !name.contains(".") else {
@@ -203,7 +210,7 @@ extension RunProfileOverrides {
                     settings.headers[String(header.dropFirst("headers.".count))] = try string()
                 default:
                     throw WardenError.invalidInput(
-                        "\(field): unknown server key; use command, url, headers.NAME, bearer_token_env, trust, labels, tools.TOOL.labels, spotlight, timeout, read, redact, network, policies or hide"
+                        "\(field): unknown server key; use command, url, headers.NAME, bearer_token_env, trust, labels, tools.TOOL.labels, spotlight, on_poisoned, timeout, read, redact, network, policies or hide"
                     )
                 }
                 toolServers[server] = settings

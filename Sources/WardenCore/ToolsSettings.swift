@@ -5,6 +5,11 @@ public enum ToolTrust: String, Codable, Sendable, CaseIterable {
     case trusted, untrusted
 }
 
+/// What the tools door does with a poisoned tool definition.
+public enum PoisonedToolAction: String, Codable, Sendable, CaseIterable {
+    case quarantine, record
+}
+
 /// One operator's MCP server behind the tools door (profile `[mcp.servers.NAME]`).
 public struct ToolServerSettings: Sendable, Equatable, Codable {
     public var name: String
@@ -33,6 +38,9 @@ public struct ToolServerSettings: Sendable, Equatable, Codable {
     public var toolLabels: [String: [String]] = [:]
     /// Datamark this server's untrusted output before the agent sees it (spotlighting).
     public var spotlight = false
+    /// A tool whose definition carries instructions for the model (tool poisoning): `quarantine`d
+    /// (hidden, calls denied; the default) or only `record`ed (an explicit downgrade).
+    public var onPoisoned: PoisonedToolAction = .quarantine
     /// How long one request to it may take.
     public var timeout: Duration
     /// Host paths its sandbox may read besides the system directories (its program, its data).
@@ -52,6 +60,7 @@ public struct ToolServerSettings: Sendable, Equatable, Codable {
     enum CodingKeys: String, CodingKey {
         case name, command, trust, labels, read, url, headers, redact, network, policies, hide, spotlight
         case toolLabels = "tool_labels"
+        case onPoisoned = "on_poisoned"
         case timeoutMilliseconds = "timeout_ms"
         case bearerTokenEnvironment = "bearer_token_env"
     }
@@ -73,6 +82,7 @@ public struct ToolServerSettings: Sendable, Equatable, Codable {
         hide = try c.decodeIfPresent([String].self, forKey: .hide) ?? []
         toolLabels = try c.decodeIfPresent([String: [String]].self, forKey: .toolLabels) ?? [:]
         spotlight = try c.decodeIfPresent(Bool.self, forKey: .spotlight) ?? false
+        onPoisoned = try c.decodeIfPresent(PoisonedToolAction.self, forKey: .onPoisoned) ?? .quarantine
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -92,6 +102,7 @@ public struct ToolServerSettings: Sendable, Equatable, Codable {
         if !hide.isEmpty { try c.encode(hide, forKey: .hide) }
         if !toolLabels.isEmpty { try c.encode(toolLabels, forKey: .toolLabels) }
         if spotlight { try c.encode(spotlight, forKey: .spotlight) }
+        if onPoisoned != .quarantine { try c.encode(onPoisoned, forKey: .onPoisoned) }
     }
 
     /// Checks that the server is one of the two kinds (a command or a URL) and its URL is one Warden

@@ -35,7 +35,8 @@ public struct InjectionDetector: TriggeredDetector {
             [
                 "do not tell the user", "don't tell the user", "do not inform the user", "don't inform the user",
                 "without telling the user", "without informing the user", "do not mention this",
-                "don't mention this", "do not reveal this", "keep this secret from", "the user must not know",
+                "don't mention this", "do not mention that", "don't mention that", "do not reveal this",
+                "keep this secret from", "the user must not know",
                 "hide this from the user", "do not let the user know", "never tell the user", "not notify the user",
                 "without the user knowing", "do not disclose this",
             ]
@@ -58,7 +59,9 @@ public struct InjectionDetector: TriggeredDetector {
                 "the assistant must", "the ai must", "you are no longer", "pretend to be", "act as if you",
                 "respond only with", "do the following first", "please do the following", "after you do that",
                 "system override", "developer mode", "do anything now", "you have been reprogrammed",
-                "new system prompt", "end of user input", "ignore the user",
+                "new system prompt", "end of user input", "ignore the user", "before using this tool",
+                "before calling this tool", "before you use this tool", "whenever this tool is", "as a sidenote",
+                "in the sidenote", "pass its content", "pass the content",
             ]
         ),
         (
@@ -66,7 +69,7 @@ public struct InjectionDetector: TriggeredDetector {
             [
                 "send", "forward", "transfer", "email", "delete", "post", "upload", "execute", "run", "invite",
                 "pay", "share", "visit", "click", "download", "write", "change", "reset", "create", "grant", "add",
-                "call", "book", "reply",
+                "call", "book", "reply", "read", "include", "pass", "attach", "append",
             ]
         ),
     ]

@@ -19,12 +19,18 @@ struct GuardDoorTests {
 
     /// The mail server behind the door under the default pack; its inbox is sensitive and untrusted,
     /// send_email an external sink, the contacts trusted.
-    static func door(spotlight: Bool = false) throws -> ToolsGatewayTests.Door {
+    static func door(
+        spotlight: Bool = false, poison: Bool = false, onPoisoned: PoisonedToolAction = .quarantine
+    ) throws -> ToolsGatewayTests.Door {
         try ToolsGatewayTests.Door(policy: "", approvalTimeoutMilliseconds: 1500) { configuration, _ in
             configuration.policies = [pack]
             var mail = ToolServerSettings(
                 name: "mail",
-                command: [MCPPeers.python2, ToolsGatewayTests.peers + "/mail_server.py"], timeout: .seconds(20))
+                command: [
+                    "env", "POISON=\(poison ? "1" : "")", MCPPeers.python2, ToolsGatewayTests.peers + "/mail_server.py",
+                ],
+                timeout: .seconds(20))
+            mail.onPoisoned = onPoisoned
             mail.toolLabels = ["read_inbox": ["sensitive_output"], "send_email": ["external_sink"]]
             mail.spotlight = spotlight
             var contacts = ToolServerSettings(
@@ -110,5 +116,45 @@ struct GuardDoorTests {
         #expect(!texts[1].contains(" ") && texts[1].contains("Welcome\(marker)to\(marker)the\(marker)shop"), "\(texts)")
         let result = try #require(try door.events("tool.result").first { $0["tool"] == "mail__get_webpage" })
         #expect(result["spotlight"] == "datamark" && result["shown_digest"] != nil && result["result_digest"] != nil)
+    }
+
+    @Test func aPoisonedToolIsQuarantinedAndItsCallDeniedUnlessTheProfileOnlyRecordsIt() throws {
+        let door = try Self.door(poison: true)
+        let (tools, calls) = try door.session([("mail__add", #"{"a": 1, "b": 2, "sidenote": "x"}"#)])
+        #expect(!tools.contains("mail__add") && tools.contains("mail__send_email"), "\(tools)")
+        #expect(
+            calls.first?.error == true && calls.first?.text.contains("instructions for the model") == true, "\(calls)")
+        let quarantined = try door.events("tool.quarantined")
+        #expect(
+            quarantined.contains {
+                $0["tool"] == "add" && $0["poisoned"] == "true" && $0["reason"]?.contains("injection") == true
+            },
+            "\(quarantined)")
+
+        let recorded = try Self.door(poison: true, onPoisoned: .record)
+        let (shown, _) = try recorded.session([])
+        #expect(shown.contains("mail__add"), "listed, as the profile asked: \(shown)")
+        #expect(try recorded.events("warning").contains { $0["tool"] == "add" && $0["poisoned"] == "true" })
+    }
+
+    @Test func mcpScanFindsThePoisonedToolOfASandboxedServer() throws {
+        let harness = try WardenHarness()
+        let profile = harness.outside + "/servers.toml"
+        try """
+        [mcp.servers.mail]
+        command = ["env", "POISON=1", "\(MCPPeers.python2)", "\(ToolsGatewayTests.peers)/mail_server.py"]
+        read = ["/var/cache/warden-peers", "\(ToolsGatewayTests.peers)"]
+        """.write(toFile: profile, atomically: true, encoding: .utf8)
+        let result = try harness.run(["mcp", "scan", profile, "--json"])
+        #expect(result.status == 1, "poisoned: exit 1 (\(result.standardError))")
+        let reports = try #require(
+            try JSONSerialization.jsonObject(with: Data(result.standardOutput.utf8)) as? [[String: Any]],
+            "\(result.standardOutput)\n\(result.standardError)")
+        let tools = try #require(reports.first?["tools"] as? [[String: Any]], "\(reports)")
+        let poisoned = tools.filter { $0["poisoned"] as? Bool == true }.compactMap { $0["name"] as? String }
+        #expect(poisoned == ["add"], "\(tools)")
+        #expect(tools.count == 5, "every tool was listed: \(tools.count)")
+        let clean = try harness.run(["mcp", "scan", profile.replacingOccurrences(of: ".toml", with: "-missing.toml")])
+        #expect(clean.status == 2 && clean.standardError.contains("does not exist"), "\(clean.standardError)")
     }
 }

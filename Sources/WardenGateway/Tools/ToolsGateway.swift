@@ -315,7 +315,7 @@ public final class ToolsGateway: @unchecked Sendable {
     // MARK: - Listing
 
     /// Every page of a server's list (`key`: tools, resources, prompts), at most 100 pages.
-    private func pages(_ upstream: MCPUpstream, _ method: String, key: String) throws -> [JSONValue] {
+    static func pages(_ upstream: MCPUpstream, _ method: String, key: String) throws -> [JSONValue] {
         var items: [JSONValue] = []
         var cursor: JSONValue?
         for _ in 0..<100 {
@@ -340,7 +340,7 @@ public final class ToolsGateway: @unchecked Sendable {
         for name in upstreams.keys.sorted() {
             guard let upstream = upstreams[name], let server = settings[name] else { continue }
             var definitions: [(ToolDefinition, JSONValue)] = []
-            for item in try pages(upstream, "tools/list", key: "tools") {
+            for item in try Self.pages(upstream, "tools/list", key: "tools") {
                 guard let definition = try? ToolDefinition(listed: item) else { continue }
                 definitions.append((definition, item))
             }
@@ -364,6 +364,27 @@ public final class ToolsGateway: @unchecked Sendable {
                                 "approve": "warden mcp approve \(name) \(definition.name)",
                             ]))
                     continue
+                }
+                let poisoning = Self.poisoning(definition)
+                if ToolScan.isPoisoned(poisoning) {
+                    let reason = "its definition carries instructions for the model: " + ToolScan.describe(poisoning)
+                    let quarantined = server.onPoisoned == .quarantine
+                    events.append(
+                        RunEvent(
+                            run: run, kind: quarantined ? .toolQuarantined : .warning, actor: .gateway,
+                            subject: "\(name).\(definition.name)",
+                            details: [
+                                "door": "tools", "server": name, "tool": definition.name, "reason": reason,
+                                "digest": definition.digest, "poisoned": "true",
+                                quarantined ? "fix" : "warning":
+                                    quarantined
+                                    ? "fix the server, or set on_poisoned = \"record\" for it (an explicit downgrade)"
+                                    : "a poisoned tool is listed (on_poisoned = \"record\")",
+                            ]))
+                    if quarantined {
+                        catalog.hidden[Self.exposedName(server: name, tool: definition.name)] = reason
+                        continue
+                    }
                 }
                 entities.append(Self.entity(server: server, tool: definition))
                 listed.append((name, definition, item))
@@ -455,7 +476,7 @@ public final class ToolsGateway: @unchecked Sendable {
         var seen: [String: Int] = [:]
         for name in upstreams.keys.sorted() {
             guard let upstream = upstreams[name], offers(upstream, key), let server = settings[name] else { continue }
-            for item in try pages(upstream, "\(key)/list", key: key) {
+            for item in try Self.pages(upstream, "\(key)/list", key: key) {
                 guard let id = item[identity]?.stringValue else { continue }
                 found.append((name, id, item))
                 seen[exposed(name, id), default: 0] += 1
@@ -552,6 +573,18 @@ public final class ToolsGateway: @unchecked Sendable {
         entity.attributes["annotations"] = .record(hints.mapValues(CedarValue.bool))
         entity.attributes["labels"] = .set(Set(labels(server: server, tool: tool).map(CedarValue.string)))
         return entity
+    }
+
+    /// What the detectors find in a tool's definition (tool poisoning): its description and every
+    /// string of its input schema and annotations.
+    static func poisoning(_ definition: ToolDefinition) -> [ToolScan.Hit] {
+        var fields: [(field: String, text: String)] = []
+        if let description = definition.description { fields.append(("description", description)) }
+        fields += strings(in: definition.inputSchema).map { ("inputSchema." + $0.path, $0.value) }
+        if let annotations = definition.annotations {
+            fields += strings(in: annotations).map { ("annotations." + $0.path, $0.value) }
+        }
+        return ToolScan.scan(fields: fields)
     }
 
     /// The pinned annotations' boolean hints (`readOnlyHint`, `openWorldHint`, …).

@@ -9,7 +9,7 @@ import WardenCore
 /// supervisor before the agent, outside the sandbox and the agent's cgroup. It starts each operator's
 /// MCP server in a Warden sandbox of its own (a nested `warden run --network none`) and listens on a
 /// Unix socket in the run's directory, which the sandbox sees read-only at /run/warden/mcp.sock.
-final class ToolsGatewayProcess {
+public final class ToolsGatewayProcess {
     let process: Process
     let socketDirectory: String
     /// The servers' workspaces (removed with the gateway).
@@ -24,6 +24,22 @@ final class ToolsGatewayProcess {
 
     /// Writes the configuration, starts the gateway and waits (up to 60 s: it starts the servers)
     /// until it listens. Fails closed: a gateway that does not come up refuses the run.
+    /// Wraps a stdio server's command in a sandbox of its own (a nested `warden run`): its network
+    /// (`none`, or its own egress door under its own policies), an empty `workspace` of its own, and only
+    /// the paths its profile lets it read.
+    public static func sandbox(_ server: inout ToolServerSettings, warden: String, workspace: String) throws {
+        try FileManager.default.createDirectory(
+            atPath: workspace, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
+        var wrapped = [
+            warden, "run", "--network", server.network.rawValue, "--name", "mcp-\(server.name)",
+            "--workspace", workspace, "--grace", "1s",
+        ]
+        for path in server.read { wrapped += ["--read", path] }
+        for path in server.policies { wrapped += ["--policy", path] }
+        for path in server.hide { wrapped += ["--hide", path] }
+        server.command = wrapped + ["--"] + server.command
+    }
+
     static func start(plan: RunPlan, id: RunID, runDirectory: String) throws -> ToolsGatewayProcess {
         let directory = ToolsGatewayConfiguration.socketDirectory(runDirectory: runDirectory)
         try FileManager.default.createDirectory(
@@ -43,17 +59,8 @@ final class ToolsGatewayProcess {
             // Each server in a sandbox of its own: no network (or its own egress door under its own
             // policies), an empty workspace of its own, and only the paths its profile lets it read.
             // (Not under the state directory: no sandbox may reach Warden's own files.)
-            let workspace = serverWorkspaces + "/" + server.name
-            try FileManager.default.createDirectory(
-                atPath: workspace, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
-            var wrapped = [
-                plan.host.wardenExecutable, "run", "--network", server.network.rawValue, "--name", "mcp-\(server.name)",
-                "--workspace", workspace, "--grace", "1s",
-            ]
-            for path in server.read { wrapped += ["--read", path] }
-            for path in server.policies { wrapped += ["--policy", path] }
-            for path in server.hide { wrapped += ["--hide", path] }
-            server.command = wrapped + ["--"] + server.command
+            try Self.sandbox(
+                &server, warden: plan.host.wardenExecutable, workspace: serverWorkspaces + "/" + server.name)
             servers.append(server)
         }
         var configuration = ToolsGatewayConfiguration(
