@@ -38,6 +38,9 @@ struct GuardCommand: ParsableCommand {
         @Flag(help: "One JSON object: the findings and a summary per detector.")
         var json = false
 
+        @Flag(help: "Skip the classifier (the MiniLM encoder and the injection head): detectors only.")
+        var noClassifier = false
+
         mutating func validate() throws {
             guard (0...1).contains(minConfidence) else {
                 throw ValidationError("--min-confidence: give a number from 0 to 1, e.g. 0.8")
@@ -55,13 +58,34 @@ struct GuardCommand: ParsableCommand {
                 data = contents
             }
             let bytes = [UInt8](data)
-            let findings = bytes.withUnsafeBufferPointer { Guard.standard.scan(bytes: $0) }
-                .filter { $0.confidence >= minConfidence }
+            var findings = bytes.withUnsafeBufferPointer { Guard.standard.scan(bytes: $0) }
+            // The classifier: its score is shown whatever it is; a score at its threshold is a finding.
+            var classifier: (score: Double, windows: Int)?
+            var unavailable: String?
+            if !noClassifier {
+                do {
+                    let model = try InjectionClassifier()
+                    let text = String(decoding: bytes, as: UTF8.self)
+                    let result = model.score(text)
+                    classifier = (result.score, result.windows)
+                    findings += model.findings(text)
+                } catch {
+                    unavailable = (error as? WardenError)?.message ?? "\(error)"
+                }
+            }
+            findings = findings.filter { $0.confidence >= minConfidence }
             if json {
                 struct Report: Encodable {
                     var bytes: Int
                     var detectors: [String: Int]
                     var findings: [Shown]
+                    var classifier: Score?
+                }
+                struct Score: Encodable {
+                    var score: Double?
+                    var windows: Int?
+                    var threshold: Double
+                    var unavailable: String?
                 }
                 struct Shown: Encodable {
                     var detector: String
@@ -79,10 +103,28 @@ struct GuardCommand: ParsableCommand {
                 }
                 var versions: [String: Int] = [:]
                 for (name, version) in Guard.standard.inventory { versions[name] = version }
-                print(try Output.json(Report(bytes: bytes.count, detectors: versions, findings: shown)))
+                versions[InjectionClassifier.name] = InjectionClassifier.version
+                let score =
+                    noClassifier
+                    ? nil
+                    : Score(
+                        score: classifier?.score, windows: classifier?.windows, threshold: 0.5, unavailable: unavailable
+                    )
+                print(
+                    try Output.json(Report(bytes: bytes.count, detectors: versions, findings: shown, classifier: score))
+                )
             } else if findings.isEmpty {
                 print("clean: no detector found anything in \(bytes.count) bytes")
-            } else {
+            }
+            if !json, let classifier {
+                print(
+                    "classifier v\(InjectionClassifier.version): score \(String(format: "%.3f", classifier.score)) "
+                        + "(threshold 0.5) over \(classifier.windows) window\(classifier.windows == 1 ? "" : "s") of 128 tokens"
+                )
+            } else if !json, let unavailable {
+                print("classifier: not run: \(unavailable)")
+            }
+            if !json && !findings.isEmpty {
                 for finding in findings {
                     let confidence = String(format: "%.2f", finding.confidence)
                     print(
