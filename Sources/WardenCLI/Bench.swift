@@ -10,7 +10,72 @@ extension Warden {
     struct Bench: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Benchmarks that print tables (median, p99, and a baseline in the same run).",
-            subcommands: [BenchStop.self, BenchPolicy.self, BenchAudit.self, BenchEgress.self, BenchMCP.self])
+            subcommands: [
+                BenchStop.self, BenchPolicy.self, BenchAudit.self, BenchEgress.self, BenchMCP.self, BenchGuard.self,
+            ])
+    }
+
+    struct BenchGuard: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "guard",
+            abstract:
+                "The validation layer: detector MB/s, classifier latency next to ONNX Runtime, precision and recall.",
+            discussion: """
+                Detectors: one pass of all of them, and each alone, over generated tool outputs (JSON, logs, \
+                prose, code) in 64 KB pieces, next to a plain read of the same bytes. Classifier: 128-token \
+                windows, one thread, next to ONNX Runtime (Python, one thread) running the same weights. \
+                Quality: each detector on the labelled corpus; the classifier and the injection detector on \
+                AgentDojo's held-out suite (slack). Run it from the repository (it reads the corpus and the \
+                reference scripts there) in a release build.
+
+                Example: warden bench guard --megabytes 64 --windows 200
+                """)
+        @Option(help: "Megabytes of tool outputs for the detectors (at least 1).")
+        var megabytes = 64
+        @Option(help: "Windows for the classifier (at least 20).")
+        var windows = 200
+        @Option(help: "The repository (default: the current directory).")
+        var repository = FileManager.default.currentDirectoryPath
+        @Flag(help: "Print the results as JSON.")
+        var json = false
+
+        func validate() throws {
+            if megabytes < 1 { throw ValidationError("--megabytes must be at least 1") }
+            if windows < 20 { throw ValidationError("--windows must be at least 20") }
+        }
+
+        func run() throws {
+            var bench = GuardBenchmark(repository: repository)
+            bench.megabytes = megabytes
+            bench.windows = windows
+            let report = try bench.run { line in FileHandle.standardError.write(Data("\r\u{1B}[K\(line)".utf8)) }
+            FileHandle.standardError.write(Data("\r\u{1B}[K".utf8))
+            if json { return print(try Output.json(report)) }
+            print("detectors | MB/s | vs a plain read")
+            print("--- | --- | ---")
+            for row in report.throughput {
+                print(
+                    "\(row.path) | \(String(format: "%.0f", row.megabytesPerSecond)) | \(String(format: "%.2fx", row.ratio))"
+                )
+            }
+            print("")
+            print("classifier (128-token window) | p50 ms | p99 ms | windows/s | vs Warden")
+            print("--- | --- | --- | --- | ---")
+            for row in report.latency {
+                print(
+                    "\(row.path) | \(String(format: "%.2f", row.medianMilliseconds)) | \(String(format: "%.2f", row.p99Milliseconds)) | \(String(format: "%.1f", row.windowsPerSecond)) | \(row.ratio.map { String(format: "%.2fx", $0) } ?? "-")"
+                )
+            }
+            print("")
+            print("check | set | texts | precision | recall | F1")
+            print("--- | --- | --- | --- | --- | ---")
+            for row in report.quality {
+                print(
+                    "\(row.check) | \(row.set) | \(row.texts) | \(String(format: "%.3f", row.precision)) | \(String(format: "%.3f", row.recall)) | \(String(format: "%.3f", row.f1))"
+                )
+            }
+            for note in report.notes { print("note: \(note)") }
+        }
     }
 
     struct BenchMCP: ParsableCommand {

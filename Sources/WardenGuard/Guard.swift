@@ -27,6 +27,9 @@ public struct Guard: Sendable {
         SecretDetector(), HiddenUnicodeDetector(), InjectionDetector(), ExfiltrationDetector(), CoercionDetector(),
     ])
 
+    /// Each detector on its own (for measuring them one by one).
+    public var detectorsAlone: [(name: String, scanner: Guard)] { detectors.map { ($0.name, Guard([$0])) } }
+
     /// The detectors' names and versions.
     public var inventory: [(name: String, version: Int)] { detectors.map { ($0.name, $0.version) } }
 
