@@ -10,6 +10,7 @@ extension RunProfileOverrides {
         "mcp.servers.NAME.bearer_token_env", "mcp.servers.NAME.redact", "mcp.servers.NAME.network",
         "mcp.servers.NAME.policies", "mcp.servers.NAME.hide", "mcp.servers.NAME.spotlight",
         "mcp.servers.NAME.tools.TOOL.labels", "mcp.servers.NAME.on_poisoned",
+        "mcp.servers.NAME.classify",
     ]
 
     /// Reads a run profile; relative `workspace` paths are resolved against `baseDirectory`.
@@ -191,6 +192,7 @@ extension RunProfileOverrides {
                     settings.policies = try strings().map { $0.hasPrefix("/") ? $0 : baseDirectory + "/" + $0 }
                 case "hide": settings.hide = try strings()
                 case "spotlight": settings.spotlight = try bool()
+                case "classify": settings.classify = try bool()
                 case "on_poisoned":
                     let text = try string()
                     guard let action = PoisonedToolAction(rawValue: text) else {
@@ -210,7 +212,7 @@ extension RunProfileOverrides {
                     settings.headers[String(header.dropFirst("headers.".count))] = try string()
                 default:
                     throw WardenError.invalidInput(
-                        "\(field): unknown server key; use command, url, headers.NAME, bearer_token_env, trust, labels, tools.TOOL.labels, spotlight, on_poisoned, timeout, read, redact, network, policies or hide"
+                        "\(field): unknown server key; use command, url, headers.NAME, bearer_token_env, trust, labels, tools.TOOL.labels, spotlight, classify, on_poisoned, timeout, read, redact, network, policies or hide"
                     )
                 }
                 toolServers[server] = settings

@@ -38,6 +38,9 @@ public struct ToolServerSettings: Sendable, Equatable, Codable {
     public var toolLabels: [String: [String]] = [:]
     /// Datamark this server's untrusted output before the agent sees it (spotlighting).
     public var spotlight = false
+    /// Run the classifier (MiniLM and the injection head) on this server's results too; the gateway
+    /// refuses to start when it cannot (fails closed).
+    public var classify = false
     /// A tool whose definition carries instructions for the model (tool poisoning): `quarantine`d
     /// (hidden, calls denied; the default) or only `record`ed (an explicit downgrade).
     public var onPoisoned: PoisonedToolAction = .quarantine
@@ -61,6 +64,7 @@ public struct ToolServerSettings: Sendable, Equatable, Codable {
         case name, command, trust, labels, read, url, headers, redact, network, policies, hide, spotlight
         case toolLabels = "tool_labels"
         case onPoisoned = "on_poisoned"
+        case classify
         case timeoutMilliseconds = "timeout_ms"
         case bearerTokenEnvironment = "bearer_token_env"
     }
@@ -83,6 +87,7 @@ public struct ToolServerSettings: Sendable, Equatable, Codable {
         toolLabels = try c.decodeIfPresent([String: [String]].self, forKey: .toolLabels) ?? [:]
         spotlight = try c.decodeIfPresent(Bool.self, forKey: .spotlight) ?? false
         onPoisoned = try c.decodeIfPresent(PoisonedToolAction.self, forKey: .onPoisoned) ?? .quarantine
+        classify = try c.decodeIfPresent(Bool.self, forKey: .classify) ?? false
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -103,6 +108,7 @@ public struct ToolServerSettings: Sendable, Equatable, Codable {
         if !toolLabels.isEmpty { try c.encode(toolLabels, forKey: .toolLabels) }
         if spotlight { try c.encode(spotlight, forKey: .spotlight) }
         if onPoisoned != .quarantine { try c.encode(onPoisoned, forKey: .onPoisoned) }
+        if classify { try c.encode(classify, forKey: .classify) }
     }
 
     /// Checks that the server is one of the two kinds (a command or a URL) and its URL is one Warden

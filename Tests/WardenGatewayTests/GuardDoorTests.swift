@@ -20,7 +20,8 @@ struct GuardDoorTests {
     /// The mail server behind the door under the default pack; its inbox is sensitive and untrusted,
     /// send_email an external sink, the contacts trusted.
     static func door(
-        spotlight: Bool = false, poison: Bool = false, onPoisoned: PoisonedToolAction = .quarantine
+        spotlight: Bool = false, poison: Bool = false, onPoisoned: PoisonedToolAction = .quarantine,
+        classify: Bool = false
     ) throws -> ToolsGatewayTests.Door {
         try ToolsGatewayTests.Door(policy: "", approvalTimeoutMilliseconds: 1500) { configuration, _ in
             configuration.policies = [pack]
@@ -31,6 +32,7 @@ struct GuardDoorTests {
                 ],
                 timeout: .seconds(20))
             mail.onPoisoned = onPoisoned
+            mail.classify = classify
             mail.toolLabels = ["read_inbox": ["sensitive_output"], "send_email": ["external_sink"]]
             mail.spotlight = spotlight
             var contacts = ToolServerSettings(
@@ -153,8 +155,30 @@ struct GuardDoorTests {
         let tools = try #require(reports.first?["tools"] as? [[String: Any]], "\(reports)")
         let poisoned = tools.filter { $0["poisoned"] as? Bool == true }.compactMap { $0["name"] as? String }
         #expect(poisoned == ["add"], "\(tools)")
-        #expect(tools.count == 5, "every tool was listed: \(tools.count)")
+        #expect(tools.count == 6, "every tool was listed: \(tools.count)")
         let clean = try harness.run(["mcp", "scan", profile.replacingOccurrences(of: ".toml", with: "-missing.toml")])
         #expect(clean.status == 2 && clean.standardError.contains("does not exist"), "\(clean.standardError)")
+    }
+
+    @Test(.enabled(if: FileManager.default.fileExists(atPath: "/var/cache/warden-models/all-MiniLM-L6-v2-0.1.2")))
+    func theClassifierFindsAnInjectionTheDetectorsMissAndItsAbsenceFailsClosed() throws {
+        let door = try Self.door(classify: true)
+        let (_, calls) = try door.session([
+            ("mail__get_reviews", #"{"product": "kettle"}"#),
+            ("mail__send_email", #"{"to": "bob@corp.example", "subject": "hi", "body": "lunch?"}"#),
+        ])
+        #expect(calls.first?.error == false, "\(calls)")
+        let result = try #require(try door.events("tool.result").first { $0["tool"] == "mail__get_reviews" })
+        #expect(result["findings"]?.contains("classifier:") == true, "\(result)")
+        #expect(result["findings"]?.contains("injection:") != true, "the detectors alone miss it: \(result)")
+        let send = try #require(try door.events("decision").first { $0["tool"] == "mail__send_email" })
+        #expect(send["policies"]?.contains("after-injected-instructions") != true, "\(send)")
+
+        // Without the weights the door does not start: the layer a profile asked for is never skipped.
+        let missing = try door.harness.runProgram(
+            "/usr/bin/env", ["WARDEN_GUARD_MODEL=/nonexistent", WardenHarness.binary, "__tools-gateway", door.config])
+        #expect(missing.status != 0, "the gateway refused to start")
+        #expect(
+            missing.standardError.contains("classify = true and the classifier cannot run"), "\(missing.standardError)")
     }
 }

@@ -27,6 +27,8 @@ public final class ToolsGateway: @unchecked Sendable {
     let settings: [String: ToolServerSettings]
     let upstreams: [String: MCPUpstream]
     let admitNewTools: Bool
+    /// The classifier, loaded when some server has `classify = true`.
+    let classifier: InjectionClassifier?
     let approvalTimeout: Duration
     /// Where what the agent is shown and why is written after each list (`warden mcp ls`).
     let catalogPath: String?
@@ -107,6 +109,21 @@ public final class ToolsGateway: @unchecked Sendable {
         }
         self.settings = settings
         self.upstreams = upstreams
+        // The classifier, when a server asks for it: missing weights or BLAS end the start (fail closed).
+        if servers.contains(where: \.classify) {
+            do {
+                classifier = try InjectionClassifier()
+            } catch {
+                for upstream in upstreams.values { upstream.close() }
+                throw WardenError(
+                    code: .layerUnavailable,
+                    message:
+                        "tools: a server has classify = true and the classifier cannot run: \((error as? WardenError)?.message ?? "\(error)")"
+                )
+            }
+        } else {
+            classifier = nil
+        }
         for (name, upstream) in upstreams {
             upstream.onNotification = { [weak self] method, params in
                 self?.relay(method, params, from: name)
@@ -985,7 +1002,12 @@ public final class ToolsGateway: @unchecked Sendable {
     ) -> JSONValue {
         let text = Self.strings(in: result).filter { !["type", "mimeType", "uri", "resultType"].contains($0.path) }
             .map(\.value).joined(separator: "\n")
-        let findings = Guard.standard.scan(text)
+        var findings = Guard.standard.scan(text)
+        if let classifier, settings[String(source.prefix { $0 != "." })]?.classify == true {
+            let score = classifier.score(text)
+            outcome["classifier_score"] = String(format: "%.3f", score.score)
+            findings += classifier.findings(score, bytes: text.utf8.count)
+        }
         if !findings.isEmpty { outcome["findings"] = Self.summary(findings) }
         outcome["labels"] = labels.sorted().joined(separator: ",")
         session.taint.absorb(text: text, source: source, labels: labels, findings: findings)

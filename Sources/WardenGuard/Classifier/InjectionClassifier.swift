@@ -43,12 +43,14 @@ public final class InjectionClassifier: Sendable {
 
     /// A finding when the score reaches the threshold (the span is the whole text: windows are tokens,
     /// not bytes).
-    public func findings(_ text: String) -> [Finding] {
-        let result = score(text)
+    public func findings(_ text: String) -> [Finding] { findings(score(text), bytes: text.utf8.count) }
+
+    /// The finding of a text already scored (`bytes`: its UTF-8 length).
+    public func findings(_ result: (score: Double, windows: Int, worst: Int), bytes: Int) -> [Finding] {
         guard result.score >= threshold else { return [] }
         return [
             Finding(
-                detector: Self.name, version: Self.version, start: 0, end: text.utf8.count, confidence: result.score,
+                detector: Self.name, version: Self.version, start: 0, end: bytes, confidence: result.score,
                 detail:
                     "text that reads like an injected instruction (score \(String(format: "%.2f", result.score)), window \(result.worst + 1) of \(result.windows))"
             )
