@@ -1,15 +1,52 @@
 /// RFC 8785 (JSON Canonicalization Scheme) for the values Warden records.
 ///
 /// Members are sorted by their names' UTF-16 code units, strings are escaped minimally (`\b \t \n \f \r`,
-/// other controls as `\u00xx`), no whitespace is written. Numbers must be integers within ±(2^53 − 1),
-/// where RFC 8785's ECMAScript number form is the plain decimal integer; anything else has no exact
-/// canonical form and is refused, so callers record such values as strings.
+/// other controls as `\u00xx`), no whitespace is written. Integers must be within ±(2^53 − 1) (beyond,
+/// a double would change them: refused, so callers record such values as strings); a fraction or an
+/// exponent is written as ECMAScript writes the double it denotes (RFC 8785 §3.2.2.3: `98.7`, `1e-7`,
+/// `1e+21`).
 extension JSONValue {
     public struct CanonicalizationError: Error, Sendable, CustomStringConvertible {
         public var description: String
     }
 
     public static let maximumSafeInteger: Int64 = 9_007_199_254_740_991
+
+    /// A double as ECMAScript's Number::toString writes it: the shortest digits that round-trip
+    /// (Swift's description has them), placed as ECMAScript places them.
+    static func ecmaScript(_ value: Double) -> String {
+        if value == 0 { return "0" }
+        let negative = value < 0
+        let text = String(describing: abs(value))
+        let parts = text.lowercased().split(separator: "e")
+        var exponent = parts.count == 2 ? Int(parts[1]) ?? 0 : 0
+        let mantissa = parts[0]
+        let pieces = mantissa.split(separator: ".", omittingEmptySubsequences: false)
+        var digits = String(pieces[0]) + (pieces.count > 1 ? String(pieces[1]) : "")
+        exponent += pieces[0].count
+        // Leading zeros move the point; trailing zeros are not digits.
+        while digits.hasPrefix("0") && digits.count > 1 {
+            digits.removeFirst()
+            exponent -= 1
+        }
+        while digits.hasSuffix("0") && digits.count > 1 { digits.removeLast() }
+        let k = digits.count
+        let n = exponent
+        var out: String
+        if k <= n && n <= 21 {
+            out = digits + String(repeating: "0", count: n - k)
+        } else if 0 < n && n <= 21 {
+            out = String(digits.prefix(n)) + "." + String(digits.dropFirst(n))
+        } else if -6 < n && n <= 0 {
+            out = "0." + String(repeating: "0", count: -n) + digits
+        } else {
+            let e = n - 1
+            out =
+                String(digits.prefix(1)) + (k > 1 ? "." + String(digits.dropFirst()) : "") + "e" + (e < 0 ? "-" : "+")
+                + String(abs(e))
+        }
+        return negative ? "-" + out : out
+    }
 
     public func canonicalized() throws(CanonicalizationError) -> String {
         var out = ""
@@ -22,11 +59,14 @@ extension JSONValue {
         case .null: out += "null"
         case .bool(let b): out += b ? "true" : "false"
         case .number(let text):
-            guard let n = Int64(text), abs(n) <= Self.maximumSafeInteger else {
+            if let n = Int64(text), abs(n) <= Self.maximumSafeInteger {
+                out += String(n)
+            } else if text.contains(where: { $0 == "." || $0 == "e" || $0 == "E" }), let d = Double(text), d.isFinite {
+                out += Self.ecmaScript(d)
+            } else {
                 throw CanonicalizationError(
                     description: "the number \(text) is not an integer within ±(2^53 − 1); record it as a string")
             }
-            out += String(n)
         case .string(let s): JSONValue.writeString(s, to: &out)
         case .array(let items):
             out += "["

@@ -2,7 +2,8 @@ import Foundation
 
 /// The labels a tool's output and calls carry: the operator's (`untrusted_output`, `sensitive_output`,
 /// `external_sink`, anything else) and those its pinned annotations imply (`openWorldHint` → untrusted
-/// output and a side effect; `destructiveHint` → a side effect; `readOnlyHint` → read-only), plus
+/// output and a side effect; no `readOnlyHint` or a `destructiveHint` → a side effect, as MCP's defaults
+/// say; `readOnlyHint` alone → read-only), plus
 /// `untrusted_output` for every tool of a server not marked trusted.
 public enum ToolLabels {
     public static let untrustedOutput = "untrusted_output"
@@ -19,7 +20,8 @@ public enum ToolLabels {
             labels.insert(untrustedOutput)
             labels.insert(sideEffect)
         }
-        if hints["destructiveHint"] == true { labels.insert(sideEffect) }
+        // A tool not declared read-only changes something: MCP's destructiveHint defaults to true for it.
+        if hints["readOnlyHint"] != true || hints["destructiveHint"] == true { labels.insert(sideEffect) }
         if labels.contains(externalSink) { labels.insert(sideEffect) }
         // Read-only only when the server says so and nothing the operator or another hint said contradicts it.
         if hints["readOnlyHint"] == true && !labels.contains(sideEffect) { labels.insert(readOnly) }

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import WardenCore
+import WardenPolicy
 import WardenTesting
 
 @testable import WardenGateway
@@ -180,5 +181,20 @@ struct GuardDoorTests {
         #expect(missing.status != 0, "the gateway refused to start")
         #expect(
             missing.standardError.contains("classify = true and the classifier cannot run"), "\(missing.standardError)")
+    }
+}
+
+/// Arguments as Cedar values: what converts, and what is refused rather than dropped.
+struct CedarArgumentsTests {
+    @Test func fractionsOfUpToFourPlacesAreDecimalsAndTheRestIsRefused() throws {
+        #expect(ToolsGateway.decimal("98.7") == 987_000)
+        #expect(ToolsGateway.decimal("-0.0001") == -1)
+        #expect(ToolsGateway.decimal("12.3456") == 123_456)
+        for refused in ["1.23456", "1e3", ".5", "5.", "1.5.2", "922337203685477.5808", "--1.0", "1.٣"] {
+            #expect(ToolsGateway.decimal(refused) == nil, "\(refused)")
+        }
+        let converted = try ToolsGateway.cedar(
+            .object([("amount", .number("98.7")), ("n", .number("3"))]), depth: 0, budget: 10)
+        #expect(converted.value == .record(["amount": .decimal(987_000), "n": .long(3)]))
     }
 }

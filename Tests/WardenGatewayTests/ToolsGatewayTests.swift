@@ -125,7 +125,7 @@ struct ToolsGatewayTests {
             ("fs__write_file", #"{"path": "/work/notes.txt", "text": "hi"}"#),
             ("fs__write_file", #"{"path": "/etc/passwd", "text": "x"}"#),
             ("fs__delete_file", #"{"path": "/work/notes.txt"}"#),
-            ("fs__write_file", #"{"path": "/work/x", "text": "y", "mode": 1.5}"#),
+            ("fs__write_file", #"{"path": "/work/x", "text": "y", "mode": 1.23456}"#),
         ])
         // delete_file has no permit: not listed, and its call is denied like any unlisted tool.
         #expect(tools == ["fs__read_file", "fs__write_file"])
@@ -134,7 +134,7 @@ struct ToolsGatewayTests {
         #expect(calls[1].error == false && calls[1].text.hasPrefix("wrote 2 bytes"), "\(calls)")
         #expect(calls[2].error && calls[2].text.contains("no policy permits"), "outside the workspace: \(calls)")
         #expect(calls[3].error && calls[3].text.contains("no policy could allow"), "\(calls)")
-        #expect(calls[4].error && calls[4].text.contains("arguments.mode: 1.5"), "no silent drop: \(calls)")
+        #expect(calls[4].error && calls[4].text.contains("arguments.mode: 1.23456"), "no silent drop: \(calls)")
         let decisions = try door.events("decision")
         #expect(decisions.contains { $0["action"] == "list" && $0["listed"] == "fs__read_file,fs__write_file" })
         let denied = decisions.filter { $0["action"] == "call" && $0["decision"] == "deny" }

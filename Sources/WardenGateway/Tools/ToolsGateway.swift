@@ -625,7 +625,8 @@ public final class ToolsGateway: @unchecked Sendable {
 
     /// `Kind::"server.id"` with server, name, trust and labels.
     static func entity(server: ToolServerSettings, kind: String, id: String) -> Entity {
-        let labels = ToolLabels.derive(configured: server.labels, trusted: server.trust == .trusted, hints: [:])
+        let labels = ToolLabels.derive(
+            configured: server.labels, trusted: server.trust == .trusted, hints: ["readOnlyHint": true])
         return Entity(
             uid: EntityUID(type: kind, id: "\(server.name).\(id)"),
             attributes: [
@@ -922,7 +923,8 @@ public final class ToolsGateway: @unchecked Sendable {
         do {
             let labels =
                 settings[server].map {
-                    ToolLabels.derive(configured: $0.labels, trusted: $0.trust == .trusted, hints: [:])
+                    ToolLabels.derive(
+                        configured: $0.labels, trusted: $0.trust == .trusted, hints: ["readOnlyHint": true])
                 } ?? []
             let result = try forward(
                 "resources/read", params: forwarded, to: server, subject: request.subject, call: call
@@ -973,7 +975,8 @@ public final class ToolsGateway: @unchecked Sendable {
         do {
             let labels =
                 settings[server].map {
-                    ToolLabels.derive(configured: $0.labels, trusted: $0.trust == .trusted, hints: [:])
+                    ToolLabels.derive(
+                        configured: $0.labels, trusted: $0.trust == .trusted, hints: ["readOnlyHint": true])
                 } ?? []
             let result = try forward("prompts/get", params: forwarded, to: server, subject: request.subject, call: call)
             {
@@ -1099,7 +1102,23 @@ public final class ToolsGateway: @unchecked Sendable {
         try sink.record(RunEvent(run: run, kind: kind, actor: .gateway, subject: subject, details: details))
     }
 
-    /// Arguments as Cedar: objects → records, arrays → sets, integers → long, strings, booleans.
+    /// `-12.5` as Cedar's decimal (the value times 10^4), or nil: plain notation, 1–4 places, in range.
+    static func decimal(_ text: String) -> Int64? {
+        let negative = text.hasPrefix("-")
+        let body = negative ? text.dropFirst() : Substring(text)
+        let parts = body.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 2, !parts[0].isEmpty, (1...4).contains(parts[1].count),
+            parts[0].allSatisfy(\.isASCII), parts[0].allSatisfy(\.isNumber), parts[1].allSatisfy(\.isASCII),
+            parts[1].allSatisfy(\.isNumber), let whole = Int64(parts[0]),
+            let fraction = Int64(parts[1] + String(repeating: "0", count: 4 - parts[1].count))
+        else { return nil }
+        let (scaled, overflow) = whole.multipliedReportingOverflow(by: 10_000)
+        guard !overflow, scaled <= Int64.max - fraction else { return nil }
+        return negative ? -(scaled + fraction) : scaled + fraction
+    }
+
+    /// Arguments as Cedar: objects → records, arrays → sets, integers → long, fractions of up to four
+    /// places → decimal, strings, booleans.
     /// What has no Cedar form (null, a fraction, too deep, too big) is an error naming where it is.
     static func cedar(_ value: JSONValue, depth: Int, budget: Int, path: String = "arguments") throws(RPCFault) -> (
         value: CedarValue, left: Int
@@ -1111,11 +1130,12 @@ public final class ToolsGateway: @unchecked Sendable {
         case .bool(let b): return (.bool(b), budget - 1)
         case .string(let s): return (.string(s), budget - 1)
         case .number(let text):
-            guard let n = Int64(text) else {
-                throw RPCFault(
-                    RPCMessage.Code.invalidParams, "\(path): \(text) is not a 64-bit integer (Cedar has no fractions)")
-            }
-            return (.long(n), budget - 1)
+            if let n = Int64(text) { return (.long(n), budget - 1) }
+            // A fraction with at most four decimal places is a Cedar decimal (98.7 → decimal("98.7")).
+            if let d = Self.decimal(text) { return (.decimal(d), budget - 1) }
+            throw RPCFault(
+                RPCMessage.Code.invalidParams,
+                "\(path): \(text) is neither a 64-bit integer nor a decimal with at most four places (Cedar's decimal)")
         case .array(let items):
             var left = budget - 1
             var set = Set<CedarValue>()
