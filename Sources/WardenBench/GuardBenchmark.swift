@@ -13,8 +13,12 @@ public struct GuardBenchmark {
     public var megabytes = 64
     public var windows = 200
     public var repository: String
+    public var wardenExecutable: String
 
-    public init(repository: String) { self.repository = repository }
+    public init(repository: String, wardenExecutable: String) {
+        self.repository = repository
+        self.wardenExecutable = wardenExecutable
+    }
 
     public struct Throughput: Encodable, Sendable {
         public var path: String
@@ -39,10 +43,22 @@ public struct GuardBenchmark {
         public var f1: Double
     }
 
+    public struct Replay: Encodable, Sendable {
+        public var suite: String
+        public var policy: String
+        public var userTasks: Int
+        public var kept: Int
+        public var quiet: Int
+        public var injectionTasks: Int
+        public var withoutCalls: Int
+        public var stopped: Int
+    }
+
     public struct Report: Encodable, Sendable {
         public var throughput: [Throughput]
         public var latency: [Latency]
         public var quality: [Quality]
+        public var replay: [Replay]
         public var notes: [String]
     }
 
@@ -189,7 +205,36 @@ public struct GuardBenchmark {
                     })
             }
         }
-        return Report(throughput: throughput, latency: latency, quality: quality, notes: notes)
+        var replay: [Replay] = []
+        let permissive = NSTemporaryDirectory() + "/warden-bench-permit-\(getpid()).cedar"
+        try "permit (principal, action, resource);\n".write(toFile: permissive, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: permissive) }
+        for (label, policy) in [
+            ("without Warden's policy (permit everything)", permissive),
+            ("default pack", repository + "/examples/policies/default/tools.cedar"),
+            ("provenance pack", repository + "/examples/policies/provenance/tools.cedar"),
+        ] {
+            progress("guard: AgentDojo replay, \(label)")
+            guard
+                let text = try? python(
+                    ["--warden", wardenExecutable, "--policy", policy], venv: "mcp-2.3.0",
+                    script: "../agentdojo/replay.py"),
+                let object = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any]
+            else {
+                notes.append("AgentDojo replay (\(label)) not run: the agentdojo or mcp-2.3.0 venv is missing")
+                continue
+            }
+            for suite in ["banking", "slack", "travel", "workspace"] {
+                guard let row = object[suite] as? [String: Any] else { continue }
+                replay.append(
+                    Replay(
+                        suite: suite, policy: label, userTasks: row["user_tasks"] as? Int ?? 0,
+                        kept: row["kept"] as? Int ?? 0,
+                        quiet: row["quiet"] as? Int ?? 0, injectionTasks: row["injection_tasks"] as? Int ?? 0,
+                        withoutCalls: row["without_calls"] as? Int ?? 0, stopped: row["stopped"] as? Int ?? 0))
+            }
+        }
+        return Report(throughput: throughput, latency: latency, quality: quality, replay: replay, notes: notes)
     }
 
     static func quality(_ check: String, _ set: String, _ rows: [(String, Bool)], flags: (String) -> Bool) -> Quality {

@@ -25,7 +25,8 @@ extension Warden {
                 prose, code) in 64 KB pieces, next to a plain read of the same bytes. Classifier: 128-token \
                 windows, one thread, next to ONNX Runtime (Python, one thread) running the same weights. \
                 Quality: each detector on the labelled corpus; the classifier and the injection detector on \
-                AgentDojo's held-out suite (slack). Run it from the repository (it reads the corpus and the \
+                AgentDojo's held-out suite (slack); the AgentDojo replay (scripts/agentdojo) per suite, without \
+                Warden's policy and under the default and provenance packs. Run it from the repository (it reads the corpus and the \
                 reference scripts there) in a release build.
 
                 Example: warden bench guard --megabytes 64 --windows 200
@@ -45,7 +46,8 @@ extension Warden {
         }
 
         func run() throws {
-            var bench = GuardBenchmark(repository: repository)
+            let host = HostConfiguration.fromEnvironment(ProcessInfo.processInfo.environment, stateDirectory: nil)
+            var bench = GuardBenchmark(repository: repository, wardenExecutable: host.wardenExecutable)
             bench.megabytes = megabytes
             bench.windows = windows
             let report = try bench.run { line in FileHandle.standardError.write(Data("\r\u{1B}[K\(line)".utf8)) }
@@ -72,6 +74,14 @@ extension Warden {
             for row in report.quality {
                 print(
                     "\(row.check) | \(row.set) | \(row.texts) | \(String(format: "%.3f", row.precision)) | \(String(format: "%.3f", row.recall)) | \(String(format: "%.3f", row.f1))"
+                )
+            }
+            print("")
+            print("AgentDojo v1.2.2 replay | policy | user tasks kept | quiet | injection tasks stopped (with calls)")
+            print("--- | --- | --- | --- | ---")
+            for row in report.replay {
+                print(
+                    "\(row.suite) | \(row.policy) | \(row.kept)/\(row.userTasks) | \(row.quiet)/\(row.userTasks) | \(row.stopped)/\(row.injectionTasks - row.withoutCalls) (\(row.withoutCalls) without)"
                 )
             }
             for note in report.notes { print("note: \(note)") }
