@@ -68,7 +68,7 @@ struct GuardCommand: ParsableCommand {
                     let text = String(decoding: bytes, as: UTF8.self)
                     let result = model.score(text)
                     classifier = (result.score, result.windows)
-                    findings += model.findings(text)
+                    findings += model.findings(result, bytes: bytes.count)
                 } catch {
                     unavailable = (error as? WardenError)?.message ?? "\(error)"
                 }

@@ -24,14 +24,16 @@ public struct ExfiltrationDetector: TriggeredDetector {
                 continue
             }
             let end = Self.urlEnd(bytes, from: hit.start)
-            let url = bytes.text(hit.start..<end)
-            guard let parts = URLComponents(string: url), let host = parts.host?.lowercased(), !host.isEmpty else {
-                continue
-            }
             let image =
                 imageOpenings.last.map { opening in
                     hit.start - opening <= 300 && Self.isImageSource(bytes, opening: opening, url: hit.start)
                 } ?? false
+            // Most URLs carry nothing: no query, no long path segment or host label, not an image.
+            if !image && !Self.mayCarry(bytes, hit.start..<end) { continue }
+            let url = bytes.text(hit.start..<end)
+            guard let parts = URLComponents(string: url), let host = parts.host?.lowercased(), !host.isEmpty else {
+                continue
+            }
             var signs: [String] = []
             for item in parts.queryItems ?? [] {
                 guard let value = item.value else { continue }
@@ -64,6 +66,18 @@ public struct ExfiltrationDetector: TriggeredDetector {
             }
         }
         return findings
+    }
+
+    /// Whether a URL could carry data: a query, or a run of 30+ bytes between separators.
+    static func mayCarry(_ bytes: UnsafeBufferPointer<UInt8>, _ range: Range<Int>) -> Bool {
+        var run = 0
+        for i in range {
+            let b = bytes[i]
+            if b == 0x3F { return true }
+            if b == 0x2F || b == 0x2E { run = 0 } else { run += 1 }
+            if run >= 30 { return true }
+        }
+        return false
     }
 
     /// Where a URL ends: at white space, a quote, an angle bracket, a backtick, or a closing bracket.

@@ -121,41 +121,53 @@ struct PhraseMatcher: Sendable {
         while capacity < longest + 1 { capacity <<= 1 }
         let mask = capacity - 1
         var positions = [Int](repeating: 0, count: capacity)
+        let classes = self.classes
+        let spaceClass = self.spaceClass
         classOf.withUnsafeBufferPointer { classOf in
             delta.withUnsafeBufferPointer { delta in
-                positions.withUnsafeMutableBufferPointer { positions in
-                    var state = 0
-                    var folded = 0
-                    var previousSpace = false
-                    let classes = self.classes
-                    for i in 0..<bytes.count {
-                        let c = classOf[Int(bytes[i])]
-                        if c == spaceClass {
-                            if previousSpace { continue }
-                            previousSpace = true
-                        } else {
-                            previousSpace = false
-                        }
-                        positions[folded & mask] = i
-                        folded += 1
-                        state = Int(delta[state * classes + Int(c)])
-                        let first = Int(outputStart[state])
-                        let last = Int(outputStart[state + 1])
-                        guard first < last else { continue }
-                        for k in first..<last {
-                            let index = Int(outputs[k])
-                            let phrase = phrases[index]
-                            let start = positions[(folded - phrase.text.count) & mask]
-                            let end = i + 1
-                            if phrase.wordStart && start > 0 && Self.isWordByte(bytes[start - 1]) { continue }
-                            if phrase.wordEnd && end < bytes.count && Self.isWordByte(bytes[end]) { continue }
-                            if phrase.exactCase && !phrase.text.elementsEqual(bytes[start..<end]) { continue }
-                            body(Hit(phrase: index, start: start, end: end))
+                outputStart.withUnsafeBufferPointer { outputStart in
+                    outputs.withUnsafeBufferPointer { outputs in
+                        positions.withUnsafeMutableBufferPointer { positions in
+                            var state = 0
+                            var folded = 0
+                            var previousSpace = false
+                            for i in 0..<bytes.count {
+                                let c = classOf[Int(bytes[i])]
+                                if c == spaceClass {
+                                    if previousSpace { continue }
+                                    previousSpace = true
+                                } else {
+                                    previousSpace = false
+                                }
+                                positions[folded & mask] = i
+                                folded &+= 1
+                                state = Int(delta[state &* classes &+ Int(c)])
+                                let first = Int(outputStart[state])
+                                let last = Int(outputStart[state &+ 1])
+                                if first == last { continue }
+                                for k in first..<last {
+                                    report(Int(outputs[k]), end: i + 1, folded: folded, positions, mask, bytes, body)
+                                }
+                            }
                         }
                     }
                 }
             }
         }
+    }
+
+    /// A phrase's end reached: its checks (word bounds, exact case), then `body`.
+    @inline(__always)
+    private func report(
+        _ index: Int, end: Int, folded: Int, _ positions: UnsafeMutableBufferPointer<Int>, _ mask: Int,
+        _ bytes: UnsafeBufferPointer<UInt8>, _ body: (Hit) -> Void
+    ) {
+        let phrase = phrases[index]
+        let start = positions[(folded - phrase.text.count) & mask]
+        if phrase.wordStart && start > 0 && Self.isWordByte(bytes[start - 1]) { return }
+        if phrase.wordEnd && end < bytes.count && Self.isWordByte(bytes[end]) { return }
+        if phrase.exactCase && !phrase.text.elementsEqual(bytes[start..<end]) { return }
+        body(Hit(phrase: index, start: start, end: end))
     }
 }
 

@@ -233,15 +233,12 @@ public final class MiniLM: Sendable {
                 }
             }
             linear(context, n, layer.output, layer.outputBias, into: &projected, width: w)
-            for i in 0..<(n * w) { x[i] += projected[i] }
+            Self.add(projected, into: &x)
             Self.layerNorm(&x, rows: n, weight: layer.norm1, bias: layer.norm1Bias)
             linear(x, n, layer.up, layer.upBias, into: &hidden, width: Self.intermediate)
-            for i in 0..<hidden.count {
-                let h = hidden[i]
-                hidden[i] = 0.5 * h * (1 + erff(h * 0.707_106_77))
-            }
+            Self.gelu(&hidden)
             linear(hidden, n, layer.down, layer.downBias, into: &projected, width: w)
-            for i in 0..<(n * w) { x[i] += projected[i] }
+            Self.add(projected, into: &x)
             Self.layerNorm(&x, rows: n, weight: layer.norm2, bias: layer.norm2Bias)
         }
         var pooled = [Float](repeating: 0, count: w)
@@ -274,18 +271,44 @@ public final class MiniLM: Sendable {
 
     static func layerNorm(_ x: inout [Float], rows: Int, weight: [Float], bias: [Float], epsilon: Float = 1e-12) {
         let w = weight.count
-        for r in 0..<rows {
-            var mean: Float = 0
-            for j in 0..<w { mean += x[r * w + j] }
-            mean /= Float(w)
-            var variance: Float = 0
-            for j in 0..<w {
-                let d = x[r * w + j] - mean
-                variance += d * d
+        x.withUnsafeMutableBufferPointer { x in
+            weight.withUnsafeBufferPointer { g in
+                bias.withUnsafeBufferPointer { b in
+                    for r in 0..<rows {
+                        let row = UnsafeMutableBufferPointer(rebasing: x[(r * w)..<(r * w + w)])
+                        var mean: Float = 0
+                        for j in 0..<w { mean += row[j] }
+                        mean /= Float(w)
+                        var variance: Float = 0
+                        for j in 0..<w {
+                            let d = row[j] - mean
+                            variance += d * d
+                        }
+                        variance /= Float(w)
+                        let inverse = 1 / (variance + epsilon).squareRoot()
+                        for j in 0..<w { row[j] = (row[j] - mean) * inverse * g[j] + b[j] }
+                    }
+                }
             }
-            variance /= Float(w)
-            let inverse = 1 / (variance + epsilon).squareRoot()
-            for j in 0..<w { x[r * w + j] = (x[r * w + j] - mean) * inverse * weight[j] + bias[j] }
+        }
+    }
+
+    /// x += y, element by element.
+    static func add(_ y: [Float], into x: inout [Float]) {
+        x.withUnsafeMutableBufferPointer { x in
+            y.withUnsafeBufferPointer { y in
+                for i in 0..<min(x.count, y.count) { x[i] += y[i] }
+            }
+        }
+    }
+
+    /// GELU as BERT defines it: x·Φ(x) = ½x(1 + erf(x/√2)).
+    static func gelu(_ h: inout [Float]) {
+        h.withUnsafeMutableBufferPointer { h in
+            for i in 0..<h.count {
+                let v = h[i]
+                h[i] = 0.5 * v * (1 + erff(v * 0.707_106_77))
+            }
         }
     }
 
