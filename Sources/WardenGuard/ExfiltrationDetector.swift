@@ -82,9 +82,13 @@ public struct ExfiltrationDetector: TriggeredDetector {
 
     /// Where a URL ends: at white space, a quote, an angle bracket, a backtick, or a closing bracket.
     static func urlEnd(_ bytes: UnsafeBufferPointer<UInt8>, from start: Int) -> Int {
-        let stops: Set<UInt8> = [0x20, 0x09, 0x0A, 0x0D, 0x22, 0x27, 0x3C, 0x3E, 0x60, 0x29, 0x5D, 0x7D, 0x5C]
         var i = start
-        while i < bytes.count && !stops.contains(bytes[i]) && i - start < 8192 { i += 1 }
+        while i < bytes.count && i - start < 8192 {
+            switch bytes[i] {
+            case 0x20, 0x09, 0x0A, 0x0D, 0x22, 0x27, 0x3C, 0x3E, 0x60, 0x29, 0x5D, 0x7D, 0x5C: return i
+            default: i += 1
+            }
+        }
         return i
     }
 

@@ -27,7 +27,6 @@ struct PhraseMatcher: Sendable {
     private let delta: [Int32]
     private let outputStart: [Int32]
     private let outputs: [Int32]
-    private let longest: Int
 
     init(_ phrases: [Phrase]) {
         self.phrases = phrases
@@ -107,7 +106,6 @@ struct PhraseMatcher: Sendable {
         self.delta = delta
         self.outputStart = outputStart
         self.outputs = outputs
-        self.longest = folded.map(\.count).max() ?? 1
     }
 
     static func isWordByte(_ b: UInt8) -> Bool {
@@ -116,38 +114,28 @@ struct PhraseMatcher: Sendable {
 
     /// Calls `body` with each phrase found, in the order their ends are reached.
     func scan(_ bytes: UnsafeBufferPointer<UInt8>, _ body: (Hit) -> Void) {
-        // Where each of the last `longest` folded bytes was in the original (runs of spaces fold to one).
-        var capacity = 1
-        while capacity < longest + 1 { capacity <<= 1 }
-        let mask = capacity - 1
-        var positions = [Int](repeating: 0, count: capacity)
         let classes = self.classes
         let spaceClass = self.spaceClass
         classOf.withUnsafeBufferPointer { classOf in
             delta.withUnsafeBufferPointer { delta in
                 outputStart.withUnsafeBufferPointer { outputStart in
                     outputs.withUnsafeBufferPointer { outputs in
-                        positions.withUnsafeMutableBufferPointer { positions in
-                            var state = 0
-                            var folded = 0
-                            var previousSpace = false
-                            for i in 0..<bytes.count {
-                                let c = classOf[Int(bytes[i])]
-                                if c == spaceClass {
-                                    if previousSpace { continue }
-                                    previousSpace = true
-                                } else {
-                                    previousSpace = false
-                                }
-                                positions[folded & mask] = i
-                                folded &+= 1
-                                state = Int(delta[state &* classes &+ Int(c)])
-                                let first = Int(outputStart[state])
-                                let last = Int(outputStart[state &+ 1])
-                                if first == last { continue }
-                                for k in first..<last {
-                                    report(Int(outputs[k]), end: i + 1, folded: folded, positions, mask, bytes, body)
-                                }
+                        var state = 0
+                        var previousSpace = false
+                        for i in 0..<bytes.count {
+                            let c = classOf[Int(bytes[i])]
+                            if c == spaceClass {
+                                if previousSpace { continue }
+                                previousSpace = true
+                            } else {
+                                previousSpace = false
+                            }
+                            state = Int(delta[state &* classes &+ Int(c)])
+                            let first = Int(outputStart[state])
+                            let last = Int(outputStart[state &+ 1])
+                            if first == last { continue }
+                            for k in first..<last {
+                                report(Int(outputs[k]), end: i + 1, bytes, classOf, body)
                             }
                         }
                     }
@@ -156,14 +144,23 @@ struct PhraseMatcher: Sendable {
         }
     }
 
-    /// A phrase's end reached: its checks (word bounds, exact case), then `body`.
+    /// A phrase's end reached: where it starts (walking back, a run of white space counting once, as
+    /// the scan read it), its checks (word bounds, exact case), then `body`.
     @inline(__always)
     private func report(
-        _ index: Int, end: Int, folded: Int, _ positions: UnsafeMutableBufferPointer<Int>, _ mask: Int,
-        _ bytes: UnsafeBufferPointer<UInt8>, _ body: (Hit) -> Void
+        _ index: Int, end: Int, _ bytes: UnsafeBufferPointer<UInt8>, _ classOf: UnsafeBufferPointer<UInt8>,
+        _ body: (Hit) -> Void
     ) {
         let phrase = phrases[index]
-        let start = positions[(folded - phrase.text.count) & mask]
+        var start = end
+        var remaining = phrase.text.count
+        while remaining > 0 && start > 0 {
+            start -= 1
+            if classOf[Int(bytes[start])] == spaceClass {
+                while start > 0 && classOf[Int(bytes[start - 1])] == spaceClass { start -= 1 }
+            }
+            remaining -= 1
+        }
         if phrase.wordStart && start > 0 && Self.isWordByte(bytes[start - 1]) { return }
         if phrase.wordEnd && end < bytes.count && Self.isWordByte(bytes[end]) { return }
         if phrase.exactCase && !phrase.text.elementsEqual(bytes[start..<end]) { return }
