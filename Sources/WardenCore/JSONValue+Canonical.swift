@@ -2,9 +2,10 @@
 ///
 /// Members are sorted by their names' UTF-16 code units, strings are escaped minimally (`\b \t \n \f \r`,
 /// other controls as `\u00xx`), no whitespace is written. Integers must be within ±(2^53 − 1) (beyond,
-/// a double would change them: refused, so callers record such values as strings); a fraction or an
-/// exponent is written as ECMAScript writes the double it denotes (RFC 8785 §3.2.2.3: `98.7`, `1e-7`,
-/// `1e+21`).
+/// a double would change them: refused, so callers record such values as strings). A fraction or an
+/// exponent is refused too unless `allowingFractions` (requests and results Warden digests but does not
+/// store as audit details), then written as ECMAScript writes the double it denotes (RFC 8785 §3.2.2.3:
+/// `98.7`, `1e-7`, `1e+21`). The audit log's details stay integers-only.
 extension JSONValue {
     public struct CanonicalizationError: Error, Sendable, CustomStringConvertible {
         public var description: String
@@ -48,20 +49,22 @@ extension JSONValue {
         return negative ? "-" + out : out
     }
 
-    public func canonicalized() throws(CanonicalizationError) -> String {
+    public func canonicalized(allowingFractions: Bool = false) throws(CanonicalizationError) -> String {
         var out = ""
-        try writeCanonical(to: &out)
+        try writeCanonical(to: &out, fractions: allowingFractions)
         return out
     }
 
-    private func writeCanonical(to out: inout String) throws(CanonicalizationError) {
+    private func writeCanonical(to out: inout String, fractions: Bool) throws(CanonicalizationError) {
         switch self {
         case .null: out += "null"
         case .bool(let b): out += b ? "true" : "false"
         case .number(let text):
             if let n = Int64(text), abs(n) <= Self.maximumSafeInteger {
                 out += String(n)
-            } else if text.contains(where: { $0 == "." || $0 == "e" || $0 == "E" }), let d = Double(text), d.isFinite {
+            } else if fractions, text.contains(where: { $0 == "." || $0 == "e" || $0 == "E" }), let d = Double(text),
+                d.isFinite
+            {
                 out += Self.ecmaScript(d)
             } else {
                 throw CanonicalizationError(
@@ -72,7 +75,7 @@ extension JSONValue {
             out += "["
             for (i, item) in items.enumerated() {
                 if i > 0 { out += "," }
-                try item.writeCanonical(to: &out)
+                try item.writeCanonical(to: &out, fractions: fractions)
             }
             out += "]"
         case .object(let members):
@@ -86,7 +89,7 @@ extension JSONValue {
                 if i > 0 { out += "," }
                 JSONValue.writeString(member.key, to: &out)
                 out += ":"
-                try member.value.writeCanonical(to: &out)
+                try member.value.writeCanonical(to: &out, fractions: fractions)
             }
             out += "}"
         }

@@ -12,7 +12,7 @@ struct CanonicalNumberTests {
         ("1.7976931348623157e308", "1.7976931348623157e+308"), ("-1.5e-10", "-1.5e-10"), ("12.0", "12"),
     ])
     func fractionsAndExponentsAreWrittenAsECMAScriptWritesThem(text: String, canonical: String) throws {
-        #expect(try JSONValue.number(text).canonicalized() == canonical)
+        #expect(try JSONValue.number(text).canonicalized(allowingFractions: true) == canonical)
     }
 
     @Test func integersADoubleWouldChangeAreRefused() {

@@ -130,7 +130,7 @@ public final class ApprovalBroker: Sendable {
     ) throws -> Hold {
         let canonical: String
         do {
-            canonical = try request.canonicalized()
+            canonical = try request.canonicalized(allowingFractions: true)
         } catch {
             throw WardenError.invalidInput("approvals: the request cannot be made canonical: \(error)")
         }

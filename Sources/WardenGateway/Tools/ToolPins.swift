@@ -38,7 +38,7 @@ public struct ToolDefinition: Sendable, Equatable {
             ("annotations", annotations ?? .null),
         ]
         if includingName { members.append(("name", .string(name))) }
-        return try JSONValue.object(members).canonicalized()
+        return try JSONValue.object(members).canonicalized(allowingFractions: true)
     }
 
     /// SHA-256 of the definition (name, description, input schema, annotations).

@@ -688,7 +688,7 @@ public final class ToolsGateway: @unchecked Sendable {
         _ request: inout Decided, server: String, snapshot: PolicyEngine.Snapshot, session: ToolsSession,
         redact: Bool
     ) throws -> String? {
-        let canonical = (try? request.arguments.canonicalized()) ?? "{}"
+        let canonical = (try? request.arguments.canonicalized(allowingFractions: true)) ?? "{}"
         request.details["arguments_digest"] = ToolDefinition.sha256(canonical)
         request.details[redact ? "arguments_redacted" : "arguments"] =
             redact ? "true" : String(canonical.prefix(4096))
@@ -784,14 +784,15 @@ public final class ToolsGateway: @unchecked Sendable {
         }
         do {
             let result = try upstream.request(method, params, sent: { call.sending(upstream, $0) })
-            let text = (try? result.canonicalized()) ?? ""
+            let text = (try? result.canonicalized(allowingFractions: true)) ?? ""
             outcome["result_digest"] = ToolDefinition.sha256(text)
             outcome["result_bytes"] = String(text.utf8.count)
             outcome["is_error"] = String(result["isError"] == .bool(true))
             if let type = result["resultType"]?.stringValue { outcome["result_type"] = type }
             let shown = inspect(result, &outcome)
             if shown != result {
-                outcome["shown_digest"] = ToolDefinition.sha256((try? shown.canonicalized()) ?? "")
+                outcome["shown_digest"] = ToolDefinition.sha256(
+                    (try? shown.canonicalized(allowingFractions: true)) ?? "")
             }
             return shown
         } catch {
