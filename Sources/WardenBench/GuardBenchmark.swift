@@ -169,18 +169,20 @@ public struct GuardBenchmark {
             }
             progress("guard: the held-out AgentDojo suite")
             if let rows = heldOut() {
-                quality.append(
-                    Self.quality("classifier (score ≥ 0.5)", "AgentDojo slack (held out)", rows) {
-                        classifier.score($0).score >= 0.5
-                    })
-                quality.append(
-                    Self.quality("injection detector", "AgentDojo slack (held out)", rows) { text in
+                // Each held-out text scored once by each check; the rows read the verdicts.
+                var verdicts: [String: (classifier: Bool, detector: Bool)] = [:]
+                for (text, _) in rows {
+                    verdicts[text] = (
+                        classifier.score(text).score >= 0.5,
                         Guard.standard.scan(text).contains { $0.detector == "injection" }
-                    })
+                    )
+                }
+                let set = "AgentDojo slack (held out)"
+                quality.append(Self.quality("classifier (score ≥ 0.5)", set, rows) { verdicts[$0]?.classifier == true })
+                quality.append(Self.quality("injection detector", set, rows) { verdicts[$0]?.detector == true })
                 quality.append(
-                    Self.quality("detectors or classifier", "AgentDojo slack (held out)", rows) { text in
-                        Guard.standard.scan(text).contains { $0.detector == "injection" }
-                            || classifier.score(text).score >= 0.5
+                    Self.quality("detectors or classifier", set, rows) {
+                        verdicts[$0].map { $0.classifier || $0.detector } == true
                     })
             } else {
                 notes.append("AgentDojo's held-out suite not built: the agentdojo venv (scripts/setup.sh) is missing")

@@ -96,8 +96,8 @@ public struct ExfiltrationDetector: TriggeredDetector {
     static func isImageSource(_ bytes: UnsafeBufferPointer<UInt8>, opening: Int, url: Int) -> Bool {
         let between = bytes.text(opening..<url)
         if between.hasPrefix("![") { return between.hasSuffix("](") && !between.dropFirst(2).contains("\n\n") }
-        return between.lowercased().replacingOccurrences(of: " ", with: "").hasSuffix("src=\"")
-            || between.lowercased().replacingOccurrences(of: " ", with: "").hasSuffix("src='")
+        let compact = between.lowercased().replacingOccurrences(of: " ", with: "")
+        return compact.hasSuffix("src=\"") || compact.hasSuffix("src='")
     }
 
     /// An encoded blob: 24+ bytes of base64/hex/base32 characters, mixed, with high entropy.

@@ -40,7 +40,6 @@ public final class SessionTaint: @unchecked Sendable {
     private var untrusted = false
     private var sensitive = false
     private var sources: Set<String> = []
-    private var untrustedSources: Set<String> = []
     private var detectors: Set<String> = []
     /// Each value's first arrival: from an untrusted source (its name) or not (nil).
     private var firstSeen: [String: String?] = [:]
@@ -61,10 +60,7 @@ public final class SessionTaint: @unchecked Sendable {
         let items = ValueExtractor.items(in: text)
         lock.withLock {
             sources.insert(source)
-            if isUntrusted {
-                untrusted = true
-                untrustedSources.insert(source)
-            }
+            if isUntrusted { untrusted = true }
             if labels.contains(ToolLabels.sensitiveOutput) { sensitive = true }
             detectors.formUnion(findings.map(\.detector))
             for item in items where firstSeen[item] == nil { firstSeen[item] = .some(isUntrusted ? source : nil) }

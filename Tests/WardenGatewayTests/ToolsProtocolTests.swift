@@ -314,16 +314,19 @@ struct ToolsProtocolTests {
 
     static let pause = "<pause>"
 
+    /// A tools/call of the fs server's `tool` with no arguments, as the agent sends it.
+    static func call(_ id: Int, _ tool: String) -> String {
+        #"{"jsonrpc": "2.0", "id": \#(id), "method": "tools/call", "params": {"name": "fs__\#(tool)", "arguments": {}}}"#
+    }
+
     @Test func anIdInFlightCannotBeReusedAndAServersSpoofedAnswersAreDropped() throws {
         let door = try Door(policy: Self.everything, serverPython: MCPPeers.python2, serverScript: "rogue_server.py")
-        let call = { (id: Int, tool: String) in
-            #"{"jsonrpc": "2.0", "id": \#(id), "method": "tools/call", "params": {"name": "fs__\#(tool)", "arguments": {}}}"#
-        }
         let answers = try Self.exchange(
             door,
             [
-                #"{"jsonrpc": "2.0", "id": 1, "method": "tools/list"}"#, call(7, "slow"), call(7, "slow"), Self.pause,
-                call(8, "spoof"), Self.pause, call(9, "echo"),
+                #"{"jsonrpc": "2.0", "id": 1, "method": "tools/list"}"#, Self.call(7, "slow"), Self.call(7, "slow"),
+                Self.pause,
+                Self.call(8, "spoof"), Self.pause, Self.call(9, "echo"),
             ])
         let byID = Dictionary(grouping: answers) { line -> String in
             (try? JSONValue.parse(bytes: Array(line.utf8)))?["id"].map { $0.serialized } ?? "?"
@@ -344,13 +347,11 @@ struct ToolsProtocolTests {
         // The server is alive but has closed its standard input: the gateway's write gets EPIPE (and,
         // were SIGPIPE not ignored, the signal would end the gateway and every session with it).
         let door = try Door(policy: Self.everything, serverPython: MCPPeers.python2, serverScript: "rogue_server.py")
-        let call = { (id: Int, tool: String) in
-            #"{"jsonrpc": "2.0", "id": \#(id), "method": "tools/call", "params": {"name": "fs__\#(tool)", "arguments": {}}}"#
-        }
         let answers = try Self.exchange(
             door,
             [
-                #"{"jsonrpc": "2.0", "id": 1, "method": "tools/list"}"#, call(2, "deaf"), Self.pause, call(3, "echo"),
+                #"{"jsonrpc": "2.0", "id": 1, "method": "tools/list"}"#, Self.call(2, "deaf"), Self.pause,
+                Self.call(3, "echo"),
                 #"{"jsonrpc": "2.0", "id": 4, "method": "ping"}"#,
             ])
         let byID = Dictionary(grouping: answers) { line -> String in

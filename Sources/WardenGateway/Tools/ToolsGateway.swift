@@ -164,6 +164,16 @@ public final class ToolsGateway: @unchecked Sendable {
                     "mcp.servers.\(server.name): the run's policies do not allow connecting to \(host):\(port) (see the decision in `warden events`); permit Action::\"connect\" on Host::\"\(host)\" to use this server"
             )
         }
+        return HTTPTransport(
+            name: server.name, url: url, address: EgressDoor.text(address),
+            headers: try requestHeaders(server, environment: environment), timeout: server.timeout)
+    }
+
+    /// The headers Warden adds to each request to a `url` server: its `headers`, and its bearer token
+    /// read from warden's environment.
+    /// - Throws: ``WardenError`` when the token's variable is not set.
+    static func requestHeaders(_ server: ToolServerSettings, environment: [String: String]) throws -> [(String, String)]
+    {
         var headers = server.headers.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
         if let variable = server.bearerTokenEnvironment {
             guard let token = environment[variable], !token.isEmpty else {
@@ -173,8 +183,7 @@ public final class ToolsGateway: @unchecked Sendable {
             }
             headers.append(("Authorization", "Bearer " + token))
         }
-        return HTTPTransport(
-            name: server.name, url: url, address: EgressDoor.text(address), headers: headers, timeout: server.timeout)
+        return headers
     }
 
     /// Ends the servers, once the result records still being written are written.
@@ -623,10 +632,14 @@ public final class ToolsGateway: @unchecked Sendable {
             hints: hints(tool))
     }
 
+    /// A resource's or a prompt's labels: the server's and its trust's (reading is no side effect).
+    static func contentLabels(server: ToolServerSettings) -> Set<String> {
+        ToolLabels.derive(configured: server.labels, trusted: server.trust == .trusted, hints: ["readOnlyHint": true])
+    }
+
     /// `Kind::"server.id"` with server, name, trust and labels.
     static func entity(server: ToolServerSettings, kind: String, id: String) -> Entity {
-        let labels = ToolLabels.derive(
-            configured: server.labels, trusted: server.trust == .trusted, hints: ["readOnlyHint": true])
+        let labels = contentLabels(server: server)
         return Entity(
             uid: EntityUID(type: kind, id: "\(server.name).\(id)"),
             attributes: [
@@ -886,7 +899,7 @@ public final class ToolsGateway: @unchecked Sendable {
                 "tools/call", params: forwarded, to: server, subject: request.subject, call: call
             ) { result, outcome in
                 absorb(
-                    result, source: "\(server).\(tool.name)", labels: labels, session: session,
+                    result, server: server, name: tool.name, labels: labels, session: session,
                     spotlight: settings[server]?.spotlight ?? false, outcome: &outcome)
             }
             return inputRequired(result, session: session, server: server) ?? result
@@ -922,16 +935,12 @@ public final class ToolsGateway: @unchecked Sendable {
         defer { tokens.forEach(forgetProgressToken) }
         let forwarded = upstreamParams(params, replacing: [("uri", .string(uri))], session: session, tokens: &tokens)
         do {
-            let labels =
-                settings[server].map {
-                    ToolLabels.derive(
-                        configured: $0.labels, trusted: $0.trust == .trusted, hints: ["readOnlyHint": true])
-                } ?? []
+            let labels = settings[server].map(Self.contentLabels) ?? []
             let result = try forward(
                 "resources/read", params: forwarded, to: server, subject: request.subject, call: call
             ) { result, outcome in
                 absorb(
-                    result, source: "\(server).\(uri)", labels: labels, session: session,
+                    result, server: server, name: uri, labels: labels, session: session,
                     spotlight: settings[server]?.spotlight ?? false, outcome: &outcome)
             }
             if let replaced = inputRequired(result, session: session, server: server) {
@@ -974,16 +983,12 @@ public final class ToolsGateway: @unchecked Sendable {
         let forwarded = upstreamParams(
             params, replacing: [("name", .string(name)), ("arguments", arguments)], session: session, tokens: &tokens)
         do {
-            let labels =
-                settings[server].map {
-                    ToolLabels.derive(
-                        configured: $0.labels, trusted: $0.trust == .trusted, hints: ["readOnlyHint": true])
-                } ?? []
+            let labels = settings[server].map(Self.contentLabels) ?? []
             let result = try forward("prompts/get", params: forwarded, to: server, subject: request.subject, call: call)
             {
                 result, outcome in
                 absorb(
-                    result, source: "\(server).\(name)", labels: labels, session: session, spotlight: false,
+                    result, server: server, name: name, labels: labels, session: session, spotlight: false,
                     outcome: &outcome)
             }
             if let replaced = inputRequired(result, session: session, server: server) {
@@ -1001,13 +1006,16 @@ public final class ToolsGateway: @unchecked Sendable {
     /// the result), its labels into the session's taint, and — for an untrusted source with
     /// `spotlight = true` — the datamarked form the agent is shown instead.
     private func absorb(
-        _ result: JSONValue, source: String, labels: Set<String>, session: ToolsSession, spotlight: Bool,
-        outcome: inout [String: String]
+        _ result: JSONValue, server: String, name: String, labels: Set<String>, session: ToolsSession,
+        spotlight: Bool, outcome: inout [String: String]
     ) -> JSONValue {
-        let text = Self.strings(in: result).filter { !["type", "mimeType", "uri", "resultType"].contains($0.path) }
-            .map(\.value).joined(separator: "\n")
+        let source = "\(server).\(name)"
+        // The text a model reads: every string but the protocol's own fields (a content item's `type`, …).
+        let text = Self.strings(in: result).filter { leaf in
+            !["type", "mimeType", "uri", "resultType"].contains(leaf.path.split(separator: ".").last.map(String.init))
+        }.map(\.value).joined(separator: "\n")
         var findings = Guard.standard.scan(text)
-        if let classifier, settings[String(source.prefix { $0 != "." })]?.classify == true {
+        if let classifier, settings[server]?.classify == true {
             let score = classifier.score(text)
             outcome["classifier_score"] = String(format: "%.3f", score.score)
             findings += classifier.findings(score, bytes: text.utf8.count)

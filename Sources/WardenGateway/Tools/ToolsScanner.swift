@@ -31,12 +31,10 @@ public enum ToolsScanner {
                 try server.validate()
                 let transport: any UpstreamTransport
                 if let text = server.url, let url = URL(string: text) {
-                    var headers = server.headers.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
-                    if let variable = server.bearerTokenEnvironment, let token = environment[variable] {
-                        headers.append(("Authorization", "Bearer " + token))
-                    }
                     transport = HTTPTransport(
-                        name: server.name, url: url, address: nil, headers: headers, timeout: server.timeout)
+                        name: server.name, url: url, address: nil,
+                        headers: try ToolsGateway.requestHeaders(server, environment: environment),
+                        timeout: server.timeout)
                 } else {
                     // Its sandbox's own messages (its stop when the scan ends it) are not the report.
                     transport = try StdioTransport(name: server.name, command: server.command, stderr: "/dev/null")
