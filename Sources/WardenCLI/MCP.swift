@@ -214,6 +214,8 @@ extension Warden.MCP {
                     throw WardenError.invalidInput("mcp scan: \(target) has no [mcp.servers.NAME] table")
                 }
             }
+            // A server the profile cannot describe is bad input (exit 2), not a finding.
+            for server in servers { try server.validate() }
             let warden = state.host.wardenExecutable
             let workspaces = "/var/tmp/warden-tools/scan-\(getpid())"
             defer { try? FileManager.default.removeItem(atPath: workspaces) }
