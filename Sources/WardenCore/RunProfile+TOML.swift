@@ -10,7 +10,9 @@ extension RunProfileOverrides {
         "mcp.servers.NAME.bearer_token_env", "mcp.servers.NAME.redact", "mcp.servers.NAME.network",
         "mcp.servers.NAME.policies", "mcp.servers.NAME.hide", "mcp.servers.NAME.spotlight",
         "mcp.servers.NAME.tools.TOOL.labels", "mcp.servers.NAME.on_poisoned",
-        "mcp.servers.NAME.classify",
+        "mcp.servers.NAME.classify", "models.NAME.url", "models.NAME.key_env", "models.NAME.key_file",
+        "models.NAME.protocol", "models.NAME.model", "models.NAME.timeout", "model_tokens_max",
+        "model_requests_max", "log_bodies", "model_classify",
     ]
 
     /// Reads a run profile; relative `workspace` paths are resolved against `baseDirectory`.
@@ -147,6 +149,45 @@ extension RunProfileOverrides {
                 }
                 decisionRecords = mode
             case "approval_timeout": approvalTimeout = try DurationSpec.parse(try string(), field: field)
+            case "model_tokens_max", "model_requests_max":
+                guard case .integer(let n) = entry.value, n >= 1 else {
+                    throw WardenError.invalidInput("\(field): expected a positive integer, e.g. \(key) = 100000")
+                }
+                if key == "model_tokens_max" { modelTokensMax = Int64(n) } else { modelRequestsMax = Int64(n) }
+            case "log_bodies": logBodies = try bool()
+            case "model_classify": modelClassify = try bool()
+            case _ where key.hasPrefix("models."):
+                let rest = key.dropFirst("models.".count)
+                guard let dot = rest.lastIndex(of: ".") else {
+                    throw WardenError.invalidInput(
+                        "\(field): a model is a table: [models.NAME] with url = \"https://…/v1\"")
+                }
+                let name = String(rest[..<dot])
+                guard ModelUpstreamSettings.isValidName(name) else {
+                    throw WardenError.invalidInput(
+                        "\(field): '\(name)' is not a model name; use letters, digits, '-', '_' and '.'")
+                }
+                var upstream = models[name] ?? ModelUpstreamSettings(name: name, url: "")
+                switch rest[rest.index(after: dot)...] {
+                case "url": upstream.url = try string()
+                case "key_env": upstream.keyEnvironment = try string()
+                case "key_file":
+                    let path = try string()
+                    upstream.keyFile = path.hasPrefix("/") ? path : baseDirectory + "/" + path
+                case "protocol":
+                    let text = try string()
+                    guard let api = ModelProtocol(rawValue: text) else {
+                        throw WardenError.invalidInput(
+                            "\(field): '\(text)' is not a model protocol; use \"openai\" or \"anthropic\"")
+                    }
+                    upstream.api = api
+                case "model": upstream.model = try string()
+                case "timeout": upstream.timeout = try DurationSpec.parse(try string(), field: field)
+                default:
+                    throw WardenError.invalidInput(
+                        "\(field): unknown model key; use url, key_env, key_file, protocol, model or timeout")
+                }
+                models[name] = upstream
             case _ where key.hasPrefix("mcp.servers."):
                 let rest = key.dropFirst("mcp.servers.".count)
                 guard let dot = rest.firstIndex(of: ".") else {

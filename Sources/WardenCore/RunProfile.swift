@@ -161,6 +161,8 @@ public struct RunProfile: Sendable, Equatable {
     public var egress = EgressSettings()
     /// The tools door's MCP servers (`[mcp.servers.NAME]`), by name.
     public var toolServers: [ToolServerSettings] = []
+    /// The model door's upstreams (`[models.NAME]`), budgets and records.
+    public var models = ModelDoorSettings()
 
     public init() {}
 
@@ -191,7 +193,18 @@ public struct RunProfile: Sendable, Equatable {
         if let value = overrides.egressBytesMax { result.egress.egressBytesMax = value.bytes }
         if let value = overrides.connectionBytesMax { result.egress.connectionBytesMax = value.bytes }
         if let value = overrides.connectionsMax { result.egress.connectionsMax = value }
-        if let value = overrides.onBudget { result.egress.onBudget = value }
+        if let value = overrides.onBudget {
+            result.egress.onBudget = value
+            result.models.onBudget = value
+        }
+        for (name, upstream) in overrides.models.sorted(by: { $0.key < $1.key }) {
+            result.models.upstreams.removeAll { $0.name == name }
+            result.models.upstreams.append(upstream)
+        }
+        if let value = overrides.modelTokensMax { result.models.tokensMax = value }
+        if let value = overrides.modelRequestsMax { result.models.requestsMax = value }
+        if let value = overrides.logBodies { result.models.logBodies = value }
+        if let value = overrides.modelClassify { result.models.classify = value }
         if let value = overrides.onMediatorLoss { result.egress.onMediatorLoss = value }
         if let value = overrides.approvalTimeout { result.egress.approvalTimeout = value }
         if let value = overrides.decisionRecords { result.egress.decisionRecords = value }
@@ -257,6 +270,12 @@ public struct RunProfileOverrides: Sendable, Equatable {
     public var decisionRecords: DecisionRecords?
     /// `[mcp.servers.NAME]`: the tools door's servers, by name.
     public var toolServers: [String: ToolServerSettings] = [:]
+    /// `[models.NAME]`: the model door's upstreams, by name.
+    public var models: [String: ModelUpstreamSettings] = [:]
+    public var modelTokensMax: Int64?
+    public var modelRequestsMax: Int64?
+    public var logBodies: Bool?
+    public var modelClassify: Bool?
 
     public init() {}
 

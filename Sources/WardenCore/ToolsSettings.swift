@@ -208,6 +208,12 @@ public struct ToolsGatewayConfiguration: Sendable, Codable, Equatable {
     public var journal: String?
     /// The tools door's journal in a run's directory.
     public static func journalPath(runDirectory: String) -> String { runDirectory + "/tools.journal" }
+    /// The model door's upstreams and budgets (the same process hosts it); nil: no model door.
+    public var models: ModelDoorSettings?
+    /// A loopback address for the model door when the gateway runs on its own (`127.0.0.1:PORT`).
+    public var modelListen: String?
+    /// The run's directory (where `warden model cut` leaves its marker).
+    public var runDirectory: String?
 
     /// The socket's directory is bound read-only at /run/warden inside the sandbox.
     public static let directoryInSandbox = "/run/warden"
@@ -238,10 +244,15 @@ public struct ToolsGatewayConfiguration: Sendable, Codable, Equatable {
         catalog = try c.decodeIfPresent(String.self, forKey: .catalog)
         decisionRecords = try c.decodeIfPresent(DecisionRecords.self, forKey: .decisionRecords) ?? .commit
         journal = try c.decodeIfPresent(String.self, forKey: .journal)
+        models = try c.decodeIfPresent(ModelDoorSettings.self, forKey: .models)
+        modelListen = try c.decodeIfPresent(String.self, forKey: .modelListen)
+        runDirectory = try c.decodeIfPresent(String.self, forKey: .runDirectory)
     }
 
     enum CodingKeys: String, CodingKey {
-        case run, policies, entities, servers, roots, listen, resolve, catalog, journal
+        case run, policies, entities, servers, roots, listen, resolve, catalog, journal, models
+        case modelListen = "model_listen"
+        case runDirectory = "run_directory"
         case decisionRecords = "decision_records"
         case httpListen = "http_listen"
         case httpInSandbox = "http_in_sandbox"
