@@ -85,7 +85,14 @@ let package = Package(
         // The benchmarks behind `warden bench`, apart from the modules they measure.
         .target(
             name: "WardenBench",
-            dependencies: ["WardenAudit", "WardenCore", "WardenGuard", "WardenPolicy", "WardenSandbox", "CWardenLinux"]
+            dependencies: [
+                "WardenAudit", "WardenCore", "WardenGuard", "WardenPolicy", "WardenSandbox", "CWardenLinux",
+                // `warden bench model`: a fast stand-in upstream and a streaming client.
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ]
         ),
         .executableTarget(
             name: "WardenCLI",
@@ -132,7 +139,7 @@ let package = Package(
         ),
         .testTarget(
             name: "WardenGatewayTests",
-            dependencies: ["WardenGateway", "WardenAudit", "WardenCore", "WardenTesting"],
+            dependencies: ["WardenGateway", "WardenAudit", "WardenBench", "WardenCore", "WardenTesting"],
             // The loopback servers and the in-sandbox attack client are run from the source tree.
             exclude: ["Peers"]
         ),

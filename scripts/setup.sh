@@ -139,4 +139,4 @@ if [ ! -f "$smollm/SmolLM2-135M-Instruct.Q4_1.gguf" ]; then
     mv "$smollm.tmp" "$smollm"
 fi
 # LiteLLM's proxy (MIT), the peer `warden bench model` compares the model door with.
-peer_venv litellm-1.110.2 "import litellm.proxy.proxy_server" "litellm[proxy]==1.110.2"
+peer_venv litellm-1.80.0 "import litellm.proxy.proxy_server" "litellm[proxy]==1.80.0"

@@ -43,7 +43,8 @@ extension Warden.PolicyCommand {
             }
             let path = MediatorConfiguration.path(runDirectory: registry.directory(for: id))
             guard var configuration = try? MediatorConfiguration.load(path) else {
-                throw WardenError.invalidInput("run \(id) has no egress door (it was not started with --network proxy)")
+                // No egress door: the tools and model doors' gateway may still hold policies.
+                return try reloadGateway(id: id, record: record, registry: registry)
             }
             let cwd = FileManager.default.currentDirectoryPath
             if !policies.isEmpty {
@@ -72,6 +73,10 @@ extension Warden.PolicyCommand {
             while Date() < deadline {
                 let events = try state.registry.events.sink(at: record.auditStore).events(of: id)
                 if events.filter({ $0.kind == .policyReloaded }).count > before {
+                    // The tools and model doors decide with the same set.
+                    if FileManager.default.fileExists(atPath: registry.directory(for: id) + "/tools-gateway.json") {
+                        try reloadGateway(id: id, record: record, registry: registry)
+                    }
                     return print(
                         "run \(id): \(next.snapshot.policies.policies.count) policies from \(configuration.egress.policies.joined(separator: ", ")) in force"
                     )
@@ -87,6 +92,51 @@ extension Warden.PolicyCommand {
             }
             throw WardenError(
                 code: .systemCall, message: "run \(id)'s egress door did not confirm the reload within 10 s")
+        }
+
+        /// Reloads the policies of a run's tools and model doors (their gateway process, SIGHUP).
+        func reloadGateway(id: RunID, record: RunRecord, registry: RunRegistry) throws {
+            let directory = registry.directory(for: id)
+            let path = directory + "/tools-gateway.json"
+            guard let data = FileManager.default.contents(atPath: path),
+                var configuration = try? JSONDecoder().decode(ToolsGatewayConfiguration.self, from: data)
+            else {
+                throw WardenError.invalidInput(
+                    "run \(id) has no door with policies (start it with --network proxy, [mcp.servers] or --model)")
+            }
+            let cwd = FileManager.default.currentDirectoryPath
+            if !policies.isEmpty { configuration.policies = policies.map { $0.hasPrefix("/") ? $0 : cwd + "/" + $0 } }
+            if let entities { configuration.entities = entities.hasPrefix("/") ? entities : cwd + "/" + entities }
+            let next = try PolicyEngine(policyFiles: configuration.policies, entitiesFile: configuration.entities)
+            guard let text = try? String(contentsOfFile: ModelDoorSettings.gatewayPIDPath(runDirectory: directory), encoding: .utf8),
+                let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)), pid > 1
+            else { throw WardenError(code: .conflict, message: "run \(id)'s gateway has not started") }
+            let sink = try state.registry.events.sink(at: record.auditStore)
+            let before = try sink.events(of: id)
+            let reloads = before.filter { $0.kind == .policyReloaded }.count
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
+            try FileIO.writeAtomically(try encoder.encode(configuration), to: path, mode: 0o600)
+            guard kill(pid, SIGHUP) == 0 else {
+                throw WardenError(
+                    code: .conflict, message: "run \(id)'s gateway (pid \(pid)) is gone: \(String(cString: strerror(errno)))")
+            }
+            let deadline = Date().addingTimeInterval(10)
+            while Date() < deadline {
+                let events = try sink.events(of: id)
+                if events.filter({ $0.kind == .policyReloaded }).count > reloads {
+                    return print(
+                        "run \(id): \(next.snapshot.policies.policies.count) policies from \(configuration.policies.joined(separator: ", ")) in force for its tools and model doors"
+                    )
+                }
+                if let refusal = events.dropFirst(before.count).first(where: {
+                    $0.kind == .warning && $0.details["warning"]?.hasPrefix("policy reload refused") == true
+                }) {
+                    throw WardenError(code: .conflict, message: refusal.details["warning"] ?? "policy reload refused")
+                }
+                usleep(20_000)
+            }
+            throw WardenError(code: .systemCall, message: "run \(id)'s gateway did not confirm the reload within 10 s")
         }
     }
 }

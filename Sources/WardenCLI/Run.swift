@@ -56,6 +56,22 @@ extension Warden {
                 "A TOML file of [mcp.servers.NAME] tables: the tools door's servers, added to the profile's (repeatable)."
         )
         var mcp: [String] = []
+        @Option(
+            name: .customLong("model"),
+            help: ArgumentHelp(
+                "The model door: an upstream model as NAME=URL, e.g. local=http://127.0.0.1:8080/v1 (repeatable).",
+                discussion:
+                    "The agent sees OPENAI_BASE_URL/ANTHROPIC_BASE_URL on its own loopback and a dummy key; each request is a Cedar decision (Action::\"complete\", Model::\"NAME\")."
+            ))
+        var models: [String] = []
+        @Option(
+            name: .customLong("model-key-env"),
+            help: "NAME=ENV: the environment variable (of this warden, never the sandbox) holding NAME's real key.")
+        var modelKeyEnv: [String] = []
+        @Option(name: .customLong("model-protocol"), help: "NAME=openai|anthropic: the API NAME speaks (default openai).")
+        var modelProtocol: [String] = []
+        @Option(name: .customLong("model-tokens-max"), help: "Most model tokens (in and out) the run may use.")
+        var modelTokensMax: Int64?
         @Option(help: "A name for the run, shown by `warden ps` and accepted wherever a run id is.")
         var name: String?
         @Option(help: "The directory the agent may write to (its working directory and HOME).")
@@ -202,6 +218,40 @@ extension Warden {
                 flags.connectionsMax = connectionsMax
             }
             flags.onBudget = onBudget
+            func pair(_ text: String, flag: String, example: String) throws -> (String, String) {
+                guard let equals = text.firstIndex(of: "="), equals != text.startIndex,
+                    text.index(after: equals) != text.endIndex
+                else { throw WardenError.invalidInput("\(flag): '\(text)' is not NAME=VALUE, e.g. \(example)") }
+                return (String(text[..<equals]), String(text[text.index(after: equals)...]))
+            }
+            for item in models {
+                let (name, url) = try pair(item, flag: "--model", example: "local=http://127.0.0.1:8080/v1")
+                var upstream = ModelUpstreamSettings(name: name, url: url)
+                try upstream.validate(field: "--model \(name)")
+                upstream.api = .openai
+                flags.models[name] = upstream
+            }
+            for item in modelKeyEnv {
+                let (name, variable) = try pair(item, flag: "--model-key-env", example: "openai=OPENAI_API_KEY")
+                guard flags.models[name] != nil else {
+                    throw WardenError.invalidInput("--model-key-env: no --model \(name)=URL to give a key to")
+                }
+                flags.models[name]?.keyEnvironment = variable
+            }
+            for item in modelProtocol {
+                let (name, text) = try pair(item, flag: "--model-protocol", example: "claude=anthropic")
+                guard flags.models[name] != nil else {
+                    throw WardenError.invalidInput("--model-protocol: no --model \(name)=URL")
+                }
+                guard let api = ModelProtocol(rawValue: text) else {
+                    throw WardenError.invalidInput("--model-protocol: '\(text)' is not a protocol; use openai or anthropic")
+                }
+                flags.models[name]?.api = api
+            }
+            if let modelTokensMax {
+                guard modelTokensMax >= 1 else { throw WardenError.invalidInput("--model-tokens-max: give a positive number") }
+                flags.modelTokensMax = modelTokensMax
+            }
             flags.onMediatorLoss = onMediatorLoss
             flags.decisionRecords = decisionRecords
             flags.approvalTimeout = try approvalTimeout.map { try DurationSpec.parse($0, field: "--approval-timeout") }

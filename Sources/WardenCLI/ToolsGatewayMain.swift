@@ -63,6 +63,47 @@ enum ToolsGatewayMain {
         } catch {
             fail("\(error)")
         }
+        // The model door, in the same process: the same policies, records and approvals, and the tools
+        // door's verdict on the tool calls the model proposes.
+        var modelDoor: ModelDoor?
+        if let models = configuration.models {
+            do {
+                let runEntity = Entity(uid: EntityUID(type: "Run", id: configuration.run.rawValue), attributes: [:])
+                let tools: ToolsGateway? = configuration.servers.isEmpty ? nil : gateway
+                var check: (@Sendable (ProposedCall) -> ToolCallVerdict)?
+                if let tools { check = { tools.verdict(on: $0) } }
+                modelDoor = try ModelDoor(
+                    run: configuration.run, runEntity: runEntity, engine: gateway.engine, sink: sink,
+                    broker: gateway.broker, settings: models,
+                    approvalTimeout: .milliseconds(configuration.approvalTimeoutMilliseconds),
+                    toolCheck: check,
+                    onHeld: { approval in
+                        guard configuration.listen != nil,
+                            var line = try? JSONSerialization.data(withJSONObject: ["ask": approval.id])
+                        else { return }
+                        line.append(0x0A)
+                        FileHandle.standardOutput.write(line)
+                    })
+            } catch {
+                fail("\(error)")
+            }
+        }
+        Self.modelDoor = modelDoor
+        Self.configurationPath = arguments[0]
+        var modelServer: ModelHTTPServer?
+        if let modelDoor, let address = configuration.modelListen {
+            let parts = address.split(separator: ":")
+            guard parts.count == 2, let port = Int(parts[1]) else {
+                fail("model_listen: '\(address)' is not HOST:PORT, e.g. 127.0.0.1:8932")
+            }
+            do {
+                modelServer = try ModelHTTPServer.serve(modelDoor, host: String(parts[0]), port: port)
+            } catch {
+                fail("cannot listen on \(address): \(error)")
+            }
+            FileHandle.standardError.write(
+                Data("warden __tools-gateway: model door at http://\(parts[0]):\(modelServer?.port ?? port)/v1\n".utf8))
+        }
         var http: ToolsHTTPServer?
         if let address = configuration.httpListen {
             // On its own: a loopback port of the host; the line on standard error says which.
@@ -79,15 +120,17 @@ enum ToolsGatewayMain {
             FileHandle.standardError.write(
                 Data("warden __tools-gateway: MCP at http://\(parts[0]):\(http?.port ?? port)/mcp\n".utf8))
         }
-        if let http, configuration.listen == nil {
+        if http != nil || modelServer != nil, configuration.listen == nil {
             // HTTP only: until SIGTERM.
             waitForSignal()
-            http.close()
+            modelServer?.close()
+            modelDoor?.close()
+            http?.close()
             gateway.close()
             exit(0)
         }
         if let listen = configuration.listen {
-            if configuration.httpInSandbox { answerSupervisor(gateway) }
+            if configuration.httpInSandbox { answerSupervisor(gateway, models: modelDoor) }
             // Started by a run's supervisor: dies with it, in a process group of its own.
             setpgid(0, 0)
             if arguments.count == 2, let parent = Int32(arguments[1]), warden_die_with_parent(parent) != 0 {
@@ -103,13 +146,46 @@ enum ToolsGatewayMain {
     /// Reads the supervisor's requests on standard input, one JSON object a line, on a thread of its
     /// own: `{"netns": "/proc/PID/ns/net"}` asks for the Streamable HTTP endpoint on that network
     /// namespace's loopback; the answer is `{"http": URL}` or `{"http_error": WHY}` on standard output.
-    static func answerSupervisor(_ gateway: ToolsGateway) {
+    static func answerSupervisor(_ gateway: ToolsGateway, models: ModelDoor?) {
         let thread = Thread {
             var servers: [ToolsHTTPServer] = []
+            var modelServers: [ModelHTTPServer] = []
             while let line = readLine() {
-                guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
-                    let path = object["netns"] as? String
+                guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
                 else { continue }
+                if let reason = object["cut"] as? String {
+                    // The supervisor stops the run: the model goes first.
+                    models?.cut(reason: reason, by: "supervisor")
+                    continue
+                }
+                guard let path = object["netns"] as? String else { continue }
+                if let models, object["model"] as? Bool == true {
+                    let namespace = open(path, O_RDONLY | O_CLOEXEC)
+                    let port = ModelDoorSettings.portInSandbox
+                    let fd =
+                        namespace < 0
+                        ? -1
+                        : warden_netns_listen(
+                            namespace, Int32(SOCK_STREAM.rawValue), UInt32(0x7F00_0001).bigEndian, port, 256)
+                    let reason = String(cString: strerror(errno))
+                    if namespace >= 0 { close(namespace) }
+                    var answer: [String: Any]
+                    if fd < 0 {
+                        answer = ["model_error": "cannot listen on the sandbox's 127.0.0.1:\(port): \(reason)"]
+                    } else {
+                        do {
+                            modelServers.append(try ModelHTTPServer.serve(models, listener: fd))
+                            answer = ["model": ModelDoorSettings.openAIBaseInSandbox]
+                        } catch {
+                            answer = ["model_error": "\(error)"]
+                        }
+                    }
+                    if var data = try? JSONSerialization.data(withJSONObject: answer) {
+                        data.append(0x0A)
+                        FileHandle.standardOutput.write(data)
+                    }
+                }
+                guard object["mcp"] as? Bool ?? true else { continue }
                 let namespace = open(path, O_RDONLY | O_CLOEXEC)
                 let port = ToolsGatewayConfiguration.httpPortInSandbox
                 let fd =
@@ -171,15 +247,70 @@ enum ToolsGatewayMain {
             }
         }
         acceptor.start()
-        waitForSignal(signalFD)
+        // SIGUSR1: `warden model cut` (its reason in the run's directory); SIGHUP: `warden policy
+        // reload` (the policies named in the configuration file, read again); SIGTERM or SIGINT: the end.
+        loop: while true {
+            var fds = [pollfd(fd: signalFD, events: Int16(POLLIN), revents: 0)]
+            guard poll(&fds, 1, -1) >= 0 || errno == EINTR else { break }
+            var byte: UInt8 = 0
+            while read(signalFD, &byte, 1) == 1 {
+                switch Int32(byte) {
+                case SIGUSR1: cutFromMarker(gateway)
+                case SIGHUP: reload(gateway)
+                default: break loop
+                }
+            }
+        }
         unlink(path)
+        modelDoor?.close()
         gateway.close()
         exit(0)
     }
 
-    /// A descriptor that becomes readable on SIGTERM, SIGINT or SIGHUP.
+    nonisolated(unsafe) static var modelDoor: ModelDoor?
+    nonisolated(unsafe) static var configurationPath = ""
+
+    /// `warden model cut RUN` left its reason in the run's directory and sent SIGUSR1.
+    static func cutFromMarker(_ gateway: ToolsGateway) {
+        guard let door = modelDoor,
+            let data = FileManager.default.contents(atPath: configurationPath),
+            let configuration = try? JSONDecoder().decode(ToolsGatewayConfiguration.self, from: data),
+            let directory = configuration.runDirectory
+        else { return }
+        let marker = FileManager.default.contents(atPath: ModelDoorSettings.cutPath(runDirectory: directory))
+        let reason = marker.flatMap { String(data: $0, encoding: .utf8) }?.trimmingCharacters(in: .whitespacesAndNewlines)
+        door.cut(reason: reason?.isEmpty == false ? reason ?? "" : "cut by an operator", by: "operator")
+    }
+
+    /// Swaps the doors' policies for those the configuration file names now; a bad set is refused (and
+    /// recorded) and the old one stays.
+    static func reload(_ gateway: ToolsGateway) {
+        do {
+            let data = try Data(contentsOf: URL(fileURLWithPath: configurationPath))
+            let configuration = try JSONDecoder().decode(ToolsGatewayConfiguration.self, from: data)
+            let runEntity = Entity(uid: EntityUID(type: "Run", id: configuration.run.rawValue), attributes: [:])
+            let next =
+                configuration.policies.isEmpty
+                ? try PolicyEngine(policies: "", source: "<no policies>", entities: try Entities([runEntity]))
+                : try PolicyEngine(
+                    policyFiles: configuration.policies, entitiesFile: configuration.entities,
+                    extraEntities: [runEntity])
+            gateway.engine.replace(with: next.snapshot)
+            try gateway.record(
+                .policyReloaded, subject: "tools",
+                [
+                    "door": modelDoor == nil ? "tools" : "tools,model",
+                    "policies": configuration.policies.joined(separator: ","),
+                    "count": String(next.snapshot.policies.policies.count),
+                ])
+        } catch {
+            try? gateway.record(.warning, subject: "tools", ["warning": "policy reload refused: \(error)"])
+        }
+    }
+
+    /// A descriptor that becomes readable on SIGTERM, SIGINT, SIGHUP or SIGUSR1.
     static func signalPipe() -> Int32 {
-        let signals = [SIGTERM, SIGINT, SIGHUP]
+        let signals = [SIGTERM, SIGINT, SIGHUP, SIGUSR1]
         return signals.withUnsafeBufferPointer { warden_signal_pipe($0.baseAddress, Int32($0.count)) }
     }
 

@@ -125,8 +125,8 @@ public struct ModelDoorSettings: Sendable, Equatable, Codable {
     }
 
     /// The dummy key the agent holds: per run, random, worthless outside Warden.
-    public static func dummyKey(run: RunID) -> String {
-        "warden-dummy-\(run.rawValue)-" + (0..<8).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()
+    public static func dummyKey() -> String {
+        "warden-dummy-" + (0..<12).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()
     }
 
     /// The door's port on the sandbox's loopback, and what the agent's SDKs are pointed at.

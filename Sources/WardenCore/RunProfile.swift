@@ -99,6 +99,8 @@ public enum Layer: String, Codable, Sendable, CaseIterable {
     case egress
     /// The tools door (`[mcp.servers]`): the MCP gateway and each server's own sandbox.
     case tools
+    /// The model door (`[models]`): an OpenAI-/Anthropic-compatible endpoint on the sandbox's loopback.
+    case model
 
     /// The layers an operator may explicitly run without. The cgroup is the off-switch and bubblewrap
     /// provides the namespaces that hide it; without either there is nothing left to degrade to.

@@ -20,10 +20,10 @@ public final class ToolsGateway: @unchecked Sendable {
     // @unchecked: `catalog` and `sessions` are guarded by mutexes; the rest is immutable or thread-safe.
     public let run: RunID
     let runEntity: Entity
-    let engine: PolicyEngine
+    public let engine: PolicyEngine
     let pins: ToolPins
     let sink: any EventSink
-    let broker: ApprovalBroker?
+    public let broker: ApprovalBroker?
     let settings: [String: ToolServerSettings]
     let upstreams: [String: MCPUpstream]
     let admitNewTools: Bool
@@ -854,6 +854,50 @@ public final class ToolsGateway: @unchecked Sendable {
         return result
     }
 
+    /// What the tools door would decide for a call the model proposes (the model door flags it before
+    /// the agent makes it): the same Cedar request as ``callTool``, with the taint of the agent's latest
+    /// session, evaluated only (not recorded, nothing held). Not one of this door's tools: no decision.
+    public func verdict(on call: ProposedCall) -> ToolCallVerdict {
+        if state.withLock({ $0.entities["Tool"] == nil }) { _ = try? listTools() }
+        let known = state.withLock { $0 }
+        guard let (server, tool) = known.tools[call.name], let snapshot = known.snapshot else {
+            return ToolCallVerdict(tool: call.name, decision: known.hidden[call.name] == nil ? nil : "deny", policies: [])
+        }
+        let arguments = (try? JSONValue.parse(call.arguments.isEmpty ? "{}" : call.arguments)) ?? .object([])
+        guard let converted = try? Self.cedar(arguments, depth: 0, budget: 10_000).value else {
+            return ToolCallVerdict(tool: call.name, decision: "deny", policies: [])
+        }
+        let latest = sessions.withLock { $0.max { $0.key < $1.key }?.value }
+        let findings = Guard.standard.scan(Self.strings(in: arguments).map(\.value).joined(separator: "\n"))
+        let provenance = latest?.taint.provenance(of: Self.strings(in: arguments))
+        let context: [String: CedarValue] = [
+            "arguments": converted, "server": .string(server),
+            "session": latest?.cedarCounters
+                ?? .record([
+                    "calls": .long(0), "denied": .long(0), "id": .long(0), "untrusted": .bool(false),
+                    "sensitive": .bool(false), "sources": .set([]), "findings": .set([]),
+                ]),
+            "findings": Self.cedar(findings),
+            "provenance": .record([
+                "tainted": .bool(provenance?.tainted ?? false),
+                "arguments": .set(Set((provenance?.arguments ?? []).map(CedarValue.string))),
+                "sources": .set(Set((provenance?.sources ?? []).map(CedarValue.string))),
+            ]),
+        ]
+        let decision = PolicyEngine.decide(
+            AuthorizationRequest(
+                principal: runEntity.uid, action: EntityUID(type: "Action", id: "call"),
+                resource: Self.resource(server: server, tool: tool.name), context: context),
+            in: snapshot)
+        let kind: String
+        switch decision.kind {
+        case .allow: kind = "allow"
+        case .deny: kind = "deny"
+        case .ask: kind = "ask"
+        }
+        return ToolCallVerdict(tool: call.name, decision: kind, policies: decision.reasons.map(\.policyID))
+    }
+
     // MARK: - Calling, reading, getting
 
     func callTool(
@@ -1107,7 +1151,7 @@ public final class ToolsGateway: @unchecked Sendable {
         return first["text"]?.stringValue ?? ""
     }
 
-    func record(_ kind: EventKind, subject: String, _ details: [String: String]) throws {
+    public func record(_ kind: EventKind, subject: String, _ details: [String: String]) throws {
         try sink.record(RunEvent(run: run, kind: kind, actor: .gateway, subject: subject, details: details))
     }
 

@@ -57,6 +57,8 @@ public struct BubblewrapCommand: Sendable {
         shim.denyTCP = plan.network == .none
         // The tools door's Streamable HTTP endpoint on the sandbox's loopback.
         if !plan.tools.isEmpty { shim.connectPorts = [ToolsGatewayConfiguration.httpPortInSandbox] }
+        // The model door's endpoint likewise (Landlock allows TCP connect to that port only).
+        if !plan.models.upstreams.isEmpty { shim.connectPorts.append(ModelDoorSettings.portInSandbox) }
         shim.seccompLog = seccomp
         shim.localSocketsOnly = seccomp && plan.network != .host
         shim.identity = plan.identity

@@ -43,6 +43,12 @@ public struct RunPlan: Sendable {
     public var egress = EgressSettings()
     /// The tools door's MCP servers; non-empty: a tools gateway is started for the run.
     public var tools: [ToolServerSettings] = []
+    /// The model door's upstreams and budgets; upstreams non-empty: the gateway hosts a model door.
+    public var models = ModelDoorSettings()
+    /// The key the agent holds in place of the real one (per run).
+    public var modelDummyKey = ""
+    /// Whether a gateway process runs for the run (tools, models or both).
+    public var hasGateway: Bool { !tools.isEmpty || !models.upstreams.isEmpty }
     /// The profile file the run was started from ("" for none): the principal's `profile` attribute.
     public var profilePath = ""
 
@@ -145,9 +151,11 @@ public struct RunPlan: Sendable {
                 environment.removeAll { $0.0 == name || $0.0 == name.lowercased() }
                 environment += [(name, value), (name.lowercased(), value)]
             }
-        } else if (!profile.egress.policies.isEmpty && profile.toolServers.isEmpty) || !profile.egress.resolve.isEmpty {
+        } else if (!profile.egress.policies.isEmpty && profile.toolServers.isEmpty && profile.models.upstreams.isEmpty)
+            || !profile.egress.resolve.isEmpty
+        {
             throw WardenError.invalidInput(
-                "--policy and --resolve decide the egress door's connections; they need --network proxy (or [mcp.servers] for the tools door)"
+                "--policy and --resolve decide the egress door's connections; they need --network proxy (or [mcp.servers] for the tools door, --model for the model door)"
             )
         }
         for server in profile.toolServers {
@@ -170,6 +178,45 @@ public struct RunPlan: Sendable {
             if let index = environment.firstIndex(where: { $0.0 == "PATH" }) {
                 environment[index].1 += ":" + ToolsGatewayConfiguration.directoryInSandbox
             }
+        }
+        var modelKeyFiles: [String] = []
+        if !profile.models.upstreams.isEmpty {
+            guard profile.network != .host else {
+                throw WardenError.invalidInput(
+                    "--model: the model door needs --network none or proxy (under --network host the agent reaches any upstream itself, and the door's port would be every local user's)"
+                )
+            }
+            for upstream in profile.models.upstreams {
+                try upstream.validate()
+                if let variable = upstream.keyEnvironment, callerEnvironment[variable]?.isEmpty ?? true {
+                    throw WardenError.invalidInput(
+                        "models.\(upstream.name).key_env: \(variable) is not set in warden's environment; export it (it stays outside the sandbox)"
+                    )
+                }
+                if let path = upstream.keyFile {
+                    guard FileManager.default.isReadableFile(atPath: path) else {
+                        throw WardenError(
+                            code: .notFound,
+                            message: "models.\(upstream.name).key_file: cannot read \(path); fix the path")
+                    }
+                    modelKeyFiles.append(URL(fileURLWithPath: path).standardizedFileURL.path)
+                }
+            }
+            // The agent's SDKs talk to the door on its own loopback, with a dummy key; a real key the
+            // caller's environment or --pass-env carried is replaced, never passed.
+            let names = [
+                "OPENAI_BASE_URL", "OPENAI_API_BASE", "ANTHROPIC_BASE_URL", "OPENAI_API_KEY", "ANTHROPIC_API_KEY",
+                "WARDEN_MODEL_URL",
+            ]
+            environment.removeAll { names.contains($0.0) }
+            let dummy = ModelDoorSettings.dummyKey()
+            environment += [
+                ("OPENAI_BASE_URL", ModelDoorSettings.openAIBaseInSandbox),
+                ("OPENAI_API_BASE", ModelDoorSettings.openAIBaseInSandbox),
+                ("ANTHROPIC_BASE_URL", ModelDoorSettings.anthropicBaseInSandbox),
+                ("WARDEN_MODEL_URL", ModelDoorSettings.openAIBaseInSandbox),
+                ("OPENAI_API_KEY", dummy), ("ANTHROPIC_API_KEY", dummy),
+            ]
         }
         let read = try profile.read.map { path -> String in
             let absolute = path.hasPrefix("/") ? path : workingDirectory + "/" + path
@@ -237,6 +284,10 @@ public struct RunPlan: Sendable {
         plan.outputMax = profile.outputMax.bytes
         plan.egress = profile.egress
         plan.tools = profile.toolServers
+        plan.models = profile.models
+        plan.modelDummyKey = environment.first { $0.0 == "OPENAI_API_KEY" && plan.models.upstreams.count > 0 }?.1 ?? ""
+        // A key file is the door's, never the agent's.
+        plan.host.hiddenPaths += modelKeyFiles
         plan.viewLayout = ReadViewLayout.current()
         if plan.view == .minimal {
             plan.runtimeDirectories = HostConfiguration.loadedLibraryDirectories().filter { directory in

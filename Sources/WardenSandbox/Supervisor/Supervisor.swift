@@ -303,16 +303,30 @@ public final class Supervisor {
             applyLandlock: layers.landlock, accountFDs: accountFDs, controllingTerminal: terminal != nil)
         command.resolverFD = resolverFD
         // The tools door: its gateway (and each server's own sandbox) runs before the agent does.
-        if !plan.tools.isEmpty {
+        if plan.hasGateway {
             let gateway = try ToolsGatewayProcess.start(plan: plan, id: id, runDirectory: registry.directory(for: id))
             self.toolsGateway = gateway
             command.toolsSocketDirectory = gateway.socketDirectory
-            statuses.append(
-                .init(
-                    layer: .tools, status: .applied,
-                    detail:
-                        "gateway pid \(gateway.pid): MCP at \(ToolsGatewayConfiguration.socketInSandbox) (warden mcp connect); servers: \(plan.tools.map(\.name).joined(separator: ", ")), each in its own sandbox"
-                ))
+            if !plan.tools.isEmpty {
+                statuses.append(
+                    .init(
+                        layer: .tools, status: .applied,
+                        detail:
+                            "gateway pid \(gateway.pid): MCP at \(ToolsGatewayConfiguration.socketInSandbox) (warden mcp connect); servers: \(plan.tools.map(\.name).joined(separator: ", ")), each in its own sandbox"
+                    ))
+            }
+            if !plan.models.upstreams.isEmpty {
+                let budget = [
+                    plan.models.tokensMax.map { "model_tokens_max \($0)" },
+                    plan.models.requestsMax.map { "model_requests_max \($0)" },
+                ].compactMap { $0 }
+                statuses.append(
+                    .init(
+                        layer: .model, status: .applied,
+                        detail:
+                            "gateway pid \(gateway.pid): models \(plan.models.upstreams.map { "\($0.name) (\($0.api.rawValue), \(URL(string: $0.url)?.host ?? $0.url))" }.joined(separator: ", ")); keys injected outside the sandbox, the agent holds a dummy; budgets: \(budget.isEmpty ? "none" : budget.joined(separator: ", ")) (on_budget \(plan.models.onBudget.rawValue)); bodies \(plan.models.logBodies ? "recorded (secrets redacted)" : "not recorded (digests only)")"
+                    ))
+            }
         }
         let argv = command.arguments
         let keep = [accountFDs?.passwd, accountFDs?.group, resolverFD, info.write, status.write, go.read].compactMap {
@@ -425,9 +439,13 @@ public final class Supervisor {
         // The tools door's Streamable HTTP endpoint on the sandbox's own loopback (its network
         // namespace exists now); fails closed like the gateway itself.
         if let toolsGateway, plan.network != .host {
-            let url = try toolsGateway.openHTTP(initPID: pid_t(childPID))
-            if let index = statuses.firstIndex(where: { $0.layer == .tools }) {
+            let urls = try toolsGateway.openHTTP(
+                initPID: pid_t(childPID), mcp: !plan.tools.isEmpty, model: !plan.models.upstreams.isEmpty)
+            if let url = urls.mcp, let index = statuses.firstIndex(where: { $0.layer == .tools }) {
                 statuses[index].detail += "; Streamable HTTP at \(url) (WARDEN_MCP_URL)"
+            }
+            if let url = urls.model, let index = statuses.firstIndex(where: { $0.layer == .model }) {
+                statuses[index].detail += "; endpoint \(url) (OPENAI_BASE_URL, ANTHROPIC_BASE_URL)"
             }
         }
 
@@ -596,7 +614,7 @@ public final class Supervisor {
                         [
                             "pid": String(pid), "layer": "tools",
                             "warning":
-                                "the tools gateway exited; the agent's tool calls fail from now on (its servers ended with it)",
+                                "the tools gateway exited; the agent's tool calls and model requests fail from now on (its servers ended with it)",
                         ], actor: .warden, subject: "tools")
                 }
             }
@@ -696,6 +714,8 @@ public final class Supervisor {
         // output is relayed again during the grace period.
         terminal?.endPrompt("\r\u{1B}[K  → the run is stopping; not answered\r\n")
         // Only operator interrupts may cut the grace short; the signal pipe is drained by the loop after.
+        // The model goes first: open streams end and no request is answered during the grace period.
+        if !plan.models.upstreams.isEmpty { toolsGateway?.cutModel(reason: "the run is stopping: \(reason)") }
         let interrupt = actor == .operator ? signalFD : -1
         let observer = StopProtocol.Observer(
             fileDescriptors: [watcher?.fileDescriptor, denials?.fileDescriptor, output?.readFD].compactMap { $0 }
@@ -718,7 +738,7 @@ public final class Supervisor {
         let directory = registry.directory(for: id)
         let path: String
         if door == "tools" {
-            guard !plan.tools.isEmpty else { return }
+            guard plan.hasGateway else { return }
             path = ToolsGatewayConfiguration.journalPath(runDirectory: directory)
         } else {
             guard plan.network == .proxy else { return }

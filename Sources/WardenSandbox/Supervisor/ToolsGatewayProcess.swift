@@ -73,6 +73,8 @@ public final class ToolsGatewayProcess {
         configuration.decisionRecords = plan.egress.decisionRecords
         configuration.journal = ToolsGatewayConfiguration.journalPath(runDirectory: runDirectory)
         configuration.approvalTimeoutMilliseconds = plan.egress.approvalTimeout.nanoseconds / 1_000_000
+        configuration.runDirectory = runDirectory
+        if !plan.models.upstreams.isEmpty { configuration.models = plan.models }
         let path = runDirectory + "/tools-gateway.json"
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
@@ -88,6 +90,12 @@ public final class ToolsGatewayProcess {
         // sandbox).
         for server in plan.tools {
             if let variable = server.bearerTokenEnvironment {
+                environment[variable] = ProcessInfo.processInfo.environment[variable]
+            }
+        }
+        // The models' keys likewise (a key_file is read by the gateway; the sandbox sees it hidden).
+        for upstream in plan.models.upstreams {
+            if let variable = upstream.keyEnvironment {
                 environment[variable] = ProcessInfo.processInfo.environment[variable]
             }
         }
@@ -121,6 +129,9 @@ public final class ToolsGatewayProcess {
                 code: .layerUnavailable, message: "tools: the gateway failed: \(reason); the run is refused")
         }
         gateway.messages = reader.fileDescriptor
+        // For `warden model cut` (SIGUSR1 to this pid).
+        try? FileIO.writeAtomically(
+            Data("\(gateway.pid)\n".utf8), to: ModelDoorSettings.gatewayPIDPath(runDirectory: runDirectory), mode: 0o600)
         _ = fcntl(gateway.messages, F_SETFL, fcntl(gateway.messages, F_GETFL) | O_NONBLOCK)
         return gateway
     }
@@ -131,8 +142,11 @@ public final class ToolsGatewayProcess {
 
     /// Asks the gateway for its Streamable HTTP endpoint in the sandbox's network namespace and waits
     /// (up to 10 s) for it. Fails closed: no endpoint, no run.
-    func openHTTP(initPID: pid_t) throws -> String {
-        guard let requests, var line = try? JSONSerialization.data(withJSONObject: ["netns": "/proc/\(initPID)/ns/net"])
+    func openHTTP(initPID: pid_t, mcp: Bool, model: Bool) throws -> (mcp: String?, model: String?) {
+        guard let requests,
+            var line = try? JSONSerialization.data(withJSONObject: [
+                "netns": "/proc/\(initPID)/ns/net", "mcp": mcp, "model": model,
+            ])
         else { throw WardenError(code: .layerUnavailable, message: "tools: the gateway takes no requests") }
         line.append(0x0A)
         do {
@@ -142,21 +156,36 @@ public final class ToolsGatewayProcess {
                 code: .layerUnavailable, message: "tools: the gateway is gone (\(error)); the run is refused")
         }
         let deadline = Date().addingTimeInterval(10)
+        var urls: (mcp: String?, model: String?) = (nil, nil)
         while Date() < deadline {
             for object in drainLines() {
-                if let url = object["http"] as? String { return url }
+                if let url = object["http"] as? String { urls.mcp = url }
+                if let url = object["model"] as? String { urls.model = url }
                 if let reason = object["http_error"] as? String {
                     throw WardenError(
                         code: .layerUnavailable,
                         message: "tools: the Streamable HTTP endpoint failed: \(reason); the run is refused")
                 }
+                if let reason = object["model_error"] as? String {
+                    throw WardenError(
+                        code: .layerUnavailable, message: "model: the door's endpoint failed: \(reason); the run is refused")
+                }
             }
+            if (urls.mcp != nil || !mcp) && (urls.model != nil || !model) { return urls }
             var fds = [pollfd(fd: messages, events: Int16(POLLIN), revents: 0)]
             _ = poll(&fds, 1, 100)
         }
         throw WardenError(
             code: .layerUnavailable,
             message: "tools: the gateway did not open its Streamable HTTP endpoint; the run is refused")
+    }
+
+    /// Tells the model door to refuse everything from now on and end its open streams (best effort:
+    /// the stop does not wait for it).
+    func cutModel(reason: String) {
+        guard let requests, var line = try? JSONSerialization.data(withJSONObject: ["cut": reason]) else { return }
+        line.append(0x0A)
+        try? requests.write(contentsOf: line)
     }
 
     /// Lines the gateway wrote since the last look (asks are kept for `drainAsks`).
@@ -219,5 +248,26 @@ public final class ToolsGatewayProcess {
         while process.isRunning && Date() < deadline { usleep(20_000) }
         if process.isRunning { kill(process.processIdentifier, SIGKILL) }
         process.waitUntilExit()
+    }
+}
+
+extension ToolsGatewayProcess {
+    /// Asks a run's model door to cut the model (`warden model cut`, and `warden stop` before its
+    /// notice): leaves `reason` in the run's directory and sends the gateway SIGUSR1. False when the run
+    /// has no model door or its gateway is gone.
+    public static func requestModelCut(runDirectory: String, reason: String) -> Bool {
+        let configuration = runDirectory + "/tools-gateway.json"
+        guard let data = FileManager.default.contents(atPath: configuration),
+            let parsed = try? JSONDecoder().decode(ToolsGatewayConfiguration.self, from: data), parsed.models != nil,
+            let text = try? String(contentsOfFile: ModelDoorSettings.gatewayPIDPath(runDirectory: runDirectory), encoding: .utf8),
+            let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)), pid > 1
+        else { return false }
+        do {
+            try FileIO.writeAtomically(
+                Data(reason.utf8), to: ModelDoorSettings.cutPath(runDirectory: runDirectory), mode: 0o600)
+        } catch {
+            return false
+        }
+        return kill(pid, SIGUSR1) == 0
     }
 }
