@@ -188,6 +188,11 @@ public struct RunPlan: Sendable {
             }
             for upstream in profile.models.upstreams {
                 try upstream.validate()
+                if let variable = upstream.keyEnvironment, profile.passEnvironment.contains(variable) {
+                    throw WardenError.invalidInput(
+                        "--pass-env \(variable): it holds model \(upstream.name)'s key, which stays outside the sandbox (the door adds it); drop it from --pass-env"
+                    )
+                }
                 if let variable = upstream.keyEnvironment, callerEnvironment[variable]?.isEmpty ?? true {
                     throw WardenError.invalidInput(
                         "models.\(upstream.name).key_env: \(variable) is not set in warden's environment; export it (it stays outside the sandbox)"
