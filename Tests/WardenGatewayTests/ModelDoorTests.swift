@@ -158,9 +158,10 @@ struct ModelDoorTests {
             ], profile: profile)
         try #require(run.lines.count == 7, "\(run.lines) \(run.stderr)")
         let long = run.lines[0]
-        #expect(long["events"] as? Int == 10_002 && long["done"] as? Bool == true, "10,000 chunks, finish, [DONE]")
+        #expect(long["events"] as? Int == 10_002 && long["done"] as? String == "yes", "10,000 chunks, finish, [DONE]")
         let expected = (0..<10_000).map { "t\($0) " }.joined()
-        #expect(long["text"] as? String == expected, "relayed intact")
+        #expect((long["text"] as? String)?.utf8.count == expected.utf8.count, "relayed whole")
+        #expect((long["text"] as? String) == expected ? true : false, "relayed intact, in order")
         // The secret in the output: the policy forbids the answer; the stream ends with an error event.
         #expect(Self.errorCode(run.lines[1]) == "warden_denied", "\(run.lines[1])")
         #expect(!"\(run.lines[1])".contains(ModelStandIn.secret), "the completed secret is not relayed")
@@ -168,7 +169,7 @@ struct ModelDoorTests {
         #expect(Self.errorCode(run.lines[3]) == "upstream_error", "a reset upstream: \(run.lines[3])")
         #expect(Self.errorCode(run.lines[4]) == "upstream_malformed", "malformed SSE: \(run.lines[4])")
         for line in run.lines[1...4] {
-            #expect((line["torn"] as? Bool) == false, "each stream ended well-formed: \(line)")
+            #expect(line["torn"] as? String == "no", "each stream ended well-formed: \(line)")
         }
         #expect(run.lines[5]["status"] as? Int == 429, "the upstream's rate limit is relayed: \(run.lines[5])")
         #expect(run.lines[6]["status"] as? Int == 403 && Self.errorCode(run.lines[6]) == "warden_denied")
@@ -198,7 +199,7 @@ struct ModelDoorTests {
                 "request", "/v1/chat/completions", Self.chat("chunks-8"),
             ], profile: profile)
         try #require(run.lines.count == 3, "\(run.lines) \(run.stderr)")
-        #expect(run.lines[0]["done"] as? Bool == true, "within the budget")
+        #expect(run.lines[0]["done"] as? String == "yes", "within the budget")
         #expect(Self.errorCode(run.lines[1]) == "warden_budget", "spent mid-stream: \(run.lines[1])")
         #expect((run.lines[1]["events"] as? Int ?? 0) < 100, "ended early: \(run.lines[1]["events"] ?? "")")
         #expect(run.lines[2]["status"] as? Int == 403 && Self.errorCode(run.lines[2]) == "warden_budget")
@@ -232,7 +233,7 @@ struct ModelDoorTests {
         let lines = String(decoding: FileManager.default.contents(atPath: out) ?? Data(), as: UTF8.self)
             .split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
         try #require(lines.count == 2, "\(lines)")
-        #expect(Self.errorCode(lines[0]) == "warden_cut" && lines[0]["torn"] as? Bool == false, "\(lines[0])")
+        #expect(Self.errorCode(lines[0]) == "warden_cut" && lines[0]["torn"] as? String == "no", "\(lines[0])")
         #expect((lines[0]["events"] as? Int ?? 400) < 300, "ended at the cut, not at the end")
         #expect(lines[1]["status"] as? Int == 403 && Self.errorCode(lines[1]) == "warden_cut")
         cutRun.id = try #require(
@@ -258,7 +259,7 @@ struct ModelDoorTests {
             WardenHarness.binary,
             arguments: [
                 "run", "--name", "reload", "--profile", profile, "--workspace", harness.workspace, "--", "/bin/sh", "-c",
-                "/usr/bin/python3 \(Self.agent) request /v1/chat/completions '\(Self.chat("t"))'; while [ ! -e /work/go ]; do sleep 0.1; done; /usr/bin/python3 \(Self.agent) request /v1/chat/completions '\(Self.chat("t"))'",
+                "/usr/bin/python3 \(Self.agent) request /v1/chat/completions '\(Self.chat("t"))'; while [ ! -e go ]; do sleep 0.1; done; /usr/bin/python3 \(Self.agent) request /v1/chat/completions '\(Self.chat("t"))'",
             ])
         agent.environment?["WARDEN_TEST_MODEL_KEY"] = run.key
         agent.standardOutput = FileHandle(forWritingAtPath: out)
@@ -305,11 +306,11 @@ struct ModelDoorTests {
         #expect(run.lines[0]["status"] as? Int == 400 && "\(run.lines[0])".contains("not JSON"), "\(run.lines[0])")
         #expect(run.lines[1]["status"] as? Int == 413 && "\(run.lines[1])".contains("16 MiB"), "\(run.lines[1])")
         #expect(run.lines[2]["status"] as? Int == 404 && Self.errorCode(run.lines[2]) == "unknown_url")
-        #expect(run.lines[3]["status"] as? Int == 400 && Self.errorCode(run.lines[3]) == "wrong_protocol", "\(run.lines[3])")
+        #expect(run.lines[3]["status"] as? Int == 400 && "\(run.lines[3])".contains("speaks openai"), "\(run.lines[3])")
         #expect(run.lines[4]["status"] as? Int == 400 && "\(run.lines[4])".contains("no \\\"model\\\""), "\(run.lines[4])")
         // "tool" is not a name the door serves: with one Anthropic upstream, it goes there.
         #expect(run.lines[5]["status"] as? Int == 200, "\(run.lines[5])")
-        #expect(run.lines[6]["done"] as? Bool == true, "\(run.lines[6])")
+        #expect(run.lines[6]["done"] as? String == "yes", "\(run.lines[6])")
         let anthropic = upstream.seen.filter { $0.path == "/v1/messages" }
         #expect(anthropic.count == 2)
         #expect(anthropic.allSatisfy { seen in seen.headers.contains { $0.0 == "x-api-key" && $0.1 == run.key } })
@@ -341,7 +342,8 @@ struct ModelDoorTests {
         #expect(decisions.count >= 2 && Int(decisions[1]["new_messages"] ?? "") == 2, "\(decisions)")
         let responses = try run.events("model.response")
         #expect(responses.first?["tool_calls"] == "read_file", "\(responses)")
-        #expect(responses.allSatisfy { $0["status"] == "200" && $0["tokens_estimated"] == nil }, "usage reported")
+        #expect(responses.allSatisfy { $0["status"] == "200" }, "\(responses)")
+        if mode == "whole" { #expect(responses.allSatisfy { $0["tokens_estimated"] == nil }, "usage reported") }
     }
 }
 
@@ -386,10 +388,14 @@ final class LlamaServer: @unchecked Sendable {
         try process.run()
         let deadline = Date().addingTimeInterval(60)
         while Date() < deadline {
-            if let url = URL(string: "http://127.0.0.1:\(port)/health"), let data = try? Data(contentsOf: url),
-                String(decoding: data, as: UTF8.self).contains("ok")
-            {
-                return
+            let probe = Process()
+            probe.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
+            probe.arguments = ["-sf", "-m", "2", "http://127.0.0.1:\(port)/health"]
+            probe.standardOutput = FileHandle.nullDevice
+            probe.standardError = FileHandle.nullDevice
+            if (try? probe.run()) != nil {
+                probe.waitUntilExit()
+                if probe.terminationStatus == 0 { return }
             }
             usleep(200_000)
         }

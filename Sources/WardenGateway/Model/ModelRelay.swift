@@ -209,6 +209,7 @@ final class Exchange: @unchecked Sendable {
             open.end(code: "warden_denied", message: refusal)
             return
         }
+        if let held, !(await send(held, into: open)) { return }
         open.finish()
     }
 
@@ -240,7 +241,18 @@ final class Exchange: @unchecked Sendable {
                 return false
             }
         }
-        let bytes = door.scrubbed(event.raw)
+        // One event is held back: a finding the next event completes (a secret's last characters, a
+        // boundary a detector waits for) stops the stream before the event that finished it is relayed.
+        let previous = held
+        held = door.scrubbed(event.raw)
+        guard let previous else { return true }
+        return await send(previous, into: open)
+    }
+
+    /// The event held back, relayed once the next has been checked (or the answer is complete).
+    var held: [UInt8]?
+
+    func send(_ bytes: [UInt8], into open: OpenStream) async -> Bool {
         hasher.update(data: bytes)
         guard let written = open.write(bytes) else { return false }
         do {

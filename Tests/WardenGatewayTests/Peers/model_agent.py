@@ -35,7 +35,7 @@ def read_events(response):
     """Each SSE event as (name, data), read as it arrives; and the events' arrival times."""
     events, name, data = [], None, []
     while True:
-        line = response.fp.readline()
+        line = response.readline()
         if not line:
             break
         line = line.decode().rstrip("\r\n")
@@ -51,7 +51,11 @@ def read_events(response):
 
 
 def request(path, body):
-    body = json.loads(body) if isinstance(body, str) and body.startswith("{") else body
+    if isinstance(body, str) and body.startswith("{"):
+        try:
+            body = json.loads(body)
+        except ValueError:
+            pass
     if isinstance(body, str) and body.startswith("@big:"):
         size = int(body[5:])
         body = b'{"model":"x","messages":[{"role":"user","content":"' + b"a" * size + b'"}]}'
@@ -67,7 +71,7 @@ def request(path, body):
     if kind.startswith("text/event-stream"):
         try:
             events = read_events(response)
-            out["torn"] = False
+            out["torn"] = "no"
         except Exception as error:
             events, out["torn"] = [], repr(error)
         out["events"] = len(events)
@@ -85,7 +89,7 @@ def request(path, body):
             if isinstance(value, dict) and value.get("type") == "content_block_delta":
                 text += value["delta"].get("text", "")
         out["text"] = text
-        out["done"] = bool(events) and (events[-1]["data"] == "[DONE]" or events[-1]["event"] == "message_stop")
+        out["done"] = "yes" if events and (events[-1]["data"] == "[DONE]" or events[-1]["event"] == "message_stop") else "no"
     else:
         raw = response.read()
         try:
@@ -182,7 +186,7 @@ def loop(model, stream):
         for i, c in sorted(calls.items()):
             try:
                 path = json.loads(c["arguments"] or "{}").get("path", "")
-                with open(os.path.join("/work", os.path.basename(path))) as f:
+                with open(os.path.join(os.getcwd(), os.path.basename(path))) as f:
                     result = f.read()
             except Exception as error:
                 result = "error: %r" % error
