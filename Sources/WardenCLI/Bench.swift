@@ -11,7 +11,7 @@ extension Warden {
         static let configuration = CommandConfiguration(
             abstract: "Benchmarks that print tables (median, p99, and a baseline in the same run).",
             subcommands: [
-                BenchStop.self, BenchPolicy.self, BenchAudit.self, BenchEgress.self, BenchMCP.self, BenchGuard.self,
+                BenchStop.self, BenchPolicy.self, BenchAudit.self, BenchEgress.self, BenchMCP.self, BenchModel.self, BenchModel.self, BenchGuard.self,
             ])
     }
 
@@ -134,6 +134,62 @@ extension Warden {
                 )
             }
             print("(calls/s ratios against direct)")
+        }
+    }
+
+    struct BenchModel: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "model",
+            abstract: "The model door: added time to first byte and per chunk over a direct connection, requests/s.",
+            discussion: """
+                The same streaming client sends the same Chat Completions requests to a fast stand-in \
+                upstream on loopback (it streams pre-generated chunks, so the door is what is measured): \
+                directly, through warden's model door (each request a Cedar decision recorded before it goes, \
+                the stream checked event by event; commit and journal records; with the classifier on the \
+                prompt) and through LiteLLM's proxy (PyPI litellm[proxy], installed by setup) in front of \
+                the same upstream. Requests/s with --in-flight requests at once.
+
+                Example: warden bench model --requests 300 --chunks 64
+                """)
+        @Option(help: "Sequential requests per path (at least 50).")
+        var requests = 300
+        @Option(help: "Chunks per streamed answer.")
+        var chunks = 64
+        @Option(name: .customLong("in-flight"), help: "Requests at once for the requests/s column.")
+        var inFlight = 8
+        @Flag(help: "Print the results as JSON.")
+        var json = false
+
+        func validate() throws {
+            if requests < 50 { throw ValidationError("--requests must be at least 50") }
+            if !(1...10_000).contains(chunks) { throw ValidationError("--chunks must be from 1 to 10000") }
+            if !(1...256).contains(inFlight) { throw ValidationError("--in-flight must be from 1 to 256") }
+        }
+
+        func run() throws {
+            let host = HostConfiguration.fromEnvironment(ProcessInfo.processInfo.environment, stateDirectory: nil)
+            var bench = try ModelBenchmark(wardenExecutable: host.wardenExecutable)
+            defer { bench.cleanUp() }
+            bench.requests = requests
+            bench.chunks = chunks
+            bench.inFlight = inFlight
+            let (rows, notes) = try bench.run { line in FileHandle.standardError.write(Data("\r\u{1B}[K\(line)".utf8)) }
+            FileHandle.standardError.write(Data("\r\u{1B}[K".utf8))
+            if json { return print(try Output.json(rows)) }
+            let direct = rows.first { $0.path == "direct" }
+            let litellm = rows.first { $0.path.hasPrefix("LiteLLM") }
+            print("path | TTFB p50 ms | TTFB p99 ms | added TTFB p50 ms | per chunk p50 µs | p99 µs | added per chunk p99 µs | requests/s | vs LiteLLM")
+            print("--- | --- | --- | --- | --- | --- | --- | --- | ---")
+            for row in rows {
+                let addedTTFB = row.path == "direct" ? "-" : String(format: "%.3f", row.ttfbMedianMilliseconds - (direct?.ttfbMedianMilliseconds ?? 0))
+                let addedChunk = row.path == "direct" ? "-" : String(format: "%.1f", row.chunkP99Microseconds - (direct?.chunkP99Microseconds ?? 0))
+                let ratio = litellm.map { String(format: "%.2fx", row.requestsPerSecond / $0.requestsPerSecond) } ?? "-"
+                print(
+                    "\(row.path) | \(String(format: "%.3f", row.ttfbMedianMilliseconds)) | \(String(format: "%.3f", row.ttfbP99Milliseconds)) | \(addedTTFB) | \(String(format: "%.1f", row.chunkMedianMicroseconds)) | \(String(format: "%.1f", row.chunkP99Microseconds)) | \(addedChunk) | \(String(format: "%.0f", row.requestsPerSecond)) | \(ratio)"
+                )
+            }
+            print("(\(chunks) chunks an answer; per chunk = time after the first byte / chunks; requests/s with \(inFlight) in flight)")
+            for note in notes { print("note: \(note)") }
         }
     }
 
