@@ -31,7 +31,13 @@ public struct ModelBenchmark {
         try FileManager.default.createDirectory(atPath: directory + "/state", withIntermediateDirectories: true)
     }
 
-    public func cleanUp() { try? FileManager.default.removeItem(atPath: directory) }
+    public func cleanUp() {
+        // WARDEN_BENCH_KEEP=1 keeps the records (each request's decided_ms and ttfb_ms) for a look.
+        if ProcessInfo.processInfo.environment["WARDEN_BENCH_KEEP"] != nil {
+            return FileHandle.standardError.write(Data("bench: kept \(directory)\n".utf8))
+        }
+        try? FileManager.default.removeItem(atPath: directory)
+    }
 
     public func run(progress: (String) -> Void) throws -> (rows: [Row], notes: [String]) {
         let upstream = try ModelStandIn()

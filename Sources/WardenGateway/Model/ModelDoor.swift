@@ -371,9 +371,11 @@ public final class ModelDoor: Sendable {
             request.headers.add(name: "anthropic-version", value: "2023-06-01")
         }
         request.body = .bytes(ByteBuffer(bytes: bytes))
+        let decided = RunEvent.now()
         let exchange = Exchange(
             door: self, endpoint: endpoint, upstream: upstream, responder: responder, subject: subject,
             started: started, estimatedIn: Int64(body.count / 4 + 1), tokensBefore: used.0 + used.1)
+        exchange.outcome["decided_ms"] = Exchange.milliseconds(decided - started)
         await exchange.run(request, stream: prompt.stream)
     }
 

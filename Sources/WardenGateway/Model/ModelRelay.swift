@@ -24,7 +24,9 @@ final class Exchange: @unchecked Sendable {
 
     // What the answer said so far.
     var inspector: StreamInspector
-    var scanner = GuardStream()
+    /// The output's detectors, fed event by event (a short overlap: a delta is a few bytes, and each
+    /// feed rescans the overlap).
+    var scanner = GuardStream(overlap: 512)
     var findings: [Finding] = []
     var decidedDetectors: Set<String> = []
     var callsChecked = false
@@ -209,7 +211,7 @@ final class Exchange: @unchecked Sendable {
             open.end(code: "warden_denied", message: refusal)
             return
         }
-        if let held, !(await send(held, into: open)) { return }
+        if let held, !(await send(held, into: open, last: true)) { return }
         open.finish()
     }
 
@@ -252,9 +254,15 @@ final class Exchange: @unchecked Sendable {
     /// The event held back, relayed once the next has been checked (or the answer is complete).
     var held: [UInt8]?
 
-    func send(_ bytes: [UInt8], into open: OpenStream) async -> Bool {
+    /// Events written since the last wait for the agent to take them (backpressure every 32 events).
+    var unacknowledged = 0
+
+    func send(_ bytes: [UInt8], into open: OpenStream, last: Bool = false) async -> Bool {
         hasher.update(data: bytes)
         guard let written = open.write(bytes) else { return false }
+        unacknowledged += 1
+        guard unacknowledged >= 32 || last else { return true }
+        unacknowledged = 0
         do {
             try await written.get()
         } catch {
