@@ -320,6 +320,40 @@ struct ModelDoorTests {
         #expect(responses.allSatisfy { $0["tokens_in"] == "11" }, "Anthropic's usage counted")
     }
 
+    /// A tool call the model proposes goes through the tools door's own Cedar request before the agent
+    /// sees it: one the tools door would deny (a write outside the workspace) is refused with the answer;
+    /// one it would allow passes.
+    @Test func aProposedToolCallTheToolsDoorWouldDenyNeverReachesTheAgent() throws {
+        let harness = try WardenHarness()
+        let upstream = try ModelStandIn()
+        defer { upstream.close() }
+        var run = Run(harness)
+        let profile = try ToolsDoorRunTests.profile(harness, policy: ToolsGatewayTests.policy + "\n" + Self.policy)
+        let handle = try #require(FileHandle(forWritingAtPath: profile))
+        handle.seekToEndOfFile()
+        handle.write(
+            Data(
+                "\n[models.s]\nurl = \"\(upstream.openAIBase)\"\nkey_env = \"WARDEN_TEST_MODEL_KEY\"\ntimeout = \"5s\"\n".utf8))
+        handle.closeFile()
+        let offering = { (tool: String, stream: Bool) in
+            #"{"model":"tool","stream":\#(stream),"messages":[{"role":"user","content":"go"}],"tools":[{"type":"function","function":{"name":"\#(tool)","parameters":{}}}]}"#
+        }
+        try run.run(
+            [
+                "request", "/v1/chat/completions", offering("fs__write_file", false),
+                "request", "/v1/chat/completions", offering("fs__write_file", true),
+                "request", "/v1/chat/completions", offering("fs__read_file", false),
+            ], profile: profile)
+        try #require(run.lines.count == 3, "\(run.lines) \(run.stderr)")
+        #expect(run.lines[0]["status"] as? Int == 403 && "\(run.lines[0])".contains("no-refused-calls"), "\(run.lines[0])")
+        #expect(Self.errorCode(run.lines[1]) == "warden_denied", "mid-stream: \(run.lines[1])")
+        #expect(run.lines[2]["status"] as? Int == 200, "an allowed call passes: \(run.lines[2])")
+        let respond = try run.decisions().filter { $0["action"] == "respond" }
+        #expect(respond.count == 2 && respond.allSatisfy { $0["tool_calls_denied"] == "fs__write_file" }, "\(respond)")
+        // Evaluated, not recorded as tool calls: the agent made none.
+        #expect(try run.events("decision").filter { $0["door"] == "tools" && $0["action"] == "call" }.isEmpty)
+    }
+
     /// The real model: llama.cpp's server with SmolLM2-135M. The agent offers a tool; the model's tool
     /// call comes back through the door (parsed into `tool_calls`), runs in the sandbox, and its result
     /// goes back as a new, untrusted message; streamed and whole.
