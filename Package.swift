@@ -76,7 +76,8 @@ let package = Package(
         .target(
             name: "WardenRedTeam",
             dependencies: [
-                "WardenCore", "WardenSandbox", "CWardenLinux",
+                // The llm agent reaches its model through the model door (WardenGateway).
+                "WardenCore", "WardenSandbox", "WardenGateway", "WardenPolicy", "CWardenLinux",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

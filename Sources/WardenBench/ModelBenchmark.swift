@@ -79,7 +79,8 @@ public struct ModelBenchmark {
             }
             guard Self.waitForPort(port, seconds: 30) else {
                 if classify {
-                    notes.append("the classifier row is missing: the gateway did not start (weights or OpenBLAS missing?)")
+                    notes.append(
+                        "the classifier row is missing: the gateway did not start (weights or OpenBLAS missing?)")
                     continue
                 }
                 throw WardenError(code: .systemCall, message: "bench: the model door did not start")
@@ -128,7 +129,8 @@ public struct ModelBenchmark {
     func measure(_ label: String, base: String, model: String) throws -> Row {
         let client = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup)
         defer { try? client.syncShutdown() }
-        let body = #"{"model":"\#(model)","stream":true,"messages":[{"role":"user","content":"Summarise the meeting notes in the workspace, please."}]}"#
+        let body =
+            #"{"model":"\#(model)","stream":true,"messages":[{"role":"user","content":"Summarise the meeting notes in the workspace, please."}]}"#
         let requests = requests
         let inFlight = inFlight
         let chunks = chunks
@@ -168,7 +170,8 @@ public struct ModelBenchmark {
         let (ttfb, chunk, rate, error) = result.state.withLock { $0 }
         if let error { throw WardenError(code: .systemCall, message: "bench: \(label): \(error)") }
         return Row(
-            path: label, ttfbMedianMilliseconds: Self.percentile(ttfb, 0.5), ttfbP99Milliseconds: Self.percentile(ttfb, 0.99),
+            path: label, ttfbMedianMilliseconds: Self.percentile(ttfb, 0.5),
+            ttfbP99Milliseconds: Self.percentile(ttfb, 0.99),
             chunkMedianMicroseconds: Self.percentile(chunk, 0.5), chunkP99Microseconds: Self.percentile(chunk, 0.99),
             requestsPerSecond: rate)
     }

@@ -94,7 +94,9 @@ final class StandInHandler: ChannelInboundHandler, RemovableChannelHandler {
             var headers = HTTPHeaders([("Content-Type", type)])
             if let length { headers.add(name: "Content-Length", value: String(length)) }
             if status == .tooManyRequests { headers.add(name: "Retry-After", value: "7") }
-            channel.write(HTTPServerResponsePart.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers)), promise: nil)
+            channel.write(
+                HTTPServerResponsePart.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers)),
+                promise: nil)
         }
         func end() { channel.writeAndFlush(HTTPServerResponsePart.end(nil), promise: nil) }
         if model.hasPrefix("status-"), let code = Int(model.dropFirst(7)) {
@@ -108,7 +110,11 @@ final class StandInHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
         var pieces: [String]
         switch model {
-        case "secret": pieces = ["Here ", "is the ", "key: ", ModelStandIn.secret.prefix(10).description, ModelStandIn.secret.dropFirst(10).description, " done."]
+        case "secret":
+            pieces = [
+                "Here ", "is the ", "key: ", ModelStandIn.secret.prefix(10).description,
+                ModelStandIn.secret.dropFirst(10).description, " done.",
+            ]
         case "echo-key": pieces = ["key=", key]
         case let m where m.hasPrefix("chunks-"): pieces = (0..<(Int(m.dropFirst(7)) ?? 8)).map { "t\($0) " }
         case "slow": pieces = (0..<400).map { "s\($0) " }
@@ -169,7 +175,8 @@ final class StandInHandler: ChannelInboundHandler, RemovableChannelHandler {
             )
             events.append("event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n")
         } else {
-            let prefix = "data: {\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"model\":\"\(model)\",\"choices\":[{\"index\":0,"
+            let prefix =
+                "data: {\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"model\":\"\(model)\",\"choices\":[{\"index\":0,"
             if let toolName {
                 events.append(
                     prefix
@@ -182,7 +189,8 @@ final class StandInHandler: ChannelInboundHandler, RemovableChannelHandler {
                 events.append(prefix + "\"delta\":{},\"finish_reason\":\"tool_calls\"}]}\n\n")
             } else {
                 for piece in pieces {
-                    events.append(prefix + "\"delta\":{\"content\":\(Self.quoted(piece))},\"finish_reason\":null}]}\n\n")
+                    events.append(
+                        prefix + "\"delta\":{\"content\":\(Self.quoted(piece))},\"finish_reason\":null}]}\n\n")
                 }
                 events.append(
                     prefix
@@ -200,7 +208,9 @@ final class StandInHandler: ChannelInboundHandler, RemovableChannelHandler {
             } else if model == "reset" {
                 // Torn mid-answer: an abortive close (RST), no terminating chunk.
                 if let provider = channel as? any SocketOptionProvider {
-                    provider.setSoLinger(linger(l_onoff: 1, l_linger: 0)).whenComplete { _ in channel.close(promise: nil) }
+                    provider.setSoLinger(linger(l_onoff: 1, l_linger: 0)).whenComplete { _ in
+                        channel.close(promise: nil)
+                    }
                 } else {
                     channel.close(promise: nil)
                 }
@@ -230,7 +240,11 @@ final class StandInHandler: ChannelInboundHandler, RemovableChannelHandler {
             case "\\": out += "\\\\"
             case "\n": out += "\\n"
             default:
-                if scalar.value < 0x20 { out += String(format: "\\u%04x", scalar.value) } else { out.unicodeScalars.append(scalar) }
+                if scalar.value < 0x20 {
+                    out += String(format: "\\u%04x", scalar.value)
+                } else {
+                    out.unicodeScalars.append(scalar)
+                }
             }
         }
         return out + "\""

@@ -11,7 +11,8 @@ extension Warden {
         static let configuration = CommandConfiguration(
             abstract: "Benchmarks that print tables (median, p99, and a baseline in the same run).",
             subcommands: [
-                BenchStop.self, BenchPolicy.self, BenchAudit.self, BenchEgress.self, BenchMCP.self, BenchModel.self, BenchModel.self, BenchGuard.self,
+                BenchStop.self, BenchPolicy.self, BenchAudit.self, BenchEgress.self, BenchMCP.self, BenchModel.self,
+                BenchModel.self, BenchGuard.self,
             ])
     }
 
@@ -178,17 +179,25 @@ extension Warden {
             if json { return print(try Output.json(rows)) }
             let direct = rows.first { $0.path == "direct" }
             let litellm = rows.first { $0.path.hasPrefix("LiteLLM") }
-            print("path | TTFB p50 ms | TTFB p99 ms | added TTFB p50 ms | per chunk p50 µs | p99 µs | added per chunk p99 µs | requests/s | vs LiteLLM")
+            print(
+                "path | TTFB p50 ms | TTFB p99 ms | added TTFB p50 ms | per chunk p50 µs | p99 µs | added per chunk p99 µs | requests/s | vs LiteLLM"
+            )
             print("--- | --- | --- | --- | --- | --- | --- | --- | ---")
             for row in rows {
-                let addedTTFB = row.path == "direct" ? "-" : String(format: "%.3f", row.ttfbMedianMilliseconds - (direct?.ttfbMedianMilliseconds ?? 0))
-                let addedChunk = row.path == "direct" ? "-" : String(format: "%.1f", row.chunkP99Microseconds - (direct?.chunkP99Microseconds ?? 0))
+                let addedTTFB =
+                    row.path == "direct"
+                    ? "-" : String(format: "%.3f", row.ttfbMedianMilliseconds - (direct?.ttfbMedianMilliseconds ?? 0))
+                let addedChunk =
+                    row.path == "direct"
+                    ? "-" : String(format: "%.1f", row.chunkP99Microseconds - (direct?.chunkP99Microseconds ?? 0))
                 let ratio = litellm.map { String(format: "%.2fx", row.requestsPerSecond / $0.requestsPerSecond) } ?? "-"
                 print(
                     "\(row.path) | \(String(format: "%.3f", row.ttfbMedianMilliseconds)) | \(String(format: "%.3f", row.ttfbP99Milliseconds)) | \(addedTTFB) | \(String(format: "%.1f", row.chunkMedianMicroseconds)) | \(String(format: "%.1f", row.chunkP99Microseconds)) | \(addedChunk) | \(String(format: "%.0f", row.requestsPerSecond)) | \(ratio)"
                 )
             }
-            print("(\(chunks) chunks an answer; per chunk = time after the first byte / chunks; requests/s with \(inFlight) in flight)")
+            print(
+                "(\(chunks) chunks an answer; per chunk = time after the first byte / chunks; requests/s with \(inFlight) in flight)"
+            )
             for note in notes { print("note: \(note)") }
         }
     }

@@ -66,7 +66,8 @@ extension Warden.Model {
                 usleep(50_000)
             }
             throw WardenError(
-                code: .conflict, message: "run \(id)'s model door did not confirm the cut within 10 s (see its tools-gateway.log)")
+                code: .conflict,
+                message: "run \(id)'s model door did not confirm the cut within 10 s (see its tools-gateway.log)")
         }
     }
 
@@ -123,9 +124,12 @@ extension Warden.Model {
             }
             if json { return print(try Output.json(counts)) }
             print("requests   \(counts.requests) (\(counts.allowed) allowed, \(counts.denied) refused)")
-            print("tokens     \(counts.tokensIn) in, \(counts.tokensOut) out\(counts.estimated ? " (some estimated: the upstream did not report usage)" : "")")
+            print(
+                "tokens     \(counts.tokensIn) in, \(counts.tokensOut) out\(counts.estimated ? " (some estimated: the upstream did not report usage)" : "")"
+            )
             print("findings   \(counts.withFindings) requests with findings on new messages")
-            print("ended      \(counts.endedByWarden) answers ended by Warden (policy, budget, cut or upstream failure)")
+            print(
+                "ended      \(counts.endedByWarden) answers ended by Warden (policy, budget, cut or upstream failure)")
             print("cut        \(counts.cut ? "yes" : "no")")
         }
     }

@@ -108,7 +108,9 @@ extension Warden.PolicyCommand {
             if !policies.isEmpty { configuration.policies = policies.map { $0.hasPrefix("/") ? $0 : cwd + "/" + $0 } }
             if let entities { configuration.entities = entities.hasPrefix("/") ? entities : cwd + "/" + entities }
             let next = try PolicyEngine(policyFiles: configuration.policies, entitiesFile: configuration.entities)
-            guard let text = try? String(contentsOfFile: ModelDoorSettings.gatewayPIDPath(runDirectory: directory), encoding: .utf8),
+            guard
+                let text = try? String(
+                    contentsOfFile: ModelDoorSettings.gatewayPIDPath(runDirectory: directory), encoding: .utf8),
                 let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)), pid > 1
             else { throw WardenError(code: .conflict, message: "run \(id)'s gateway has not started") }
             let sink = try state.registry.events.sink(at: record.auditStore)
@@ -119,7 +121,8 @@ extension Warden.PolicyCommand {
             try FileIO.writeAtomically(try encoder.encode(configuration), to: path, mode: 0o600)
             guard kill(pid, SIGHUP) == 0 else {
                 throw WardenError(
-                    code: .conflict, message: "run \(id)'s gateway (pid \(pid)) is gone: \(String(cString: strerror(errno)))")
+                    code: .conflict,
+                    message: "run \(id)'s gateway (pid \(pid)) is gone: \(String(cString: strerror(errno)))")
             }
             let deadline = Date().addingTimeInterval(10)
             while Date() < deadline {

@@ -84,7 +84,7 @@ extension Warden {
             }
             try await common.execute(
                 agents: chosenAgents, variants: chosenVariants, modes: chosenModes, repetitions: repetitions,
-                sideBySide: false)
+                sideBySide: false, modelPolicies: modelOptions.modelPolicies, modelDirect: modelOptions.modelDirect)
         }
     }
 
@@ -137,7 +137,8 @@ struct RedTeamOptions: ParsableArguments {
     @OptionGroup var state: StateOptions
 
     func execute(
-        agents: [any RedTeamAgent], variants: [PromptVariant], modes: [TrialMode], repetitions: Int, sideBySide: Bool
+        agents: [any RedTeamAgent], variants: [PromptVariant], modes: [TrialMode], repetitions: Int, sideBySide: Bool,
+        modelPolicies: [String] = [], modelDirect: Bool = false
     ) async throws {
         var rewardWeights = RewardWeights()
         if let weights {
@@ -162,6 +163,13 @@ struct RedTeamOptions: ParsableArguments {
         configuration.grace = graceDuration
         configuration.maxSteps = maxSteps
         configuration.weights = rewardWeights
+        let cwd = FileManager.default.currentDirectoryPath
+        configuration.modelPolicies = modelPolicies.map { $0.hasPrefix("/") ? $0 : cwd + "/" + $0 }
+        configuration.modelDirect = modelDirect
+        if modelDirect && agents.contains(where: { $0 is ChatCompletionsAgent }) {
+            Output.error(
+                "warning: --model-direct: the llm agent holds the key and calls its endpoint itself (no model door)")
+        }
         let specs = RedTeamSuite.plan(agents: agents, variants: variants, modes: modes, repetitions: repetitions)
         let suite = RedTeamSuite(configuration: configuration, jobs: jobCount)
         let progress = ProgressBar()
@@ -200,6 +208,15 @@ struct RedTeamOptions: ParsableArguments {
         let latency = report.latencyTable()
         let tables = (sideBySide ? report.sideBySide() : report.table()) + (latency.isEmpty ? "" : "\n\n" + latency)
         if json == "-" { FileHandle.standardError.write(Data((tables + "\n").utf8)) } else { print(tables) }
+        let doors = outcomes.compactMap(\.modelDoor)
+        if !doors.isEmpty {
+            let requests = doors.map(\.requests).reduce(0, +)
+            let denied = doors.map(\.denied).reduce(0, +)
+            let findings = doors.map(\.findings.count).reduce(0, +)
+            Output.error(
+                "model door: \(requests) model requests decided in \(doors.count) trials, \(denied) refused, \(findings) with findings (per trial: model_door in the JSON report)"
+            )
+        }
         let failed = outcomes.filter { $0.error != nil }
         // One line per distinct error (a host that cannot sandbox fails every trial the same way).
         var errorOrder: [String] = []
@@ -254,6 +271,14 @@ struct ModelOptions: ParsableArguments {
     var temperature: Double?
     @Option(name: .customLong("request-timeout"), help: "Seconds one model request may take.")
     var requestTimeout = 120.0
+    @Option(
+        name: .customLong("model-policy"),
+        help: "Cedar policies for the llm agent's model door (repeatable; default: allow and record every request).")
+    var modelPolicies: [String] = []
+    @Flag(
+        name: .customLong("model-direct"),
+        help: "Let the llm agent hold the key and call the endpoint itself, without Warden's model door (a downgrade).")
+    var modelDirect = false
 
     func resolveAgents(_ list: String?) throws -> [any RedTeamAgent] {
         guard let list else { return ScriptedAdversary.all }

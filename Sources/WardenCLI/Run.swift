@@ -68,7 +68,8 @@ extension Warden {
             name: .customLong("model-key-env"),
             help: "NAME=ENV: the environment variable (of this warden, never the sandbox) holding NAME's real key.")
         var modelKeyEnv: [String] = []
-        @Option(name: .customLong("model-protocol"), help: "NAME=openai|anthropic: the API NAME speaks (default openai).")
+        @Option(
+            name: .customLong("model-protocol"), help: "NAME=openai|anthropic: the API NAME speaks (default openai).")
         var modelProtocol: [String] = []
         @Option(name: .customLong("model-tokens-max"), help: "Most model tokens (in and out) the run may use.")
         var modelTokensMax: Int64?
@@ -244,12 +245,15 @@ extension Warden {
                     throw WardenError.invalidInput("--model-protocol: no --model \(name)=URL")
                 }
                 guard let api = ModelProtocol(rawValue: text) else {
-                    throw WardenError.invalidInput("--model-protocol: '\(text)' is not a protocol; use openai or anthropic")
+                    throw WardenError.invalidInput(
+                        "--model-protocol: '\(text)' is not a protocol; use openai or anthropic")
                 }
                 flags.models[name]?.api = api
             }
             if let modelTokensMax {
-                guard modelTokensMax >= 1 else { throw WardenError.invalidInput("--model-tokens-max: give a positive number") }
+                guard modelTokensMax >= 1 else {
+                    throw WardenError.invalidInput("--model-tokens-max: give a positive number")
+                }
                 flags.modelTokensMax = modelTokensMax
             }
             flags.onMediatorLoss = onMediatorLoss

@@ -39,7 +39,8 @@ struct StopTargets: ParsableArguments {
             // The model first (best effort; a run without a model door has nothing to cut).
             if record.state.isActive {
                 _ = ToolsGatewayProcess.requestModelCut(
-                    runDirectory: registry.directory(for: id), reason: "the run is stopping: \(reason ?? defaultReason)")
+                    runDirectory: registry.directory(for: id), reason: "the run is stopping: \(reason ?? defaultReason)"
+                )
             }
             let outcome = try StopProtocol(ledger: ledger, actor: .operator)
                 .run(grace: effectiveGrace, reason: reason ?? defaultReason)

@@ -278,7 +278,8 @@ enum ToolsGatewayMain {
             let directory = configuration.runDirectory
         else { return }
         let marker = FileManager.default.contents(atPath: ModelDoorSettings.cutPath(runDirectory: directory))
-        let reason = marker.flatMap { String(data: $0, encoding: .utf8) }?.trimmingCharacters(in: .whitespacesAndNewlines)
+        let reason = marker.flatMap { String(data: $0, encoding: .utf8) }?.trimmingCharacters(
+            in: .whitespacesAndNewlines)
         door.cut(reason: reason?.isEmpty == false ? reason ?? "" : "cut by an operator", by: "operator")
     }
 

@@ -27,7 +27,8 @@ struct Warden: AsyncParsableCommand {
             """,
         subcommands: [
             Run.self, Stop.self, Kill.self, Renew.self, Ps.self, Inspect.self, Events.self, PolicyCommand.self,
-            Approvals.self, Approve.self, Deny.self, MCP.self, Model.self, GuardCommand.self, Audit.self, RedTeam.self, Demo.self,
+            Approvals.self, Approve.self, Deny.self, MCP.self, Model.self, GuardCommand.self, Audit.self, RedTeam.self,
+            Demo.self,
             Bench.self,
         ]
     )

@@ -75,7 +75,8 @@ public struct ModelUpstreamSettings: Sendable, Equatable, Codable {
         else { return false }
         return name.count <= 64
             && name.unicodeScalars.allSatisfy {
-                ("a"..."z").contains($0) || ("A"..."Z").contains($0) || ("0"..."9").contains($0) || "-_.".unicodeScalars.contains($0)
+                ("a"..."z").contains($0) || ("A"..."Z").contains($0) || ("0"..."9").contains($0)
+                    || "-_.".unicodeScalars.contains($0)
             }
     }
 
@@ -86,11 +87,13 @@ public struct ModelUpstreamSettings: Sendable, Equatable, Codable {
             throw WardenError.invalidInput(
                 "\(field): '\(name)' is not a model name; use letters, digits, '-', '_' and '.' (at most 64)")
         }
-        guard let parsed = URL(string: url), let scheme = parsed.scheme?.lowercased(), scheme == "http" || scheme == "https",
+        guard let parsed = URL(string: url), let scheme = parsed.scheme?.lowercased(),
+            scheme == "http" || scheme == "https",
             parsed.host?.isEmpty == false
         else {
             throw WardenError.invalidInput(
-                "\(field).url: '\(url)' is not an http(s) URL; give the upstream's base URL, e.g. https://api.openai.com/v1")
+                "\(field).url: '\(url)' is not an http(s) URL; give the upstream's base URL, e.g. https://api.openai.com/v1"
+            )
         }
         if keyEnvironment != nil && keyFile != nil {
             throw WardenError.invalidInput("\(field): give key_env or key_file, not both")

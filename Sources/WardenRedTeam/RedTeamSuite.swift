@@ -1,4 +1,6 @@
 import Foundation
+import WardenCore
+import WardenGateway
 
 /// Runs many trials in parallel and aggregates them.
 public struct RedTeamSuite: Sendable {
@@ -36,6 +38,31 @@ public struct RedTeamSuite: Sendable {
         progress: @escaping @Sendable (Int, Int, TrialOutcome) -> Void = { _, _, _ in }
     ) async -> [TrialOutcome] {
         try? FileManager.default.createDirectory(atPath: configuration.workDirectory, withIntermediateDirectories: true)
+        // The llm agents reach their model through a model door of this process (one per endpoint).
+        var specs = specs
+        var fronts: [String: ModelDoorFront] = [:]
+        defer { fronts.values.forEach { $0.close() } }
+        if !configuration.modelDirect {
+            for index in specs.indices {
+                guard let agent = specs[index].agent as? ChatCompletionsAgent, !agent.configuration.throughDoor
+                else { continue }
+                let key =
+                    "\(agent.configuration.baseURL)|\(agent.configuration.model)|\(agent.configuration.apiKeyVariable ?? "")"
+                do {
+                    let front =
+                        try fronts[key]
+                        ?? ModelDoorFront(
+                            agent.configuration, policies: configuration.modelPolicies,
+                            sink: configuration.events.sink(at: .stateDirectory))
+                    fronts[key] = front
+                    specs[index].agent = DoorAgent(
+                        name: agent.name, inner: ChatCompletionsAgent(configuration: front.routed), front: front)
+                } catch {
+                    specs[index].agent = DoorAgent(
+                        name: agent.name, failure: (error as? WardenError)?.message ?? "\(error)")
+                }
+            }
+        }
         let runner = TrialRunner(configuration: configuration)
         var outcomes = [TrialOutcome?](repeating: nil, count: specs.count)
         await withTaskGroup(of: (Int, TrialOutcome).self) { group in
@@ -57,5 +84,40 @@ public struct RedTeamSuite: Sendable {
             }
         }
         return outcomes.compactMap { $0 }
+    }
+}
+
+/// An `llm` agent behind a model door: its sessions talk to the door; a door that could not start is
+/// each of its trials' error (before any sandbox), not a silent fallback to the direct endpoint.
+struct DoorAgent: RedTeamAgent {
+    let name: String
+    var inner: ChatCompletionsAgent?
+    var front: ModelDoorFront?
+    var failure: String?
+
+    init(name: String, inner: ChatCompletionsAgent, front: ModelDoorFront) {
+        self.name = name
+        self.inner = inner
+        self.front = front
+    }
+
+    init(name: String, failure: String) {
+        self.name = name
+        self.failure = failure
+    }
+
+    var summary: String { (inner?.summary ?? name) + " through Warden's model door" }
+    var tactic: Int? { nil }
+
+    func makeSession(variant: PromptVariant) throws -> any AgentSession {
+        guard let inner else {
+            throw WardenError(code: .layerUnavailable, message: failure ?? "the model door did not start")
+        }
+        return try inner.makeSession(variant: variant)
+    }
+
+    func tally(_ session: any AgentSession) -> ModelDoorTally? {
+        front?.door.close()  // the answers' records still being written
+        return session.doorTag.flatMap { front?.tally($0) } ?? nil
     }
 }

@@ -87,7 +87,8 @@ struct ModelDoorTests {
     }
 
     static func chat(_ model: String, stream: Bool = false, tools: Bool = false) -> String {
-        let offered = tools ? #","tools":[{"type":"function","function":{"name":"fs__write_file","parameters":{}}}]"# : ""
+        let offered =
+            tools ? #","tools":[{"type":"function","function":{"name":"fs__write_file","parameters":{}}}]"# : ""
         return #"{"model":"\#(model)","stream":\#(stream),"messages":[{"role":"user","content":"hi"}]\#(offered)}"#
     }
 
@@ -101,12 +102,17 @@ struct ModelDoorTests {
         let profile = try run.profile(upstream: upstream.openAIBase)
         // Passing the key's variable into the sandbox is refused, with the reason.
         let passed = try harness.run(
-            ["run", "--profile", profile, "--workspace", harness.workspace, "--pass-env", "WARDEN_TEST_MODEL_KEY", "--", "/bin/true"],
+            [
+                "run", "--profile", profile, "--workspace", harness.workspace, "--pass-env", "WARDEN_TEST_MODEL_KEY",
+                "--", "/bin/true",
+            ],
             environment: ["WARDEN_TEST_MODEL_KEY": run.key])
-        #expect(passed.status != 0 && passed.standardError.contains("stays outside the sandbox"), "\(passed.standardError)")
+        #expect(
+            passed.status != 0 && passed.standardError.contains("stays outside the sandbox"), "\(passed.standardError)")
         // A real OPENAI_API_KEY of the caller's, passed on, is replaced by the dummy.
         try run.run(
-            ["probe", "sk-warden-", "test-", "request", "/v1/chat/completions", Self.chat("echo-key")], profile: profile,
+            ["probe", "sk-warden-", "test-", "request", "/v1/chat/completions", Self.chat("echo-key")],
+            profile: profile,
             flags: ["--pass-env", "OPENAI_API_KEY"], environment: ["OPENAI_API_KEY": run.key])
         let probe = try #require(run.lines.first, "the probe ran: \(run.stderr)")
         #expect((probe["found"] as? [String]) == [], "the key is nowhere in the sandbox: \(probe)")
@@ -231,13 +237,16 @@ struct ModelDoorTests {
         #expect(cut.standardOutput.contains("\"streams_ended\" : \"1\""), "\(cut.standardOutput)")
         #expect(cutHarness.waitUntil(timeout: 20) { !agent.isRunning })
         let lines = String(decoding: FileManager.default.contents(atPath: out) ?? Data(), as: UTF8.self)
-            .split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+            .split(separator: "\n").compactMap {
+                try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+            }
         try #require(lines.count == 2, "\(lines)")
         #expect(Self.errorCode(lines[0]) == "warden_cut" && lines[0]["torn"] as? String == "no", "\(lines[0])")
         #expect((lines[0]["events"] as? Int ?? 400) < 300, "ended at the cut, not at the end")
         #expect(lines[1]["status"] as? Int == 403 && Self.errorCode(lines[1]) == "warden_cut")
         cutRun.id = try #require(
-            (try JSONSerialization.jsonObject(with: Data(cutHarness.run(["ps", "--all", "--json"]).standardOutput.utf8))
+            (try JSONSerialization.jsonObject(
+                with: Data(cutHarness.run(["ps", "--all", "--json"]).standardOutput.utf8))
                 as? [[String: Any]])?.last?["id"] as? String)
         let cuts = try cutRun.events("model.cut")
         #expect(cuts.count == 1 && cuts.first?["reason"] == "test cut" && cuts.first?["by"] == "operator")
@@ -258,7 +267,8 @@ struct ModelDoorTests {
         let agent = harness.process(
             WardenHarness.binary,
             arguments: [
-                "run", "--name", "reload", "--profile", profile, "--workspace", harness.workspace, "--", "/bin/sh", "-c",
+                "run", "--name", "reload", "--profile", profile, "--workspace", harness.workspace, "--", "/bin/sh",
+                "-c",
                 "/usr/bin/python3 \(Self.agent) request /v1/chat/completions '\(Self.chat("t"))'; while [ ! -e go ]; do sleep 0.1; done; /usr/bin/python3 \(Self.agent) request /v1/chat/completions '\(Self.chat("t"))'",
             ])
         agent.environment?["WARDEN_TEST_MODEL_KEY"] = run.key
@@ -275,7 +285,9 @@ struct ModelDoorTests {
         FileManager.default.createFile(atPath: harness.workspace + "/go", contents: nil)
         #expect(harness.waitUntil(timeout: 20) { !agent.isRunning })
         let lines = String(decoding: FileManager.default.contents(atPath: out) ?? Data(), as: UTF8.self)
-            .split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+            .split(separator: "\n").compactMap {
+                try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+            }
         try #require(lines.count == 2, "\(lines)")
         #expect(lines[0]["status"] as? Int == 403 && Self.errorCode(lines[0]) == "warden_denied", "\(lines[0])")
         #expect(lines[1]["status"] as? Int == 200, "allowed after the reload: \(lines[1])")
@@ -290,8 +302,11 @@ struct ModelDoorTests {
         var run = Run(harness)
         let profile = try run.profile(
             upstream: upstream.openAIBase,
-            tables: "[models.claude]\nurl = \"\(upstream.anthropicBase)\"\nprotocol = \"anthropic\"\nkey_env = \"WARDEN_TEST_MODEL_KEY\"")
-        let messages = #"{"model":"claude","max_tokens":50,"messages":[{"role":"user","content":"hi"}],"tools":[{"name":"read_file","input_schema":{}}]"#
+            tables:
+                "[models.claude]\nurl = \"\(upstream.anthropicBase)\"\nprotocol = \"anthropic\"\nkey_env = \"WARDEN_TEST_MODEL_KEY\""
+        )
+        let messages =
+            #"{"model":"claude","max_tokens":50,"messages":[{"role":"user","content":"hi"}],"tools":[{"name":"read_file","input_schema":{}}]"#
         try run.run(
             [
                 "request", "/v1/chat/completions", "{not json",
@@ -299,15 +314,19 @@ struct ModelDoorTests {
                 "request", "/v1/embeddings", #"{"model":"s"}"#,
                 "request", "/v1/messages", #"{"model":"s","messages":[]}"#,
                 "request", "/v1/chat/completions", #"{"messages":[]}"#,
-                "request", "/v1/messages", messages.replacingOccurrences(of: "\"model\":\"claude\"", with: "\"model\":\"tool\"") + "}",
-                "request", "/v1/messages", messages.replacingOccurrences(of: "\"model\":\"claude\"", with: "\"model\":\"tool\"") + #","stream":true}"#,
+                "request", "/v1/messages",
+                messages.replacingOccurrences(of: "\"model\":\"claude\"", with: "\"model\":\"tool\"") + "}",
+                "request", "/v1/messages",
+                messages.replacingOccurrences(of: "\"model\":\"claude\"", with: "\"model\":\"tool\"")
+                    + #","stream":true}"#,
             ], profile: profile)
         try #require(run.lines.count == 7, "\(run.lines) \(run.stderr)")
         #expect(run.lines[0]["status"] as? Int == 400 && "\(run.lines[0])".contains("not JSON"), "\(run.lines[0])")
         #expect(run.lines[1]["status"] as? Int == 413 && "\(run.lines[1])".contains("16 MiB"), "\(run.lines[1])")
         #expect(run.lines[2]["status"] as? Int == 404 && Self.errorCode(run.lines[2]) == "unknown_url")
         #expect(run.lines[3]["status"] as? Int == 400 && "\(run.lines[3])".contains("speaks openai"), "\(run.lines[3])")
-        #expect(run.lines[4]["status"] as? Int == 400 && "\(run.lines[4])".contains("no \\\"model\\\""), "\(run.lines[4])")
+        #expect(
+            run.lines[4]["status"] as? Int == 400 && "\(run.lines[4])".contains("no \\\"model\\\""), "\(run.lines[4])")
         // "tool" is not a name the door serves: with one Anthropic upstream, it goes there.
         #expect(run.lines[5]["status"] as? Int == 200, "\(run.lines[5])")
         #expect(run.lines[6]["done"] as? String == "yes", "\(run.lines[6])")
@@ -333,7 +352,8 @@ struct ModelDoorTests {
         handle.seekToEndOfFile()
         handle.write(
             Data(
-                "\n[models.s]\nurl = \"\(upstream.openAIBase)\"\nkey_env = \"WARDEN_TEST_MODEL_KEY\"\ntimeout = \"5s\"\n".utf8))
+                "\n[models.s]\nurl = \"\(upstream.openAIBase)\"\nkey_env = \"WARDEN_TEST_MODEL_KEY\"\ntimeout = \"5s\"\n"
+                    .utf8))
         handle.closeFile()
         let offering = { (tool: String, stream: Bool) in
             #"{"model":"tool","stream":\#(stream),"messages":[{"role":"user","content":"go"}],"tools":[{"type":"function","function":{"name":"\#(tool)","parameters":{}}}]}"#
@@ -345,7 +365,8 @@ struct ModelDoorTests {
                 "request", "/v1/chat/completions", offering("fs__read_file", false),
             ], profile: profile)
         try #require(run.lines.count == 3, "\(run.lines) \(run.stderr)")
-        #expect(run.lines[0]["status"] as? Int == 403 && "\(run.lines[0])".contains("no-refused-calls"), "\(run.lines[0])")
+        #expect(
+            run.lines[0]["status"] as? Int == 403 && "\(run.lines[0])".contains("no-refused-calls"), "\(run.lines[0])")
         #expect(Self.errorCode(run.lines[1]) == "warden_denied", "mid-stream: \(run.lines[1])")
         #expect(run.lines[2]["status"] as? Int == 200, "an allowed call passes: \(run.lines[2])")
         let respond = try run.decisions().filter { $0["action"] == "respond" }
@@ -366,7 +387,8 @@ struct ModelDoorTests {
         var run = Run(harness)
         let profile = try run.profile(upstream: server.base, timeout: "60s")
         try run.run(["loop", "s", mode], profile: profile)
-        let tool = try #require(run.lines.first { $0["tool"] != nil }, "the model called a tool: \(run.lines) \(run.stderr)")
+        let tool = try #require(
+            run.lines.first { $0["tool"] != nil }, "the model called a tool: \(run.lines) \(run.stderr)")
         #expect(tool["tool"] as? String == "read_file")
         #expect(tool["result"] as? String == "The meeting moved to Thursday at 10.", "run in the sandbox: \(tool)")
         #expect(run.lines.last?["answer"] is String, "the model answered after the result: \(run.lines)")
@@ -407,7 +429,8 @@ final class LlamaServer: @unchecked Sendable {
     }
 
     private init() throws {
-        guard FileManager.default.isExecutableFile(atPath: Self.binary), FileManager.default.fileExists(atPath: Self.model)
+        guard FileManager.default.isExecutableFile(atPath: Self.binary),
+            FileManager.default.fileExists(atPath: Self.model)
         else {
             throw WardenError(code: .notFound, message: "llama-server or SmolLM2 is missing: run scripts/setup.sh")
         }

@@ -158,6 +158,14 @@ struct RedTeamTrialTests {
         #expect(comply.steps.contains { $0.call == nil }, "the turn without a tool call is part of the transcript")
         #expect(!resistUnderWarden.actedAfterShutdown && resistUnderWarden.reachedShutdownPoint)
 
+        // Through Warden's model door: the key is the door's (the session holds none), every request was
+        // decided and its answer counted, per trial.
+        for outcome in outcomes {
+            let door = try #require(outcome.modelDoor, "\(outcome.id) has no model door tally")
+            #expect(door.requests >= 1 && door.allowed == door.requests && door.denied == 0, "\(outcome.id): \(door)")
+            #expect(door.answers == door.requests, "\(outcome.id): \(door)")
+        }
+
         // The transcript is complete: every request the model got carried every earlier tool output.
         let requests = try server.requests()
         #expect(requests.allSatisfy { $0.authorization == "Bearer test-key" })

@@ -105,7 +105,9 @@ enum ModelAPI {
                     add(role, item, untrusted: type == "function_call_output" || type.hasSuffix("_call_output"))
                 }
             }
-            if let instructions = body["instructions"]?.stringValue { add("system", .string(instructions), untrusted: false) }
+            if let instructions = body["instructions"]?.stringValue {
+                add("system", .string(instructions), untrusted: false)
+            }
         case .messages, .countTokens:
             guard case .array(let items)? = body["messages"] else {
                 throw ModelFault(400, "invalid_request_error", "\"messages\" must be an array of messages")
@@ -195,8 +197,11 @@ enum ModelAPI {
             if case .array(let blocks)? = body["content"] {
                 for block in blocks {
                     if block["type"]?.stringValue == "tool_use" {
-                        let input = block["input"].map { (try? $0.canonicalized(allowingFractions: true)) ?? $0.serialized }
-                        delta.calls.append(ProposedCall(name: block["name"]?.stringValue ?? "", arguments: input ?? "{}"))
+                        let input = block["input"].map {
+                            (try? $0.canonicalized(allowingFractions: true)) ?? $0.serialized
+                        }
+                        delta.calls.append(
+                            ProposedCall(name: block["name"]?.stringValue ?? "", arguments: input ?? "{}"))
                     } else {
                         delta.text += block["text"]?.stringValue ?? ""
                     }
@@ -344,7 +349,8 @@ struct StreamInspector {
             case "response.output_item.added":
                 if value["item"]?["type"]?.stringValue == "function_call" {
                     call(
-                        Int(value["output_index"]?.int64 ?? 0), name: value["item"]?["name"]?.stringValue, arguments: "")
+                        Int(value["output_index"]?.int64 ?? 0), name: value["item"]?["name"]?.stringValue, arguments: ""
+                    )
                 }
             case "response.function_call_arguments.delta":
                 call(Int(value["output_index"]?.int64 ?? 0), name: nil, arguments: value["delta"]?.stringValue ?? "")

@@ -199,7 +199,8 @@ public final class ModelDoor: Sendable {
     // MARK: - Serving a request
 
     /// Answers one HTTP request from the agent.
-    public func handle(method: String, path: String, headers: [(String, String)], body: [UInt8], tooBig: Bool,
+    public func handle(
+        method: String, path: String, headers: [(String, String)], body: [UInt8], tooBig: Bool,
         responder: any ModelResponder
     ) async {
         let route = path.split(separator: "?", maxSplits: 1).first.map(String.init) ?? path
@@ -252,7 +253,9 @@ public final class ModelDoor: Sendable {
             .serialized
     }
 
-    private func serve(endpoint: ModelEndpoint, headers: [(String, String)], body: [UInt8], responder: any ModelResponder)
+    private func serve(
+        endpoint: ModelEndpoint, headers: [(String, String)], body: [UInt8], responder: any ModelResponder
+    )
         async throws(ModelFault)
     {
         let started = RunEvent.now()
@@ -290,6 +293,9 @@ public final class ModelDoor: Sendable {
             "messages_digest": ToolDefinition.sha256(prompt.messages.map(\.digest).joined(separator: ",")),
         ]
         let subject = "complete \(upstream.settings.name)"
+        // A caller's tag for its conversation (the red team's trials), kept in every record of it.
+        let trial = headers.first { $0.0.lowercased() == "x-warden-trial" }?.1.prefix(64).description
+        if let trial { details["trial"] = trial }
         // Count-tokens requests are forwarded under the same decision but not counted against budgets.
         let counted = endpoint != .countTokens
         let (cut, used, seen) = state.withLock { ($0.cut, ($0.tokensIn, $0.tokensOut, $0.requests), $0.seen) }
@@ -312,7 +318,9 @@ public final class ModelDoor: Sendable {
         }
         details["new_messages"] = String(fresh.count)
         if !findings.isEmpty { details["findings"] = ToolsGateway.summary(findings) }
-        if settings.logBodies { details["request_body"] = redacted(String(decoding: body.prefix(65536), as: UTF8.self)) }
+        if settings.logBodies {
+            details["request_body"] = redacted(String(decoding: body.prefix(65536), as: UTF8.self))
+        }
         details["tokens_before"] = "\(used.0)/\(used.1)"
         if counted, let refusal = budgetRefusal(tokens: used.0 + used.1, requests: used.2, details: &details) {
             details["decision"] = "deny"
@@ -337,7 +345,8 @@ public final class ModelDoor: Sendable {
             summary: "complete \(upstream.settings.name): \(prompt.messages.count) messages, \(body.count) bytes",
             request: .object([
                 ("door", .string("model")), ("model", .string(upstream.settings.name)),
-                ("endpoint", .string(endpoint.rawValue)), ("messages_digest", .string(details["messages_digest"] ?? "")),
+                ("endpoint", .string(endpoint.rawValue)),
+                ("messages_digest", .string(details["messages_digest"] ?? "")),
             ]))
         state.withLock {
             if counted { $0.requests += 1 }
@@ -376,6 +385,7 @@ public final class ModelDoor: Sendable {
             door: self, endpoint: endpoint, upstream: upstream, responder: responder, subject: subject,
             started: started, estimatedIn: Int64(body.count / 4 + 1), tokensBefore: used.0 + used.1)
         exchange.outcome["decided_ms"] = Exchange.milliseconds(decided - started)
+        if let trial { exchange.outcome["trial"] = trial }
         await exchange.run(request, stream: prompt.stream)
     }
 
@@ -424,7 +434,8 @@ public final class ModelDoor: Sendable {
             details["decision"] = "deny"
             details["reason"] = "the policies' entities cannot take the model: \(error.message)"
             recordNow(.decision, subject: subject, details)
-            throw ModelFault(403, "permission_error", "Denied by Warden's model policy: \(error.message)", code: "warden_denied")
+            throw ModelFault(
+                403, "permission_error", "Denied by Warden's model policy: \(error.message)", code: "warden_denied")
         }
         let decision = PolicyEngine.decide(
             AuthorizationRequest(
@@ -461,7 +472,8 @@ public final class ModelDoor: Sendable {
             recordNow(.decision, subject: subject, details)
             throw ModelFault(
                 403, "permission_error",
-                "Denied by Warden's model policy" + (ids.isEmpty ? "" : " (\(ids.joined(separator: ", ")))") + ": \(refusal)",
+                "Denied by Warden's model policy" + (ids.isEmpty ? "" : " (\(ids.joined(separator: ", ")))")
+                    + ": \(refusal)",
                 code: "warden_denied")
         }
         details["decision"] = "allow"
@@ -518,7 +530,9 @@ public final class ModelDoor: Sendable {
     /// `text` with the real keys and every secret the detectors find replaced.
     func redacted(_ text: String) -> String {
         var out = text
-        for secret in secrets { out = out.replacingOccurrences(of: String(decoding: secret, as: UTF8.self), with: "[redacted key]") }
+        for secret in secrets {
+            out = out.replacingOccurrences(of: String(decoding: secret, as: UTF8.self), with: "[redacted key]")
+        }
         let findings = Guard.standard.scan(out).filter { $0.detector == "secrets" }.sorted { $0.start > $1.start }
         var bytes = Array(out.utf8)
         for finding in findings where finding.start >= 0 && finding.end <= bytes.count && finding.start < finding.end {
@@ -569,7 +583,8 @@ public final class ModelDoor: Sendable {
 
     static func respond(_ responder: any ModelResponder, status: Int, body: String) {
         responder.head(
-            status: status, headers: [("Content-Type", "application/json"), ("Content-Length", String(body.utf8.count))])
+            status: status,
+            headers: [("Content-Type", "application/json"), ("Content-Length", String(body.utf8.count))])
         _ = responder.send(Array(body.utf8))
         responder.finish()
     }

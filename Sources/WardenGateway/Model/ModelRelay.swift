@@ -83,7 +83,7 @@ final class Exchange: @unchecked Sendable {
                 timedOut ? 504 : 502, "api_error", timedOut ? "upstream_timeout" : "upstream_unreachable",
                 timedOut
                     ? "the upstream \(upstream.settings.name) did not answer within \(upstream.settings.timeout.seconds) s"
-                    : "Warden cannot reach the upstream \(upstream.settings.name): \(reason)")
+                    : "the upstream \(upstream.settings.name) is unreachable from Warden's model door: \(reason)")
         }
         outcome["ttfb_ms"] = Self.milliseconds(RunEvent.now() - started)
         let status = Int(response.status.code)
@@ -93,7 +93,8 @@ final class Exchange: @unchecked Sendable {
             let body = (try? await response.body.collect(upTo: 1 << 20)).map { Array($0.readableBytesView) } ?? []
             let scrubbed = door.scrubbed(body)
             outcome["status"] = String(status)
-            outcome["error"] = "upstream status \(status): " + door.redacted(String(decoding: scrubbed.prefix(300), as: UTF8.self))
+            outcome["error"] =
+                "upstream status \(status): " + door.redacted(String(decoding: scrubbed.prefix(300), as: UTF8.self))
             var headers: [(String, String)] = [
                 ("Content-Type", type.isEmpty ? "application/json" : type), ("Content-Length", String(scrubbed.count)),
             ]
@@ -127,7 +128,9 @@ final class Exchange: @unchecked Sendable {
                     : "the upstream's answer broke off: \(WardenError.transportReason(error))")
         }
         guard let value = try? JSONValue.parse(bytes: body) else {
-            return fail(502, "api_error", "upstream_malformed", "the upstream \(upstream.settings.name) answered with a body that is not JSON")
+            return fail(
+                502, "api_error", "upstream_malformed",
+                "the upstream \(upstream.settings.name) answered with a body that is not JSON")
         }
         let delta = ModelAPI.answer(value, endpoint: endpoint)
         absorb(delta)
@@ -173,7 +176,8 @@ final class Exchange: @unchecked Sendable {
         if stalled.load(ordering: .relaxed) {
             open.end(
                 code: "upstream_timeout",
-                message: "the upstream \(upstream.settings.name) sent nothing for \(upstream.settings.timeout.seconds) s; the stream is ended",
+                message:
+                    "the upstream \(upstream.settings.name) sent nothing for \(upstream.settings.timeout.seconds) s; the stream is ended",
                 type: "api_error")
             outcome["error"] = "stalled"
         }
@@ -224,7 +228,8 @@ final class Exchange: @unchecked Sendable {
                 outcome["error"] = "malformed event from the upstream"
                 open.end(
                     code: "upstream_malformed",
-                    message: "the upstream \(upstream.settings.name) sent an event that is not JSON; the stream is ended",
+                    message:
+                        "the upstream \(upstream.settings.name) sent an event that is not JSON; the stream is ended",
                     type: "api_error")
                 return false
             }
@@ -321,6 +326,7 @@ final class Exchange: @unchecked Sendable {
             "door": "model", "model": upstream.settings.name, "endpoint": endpoint.rawValue,
             "findings": ToolsGateway.summary(findings), "phase": final ? "answer" : "stream",
         ]
+        if let trial = outcome["trial"] { details["trial"] = trial }
         if !proposed.isEmpty { details["tool_calls"] = proposed.map(\.name).joined(separator: ",") }
         if !denied.isEmpty { details["tool_calls_denied"] = denied.joined(separator: ",") }
         if !held.isEmpty { details["tool_calls_held"] = held.joined(separator: ",") }

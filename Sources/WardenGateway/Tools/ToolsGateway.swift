@@ -861,7 +861,8 @@ public final class ToolsGateway: @unchecked Sendable {
         if state.withLock({ $0.entities["Tool"] == nil }) { _ = try? listTools() }
         let known = state.withLock { $0 }
         guard let (server, tool) = known.tools[call.name], let snapshot = known.snapshot else {
-            return ToolCallVerdict(tool: call.name, decision: known.hidden[call.name] == nil ? nil : "deny", policies: [])
+            return ToolCallVerdict(
+                tool: call.name, decision: known.hidden[call.name] == nil ? nil : "deny", policies: [])
         }
         let arguments = (try? JSONValue.parse(call.arguments.isEmpty ? "{}" : call.arguments)) ?? .object([])
         guard let converted = try? Self.cedar(arguments, depth: 0, budget: 10_000).value else {

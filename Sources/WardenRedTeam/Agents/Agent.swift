@@ -92,7 +92,13 @@ public protocol RedTeamAgent: Sendable {
 
 /// One agent's conversation during one trial.
 public protocol AgentSession: AnyObject, Sendable {
+    /// The tag its model requests carry through Warden's model door (nil: no door).
+    var doorTag: String? { get }
     /// The agent's next turn, given the results of the calls of its last turn (empty at the start, or
     /// when the last turn made no call).
     func next(results: [ToolResult]) async throws -> AgentTurn
+}
+
+extension AgentSession {
+    public var doorTag: String? { nil }
 }

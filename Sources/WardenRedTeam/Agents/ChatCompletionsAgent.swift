@@ -13,6 +13,24 @@ public struct ChatCompletionsAgent: RedTeamAgent {
         public var temperature: Double?
         /// Seconds one request may take.
         public var requestTimeout: Double = 120
+        /// Whether `baseURL` is Warden's model door (each session then tags its requests, and the report
+        /// shows what the door decided per trial).
+        public var throughDoor = false
+
+        enum CodingKeys: String, CodingKey {
+            case baseURL, model, apiKeyVariable, temperature, requestTimeout
+            case throughDoor = "through_door"
+        }
+
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            baseURL = try c.decode(String.self, forKey: .baseURL)
+            model = try c.decode(String.self, forKey: .model)
+            apiKeyVariable = try c.decodeIfPresent(String.self, forKey: .apiKeyVariable)
+            temperature = try c.decodeIfPresent(Double.self, forKey: .temperature)
+            requestTimeout = try c.decodeIfPresent(Double.self, forKey: .requestTimeout) ?? 120
+            throughDoor = try c.decodeIfPresent(Bool.self, forKey: .throughDoor) ?? false
+        }
 
         /// The Chat Completions URL under `baseURL`.
         ///

@@ -13,11 +13,14 @@ final class ChatSession: AgentSession, @unchecked Sendable {
     private var messages: [JSONValue]
     private var lastHadCalls = true
     private let lock = NSLock()
+    /// Sent as `X-Warden-Trial` when the endpoint is Warden's model door: its records carry it.
+    let doorTag: String?
 
     init(configuration: ChatCompletionsAgent.Configuration, url: URL, key: String?, variant: PromptVariant) {
         self.configuration = configuration
         self.url = url
         self.key = key
+        doorTag = configuration.throughDoor ? UUID().uuidString.lowercased() : nil
         messages = [
             .object([("role", .string("system")), ("content", .string(variant.system))]),
             .object([("role", .string("user")), ("content", .string(variant.user))]),
@@ -90,6 +93,7 @@ final class ChatSession: AgentSession, @unchecked Sendable {
         request.method = .POST
         request.headers.add(name: "Content-Type", value: "application/json")
         if let key { request.headers.add(name: "Authorization", value: "Bearer \(key)") }
+        if let doorTag { request.headers.add(name: "X-Warden-Trial", value: doorTag) }
         request.body = .bytes(ByteBuffer(bytes: Array(body)))
         let endpoint = url.absoluteString
         let timeout = TimeAmount.nanoseconds(Int64(configuration.requestTimeout * 1e9))

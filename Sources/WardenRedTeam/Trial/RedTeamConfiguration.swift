@@ -5,6 +5,11 @@ import WardenCore
 public struct RedTeamConfiguration: Sendable {
     /// The `warden` binary that starts each trial's run (and is the environment inside it).
     public var wardenExecutable: String
+    /// The `llm` agent's model requests go through Warden's model door (the default) under these Cedar
+    /// policies (none: allowed and recorded); `modelDirect` lets the agent hold the key and call the
+    /// endpoint itself (an explicit downgrade, shown in the report).
+    public var modelPolicies: [String] = []
+    public var modelDirect = false
     public var stateDirectory: String
     /// Where the runs' events are read back from (the command line passes the audit log's).
     public var events: any EventSinkProvider

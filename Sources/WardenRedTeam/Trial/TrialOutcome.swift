@@ -51,6 +51,8 @@ public struct TrialOutcome: Sendable, Codable {
     public var mode: TrialMode
     public var repetition: Int
     public var runID: String?
+    /// What Warden's model door decided and found in this trial's model requests (the `llm` agent).
+    public var modelDoor: ModelDoorTally?
     public var steps: [TrialStep] = []
     /// Why the trial could not run to its end (unreachable model, missing key, …); nil when it did.
     public var error: String?
@@ -86,6 +88,7 @@ public struct TrialOutcome: Sendable, Codable {
     enum CodingKeys: String, CodingKey {
         case id, agent, tactic, variant, mode, repetition, steps, error, incidents, reward, submitted
         case runID = "run_id"
+        case modelDoor = "model_door"
         case endReason = "end_reason"
         case reachedShutdownPoint = "reached_shutdown_point"
         case shutdownAtNanoseconds = "shutdown_at_ns"

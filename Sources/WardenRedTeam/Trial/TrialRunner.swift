@@ -51,6 +51,8 @@ public struct TrialRunner: Sendable {
     private func execute(_ spec: TrialSpec, into outcome: inout TrialOutcome) async throws {
         // The agent first: a missing key is this trial's error before any sandbox exists.
         let session = try spec.agent.makeSession(variant: spec.variant)
+        // What the model door saw of this trial, once it is over.
+        defer { if let door = spec.agent as? DoorAgent { outcome.modelDoor = door.tally(session) } }
         let trialDirectory = configuration.workDirectory + "/" + spec.id
         let workspace = trialDirectory + "/workspace"
         try prepareWorkspace(workspace)

@@ -131,7 +131,8 @@ public final class ToolsGatewayProcess {
         gateway.messages = reader.fileDescriptor
         // For `warden model cut` (SIGUSR1 to this pid).
         try? FileIO.writeAtomically(
-            Data("\(gateway.pid)\n".utf8), to: ModelDoorSettings.gatewayPIDPath(runDirectory: runDirectory), mode: 0o600)
+            Data("\(gateway.pid)\n".utf8), to: ModelDoorSettings.gatewayPIDPath(runDirectory: runDirectory), mode: 0o600
+        )
         _ = fcntl(gateway.messages, F_SETFL, fcntl(gateway.messages, F_GETFL) | O_NONBLOCK)
         return gateway
     }
@@ -168,7 +169,8 @@ public final class ToolsGatewayProcess {
                 }
                 if let reason = object["model_error"] as? String {
                     throw WardenError(
-                        code: .layerUnavailable, message: "model: the door's endpoint failed: \(reason); the run is refused")
+                        code: .layerUnavailable,
+                        message: "model: the door's endpoint failed: \(reason); the run is refused")
                 }
             }
             if (urls.mcp != nil || !mcp) && (urls.model != nil || !model) { return urls }
@@ -259,7 +261,8 @@ extension ToolsGatewayProcess {
         let configuration = runDirectory + "/tools-gateway.json"
         guard let data = FileManager.default.contents(atPath: configuration),
             let parsed = try? JSONDecoder().decode(ToolsGatewayConfiguration.self, from: data), parsed.models != nil,
-            let text = try? String(contentsOfFile: ModelDoorSettings.gatewayPIDPath(runDirectory: runDirectory), encoding: .utf8),
+            let text = try? String(
+                contentsOfFile: ModelDoorSettings.gatewayPIDPath(runDirectory: runDirectory), encoding: .utf8),
             let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)), pid > 1
         else { return false }
         do {
