@@ -144,8 +144,10 @@ enum ToolsGatewayMain {
     }
 
     /// Reads the supervisor's requests on standard input, one JSON object a line, on a thread of its
-    /// own: `{"netns": "/proc/PID/ns/net"}` asks for the Streamable HTTP endpoint on that network
-    /// namespace's loopback; the answer is `{"http": URL}` or `{"http_error": WHY}` on standard output.
+    /// own: `{"netns": "/proc/PID/ns/net", "mcp": true, "model": true}` asks for the Streamable HTTP
+    /// endpoint and the model door on that network namespace's loopback; the answers are `{"http": URL}`
+    /// / `{"model": URL}` or `{"http_error": WHY}` / `{"model_error": WHY}` on standard output.
+    /// `{"cut": WHY}` cuts the model (the run is stopping).
     static func answerSupervisor(_ gateway: ToolsGateway, models: ModelDoor?) {
         let thread = Thread {
             var servers: [ToolsHTTPServer] = []
@@ -160,70 +162,52 @@ enum ToolsGatewayMain {
                 }
                 guard let path = object["netns"] as? String else { continue }
                 if let models, object["model"] as? Bool == true {
-                    let namespace = open(path, O_RDONLY | O_CLOEXEC)
-                    let port = ModelDoorSettings.portInSandbox
-                    let fd =
-                        namespace < 0
-                        ? -1
-                        : warden_netns_listen(
-                            namespace, Int32(SOCK_STREAM.rawValue), UInt32(0x7F00_0001).bigEndian, port, 256)
-                    let reason = String(cString: strerror(errno))
-                    if namespace >= 0 { close(namespace) }
-                    var answer: [String: Any]
-                    if fd < 0 {
-                        answer = ["model_error": "cannot listen on the sandbox's 127.0.0.1:\(port): \(reason)"]
-                    } else {
-                        do {
+                    tell(
+                        listen(in: path, port: ModelDoorSettings.portInSandbox, key: "model") { fd in
                             modelServers.append(try ModelHTTPServer.serve(models, listener: fd))
-                            answer = ["model": ModelDoorSettings.openAIBaseInSandbox]
-                        } catch {
-                            answer = ["model_error": "\(error)"]
-                        }
-                    }
-                    if var data = try? JSONSerialization.data(withJSONObject: answer) {
-                        data.append(0x0A)
-                        FileHandle.standardOutput.write(data)
-                    }
+                            return ModelDoorSettings.openAIBaseInSandbox
+                        })
                 }
                 guard object["mcp"] as? Bool ?? true else { continue }
-                let namespace = open(path, O_RDONLY | O_CLOEXEC)
-                let port = ToolsGatewayConfiguration.httpPortInSandbox
-                let fd =
-                    namespace < 0
-                    ? -1
-                    : warden_netns_listen(
-                        namespace, Int32(SOCK_STREAM.rawValue), UInt32(0x7F00_0001).bigEndian, port, 256)
-                let reason = String(cString: strerror(errno))
-                if namespace >= 0 { close(namespace) }
-                var answer: [String: Any]
-                if fd < 0 {
-                    answer = ["http_error": "cannot listen on the sandbox's 127.0.0.1:\(port): \(reason)"]
-                } else {
-                    do {
-                        servers.append(
-                            try ToolsHTTPServer.serve(gateway, listener: fd))
-                        answer = ["http": ToolsGatewayConfiguration.urlInSandbox]
-                    } catch {
-                        answer = ["http_error": "\(error)"]
-                    }
-                }
-                guard var data = try? JSONSerialization.data(withJSONObject: answer) else { continue }
-                data.append(0x0A)
-                FileHandle.standardOutput.write(data)
+                tell(
+                    listen(in: path, port: ToolsGatewayConfiguration.httpPortInSandbox, key: "http") { fd in
+                        servers.append(try ToolsHTTPServer.serve(gateway, listener: fd))
+                        return ToolsGatewayConfiguration.urlInSandbox
+                    })
             }
         }
         thread.start()
+    }
+
+    /// A listener on 127.0.0.1:`port` inside the network namespace at `path`, handed to `serve`; the
+    /// answer for the supervisor: `{KEY: URL}` or `{KEY_error: WHY}`.
+    static func listen(in path: String, port: UInt16, key: String, serve: (Int32) throws -> String) -> [String: Any] {
+        let namespace = open(path, O_RDONLY | O_CLOEXEC)
+        let fd =
+            namespace < 0
+            ? -1
+            : warden_netns_listen(namespace, Int32(SOCK_STREAM.rawValue), UInt32(0x7F00_0001).bigEndian, port, 256)
+        let reason = String(cString: strerror(errno))
+        if namespace >= 0 { close(namespace) }
+        guard fd >= 0 else { return [key + "_error": "cannot listen on the sandbox's 127.0.0.1:\(port): \(reason)"] }
+        do {
+            return [key: try serve(fd)]
+        } catch {
+            return [key + "_error": "\(error)"]
+        }
+    }
+
+    /// One line of JSON to the supervisor.
+    static func tell(_ object: [String: Any]) {
+        guard var data = try? JSONSerialization.data(withJSONObject: object) else { return }
+        data.append(0x0A)
+        FileHandle.standardOutput.write(data)
     }
 
     /// Listens on `path` (mode 0666: the agent's uid connects; the directory is the sandbox's only
     /// way to it), tells the supervisor it is ready, and serves each connection — one agent session,
     /// one JSON-RPC message per line — on a thread of its own, until SIGTERM.
     static func serve(_ gateway: ToolsGateway, socket path: String) -> Never {
-        func tell(_ object: [String: Any]) {
-            guard var data = try? JSONSerialization.data(withJSONObject: object) else { return }
-            data.append(0x0A)
-            FileHandle.standardOutput.write(data)
-        }
         unlink(path)
         let listener = warden_unix_listen(path, 64)
         guard listener >= 0, chmod(path, 0o666) == 0 else {

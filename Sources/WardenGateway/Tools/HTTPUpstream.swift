@@ -173,40 +173,12 @@ final class HTTPTransport: UpstreamTransport, Sendable {
     }
 }
 
-/// The `text/event-stream` framing, fed as bytes arrive: each event's `data` lines joined by newlines.
+/// The `text/event-stream` framing, fed as bytes arrive: each event's `data` lines joined by newlines
+/// (the model door's ``EventFramer``, keeping only the data).
 struct ServerSentEvents {
-    private var line: [UInt8] = []
-    private var data: [UInt8] = []
-    private var hasData = false
-    private var lastWasCR = false
+    private var framer = EventFramer()
 
     mutating func feed(_ bytes: [UInt8]) -> [[UInt8]] {
-        var events: [[UInt8]] = []
-        for byte in bytes {
-            if byte == 0x0A && lastWasCR {
-                lastWasCR = false
-                continue
-            }
-            lastWasCR = byte == 0x0D
-            guard byte == 0x0A || byte == 0x0D else {
-                line.append(byte)
-                continue
-            }
-            if line.isEmpty {
-                if hasData { events.append(data) }
-                data = []
-                hasData = false
-                continue
-            }
-            if line.starts(with: Array("data".utf8)) && (line.count == 4 || line[4] == 0x3A) {
-                var value = line.count > 5 ? Array(line[5...]) : []
-                if value.first == 0x20 { value.removeFirst() }
-                if hasData { data.append(0x0A) }
-                data += value
-                hasData = true
-            }
-            line = []
-        }
-        return events
+        framer.feed(bytes).filter(\.hasData).map(\.data)
     }
 }
