@@ -129,14 +129,18 @@ public struct ModelBenchmark {
     func measure(_ label: String, base: String, model: String) throws -> Row {
         let client = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup)
         defer { try? client.syncShutdown() }
-        let body =
-            #"{"model":"\#(model)","stream":true,"messages":[{"role":"user","content":"Summarise the meeting notes in the workspace, please."}]}"#
+        // Each request's conversation is new to the door (a tool result of its own), so the detectors and
+        // the classifier read a fresh message every time, as they do in an agent's loop.
+        @Sendable func body(_ index: Int) -> String {
+            #"{"model":"\#(model)","stream":true,"messages":[{"role":"user","content":"Summarise the meeting notes in the workspace, please."},{"role":"assistant","content":"","tool_calls":[{"id":"c\#(index)","type":"function","function":{"name":"read_file","arguments":"{\"path\":\"notes.txt\"}"}}]},{"role":"tool","tool_call_id":"c\#(index)","content":"Notes \#(index): the meeting moved to Thursday at 10; Ana brings the budget, Ben the slides."}]}"#
+        }
         let requests = requests
         let inFlight = inFlight
         let chunks = chunks
         let url = base + "/chat/completions"
+        let counter = Counter()
         @Sendable func once() async throws -> (ttfb: Double, perChunk: Double) {
-            try await Self.sample(client: client, url: url, body: body, chunks: chunks, label: label)
+            try await Self.sample(client: client, url: url, body: body(counter.next()), chunks: chunks, label: label)
         }
         let result = Outcome()
         let done = DispatchSemaphore(value: 0)
@@ -174,6 +178,11 @@ public struct ModelBenchmark {
             ttfbP99Milliseconds: Self.percentile(ttfb, 0.99),
             chunkMedianMicroseconds: Self.percentile(chunk, 0.5), chunkP99Microseconds: Self.percentile(chunk, 0.99),
             requestsPerSecond: rate)
+    }
+
+    final class Counter: Sendable {
+        let value = Atomic<Int>(0)
+        func next() -> Int { value.add(1, ordering: .relaxed).newValue }
     }
 
     final class Outcome: Sendable {
