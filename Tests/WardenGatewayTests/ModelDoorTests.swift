@@ -339,6 +339,76 @@ struct ModelDoorTests {
         #expect(responses.allSatisfy { $0["tokens_in"] == "11" }, "Anthropic's usage counted")
     }
 
+    /// A key from a file (hidden from the sandbox), `model_requests_max` under `on_budget = "record"`
+    /// (recorded, not enforced), `log_bodies` (bodies recorded with secrets redacted), and an `ask` on
+    /// `complete` that a person approves from another terminal.
+    @Test func aKeyFileRecordedBudgetsBodiesAndAnAskedRequest() throws {
+        let harness = try WardenHarness()
+        let upstream = try ModelStandIn()
+        defer { upstream.close() }
+        var run = Run(harness)
+        let keyFile = harness.outside + "/model.key"
+        try (run.key + "\n").write(toFile: keyFile, atomically: true, encoding: .utf8)
+        let askPolicy = Self.policy.replacingOccurrences(
+            of:
+                #"@id("models") permit(principal, action == Action::"complete", resource) when { resource.name != "t" };"#,
+            with: #"""
+                @id("models") permit(principal, action == Action::"complete", resource) when { context.requests < 3 };
+                @id("fourth-asks") @ask("a fourth request needs a person") permit(principal, action == Action::"complete", resource) when { context.requests >= 3 };
+                """#)
+        var profile = try run.profile(
+            upstream: upstream.openAIBase, top: "model_requests_max = 2\non_budget = \"record\"\nlog_bodies = true",
+            policy: askPolicy)
+        // The key from the file, not the environment.
+        var text = try String(contentsOfFile: profile, encoding: .utf8)
+        text = text.replacingOccurrences(of: #"key_env = "WARDEN_TEST_MODEL_KEY""#, with: "key_file = \"\(keyFile)\"")
+        try text.write(toFile: profile, atomically: true, encoding: .utf8)
+        profile = harness.outside + "/agent.toml"
+        let out = harness.outside + "/agent.out"
+        _ = FileManager.default.createFile(atPath: out, contents: nil)
+        let secretPrompt = #"{"model":"s","messages":[{"role":"user","content":"my key is AKIAIOSFODNN7EXAMPLE"}]}"#
+        let agent = harness.process(
+            WardenHarness.binary,
+            arguments: [
+                "run", "--name", "asks", "--profile", profile, "--workspace", harness.workspace, "--approval-timeout",
+                "20s", "--", "/usr/bin/python3", Self.agent, "probe", "sk-warden-", "test-",
+                "request", "/v1/chat/completions", secretPrompt, "request", "/v1/chat/completions",
+                Self.chat("chunks-2"),
+                "request", "/v1/chat/completions", Self.chat("chunks-3"), "request", "/v1/chat/completions",
+                Self.chat("chunks-4"),
+            ])
+        agent.environment?.removeValue(forKey: "WARDEN_TEST_MODEL_KEY")
+        agent.standardOutput = FileHandle(forWritingAtPath: out)
+        agent.standardError = FileHandle.nullDevice
+        try agent.run()
+        defer { if agent.isRunning { kill(agent.processIdentifier, SIGKILL) } }
+        let held = try #require(harness.pendingApproval(excluding: []), "the fourth request is held")
+        let heldID = try #require(held["id"] as? String)
+        #expect("\(held)".contains("model"), "\(held)")
+        #expect(try harness.run(["approve", heldID, "--as", "tester"]).status == 0)
+        #expect(harness.waitUntil(timeout: 30) { !agent.isRunning })
+        let lines = String(decoding: FileManager.default.contents(atPath: out) ?? Data(), as: UTF8.self)
+            .split(separator: "\n").compactMap {
+                try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+            }
+        try #require(lines.count == 5, "\(lines)")
+        #expect((lines[0]["found"] as? [String]) == [], "the key file is hidden: \(lines[0])")
+        for line in lines[1...4] { #expect(line["status"] as? Int == 200, "\(line)") }
+        #expect(
+            upstream.seen.allSatisfy { $0.headers.contains { $0.0 == "Authorization" && $0.1 == "Bearer \(run.key)" } })
+        run.id = try #require(
+            (try JSONSerialization.jsonObject(with: Data(harness.run(["ps", "--all", "--json"]).standardOutput.utf8))
+                as? [[String: Any]])?.last?["id"] as? String)
+        let budget = try run.events("budget.hit")
+        #expect(budget.count == 1 && budget.first?["action"] == "record", "recorded once, not enforced: \(budget)")
+        let decisions = try run.decisions().filter { $0["action"] == "complete" }
+        #expect(decisions.count == 4 && decisions.last?["reason"] == "approved by a person", "\(decisions)")
+        let bodies = decisions.compactMap { $0["request_body"] }
+        #expect(
+            bodies.count == 4 && bodies[0].contains("[redacted secret]") && !bodies[0].contains("AKIAIOSFODNN7EXAMPLE"))
+        #expect(try run.events("model.response").allSatisfy { $0["response_body"]?.isEmpty == false })
+    }
+
     /// A tool call the model proposes goes through the tools door's own Cedar request before the agent
     /// sees it: one the tools door would deny (a write outside the workspace) is refused with the answer;
     /// one it would allow passes.
