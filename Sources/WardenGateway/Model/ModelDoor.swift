@@ -481,13 +481,13 @@ public final class ModelDoor: Sendable {
         // Recorded before the request goes: not recorded, not done.
         let event = RunEvent(run: run, kind: .decision, actor: .gateway, subject: subject, details: details)
         let sink = sink
-        let failure: String? = await Self.blocking {
-            do {
-                try sink.record(event)
-                return nil
-            } catch {
-                return "\(error)"
-            }
+        // Written on this thread: a journal write (or a group commit) is short, and a hop to another
+        // thread and back costs more than it.
+        var failure: String?
+        do {
+            try sink.record(event)
+        } catch {
+            failure = "\(error)"
         }
         if let failure {
             throw ModelFault(
