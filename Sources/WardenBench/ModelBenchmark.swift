@@ -55,7 +55,7 @@ public struct ModelBenchmark {
             ("warden door (journal)", .journal, false), ("warden door (journal, classifier)", .journal, true),
         ] {
             progress("model: \(label)")
-            let port = try Self.freePort()
+            let port = try EgressBenchmark.freePort()
             var settings = ModelDoorSettings()
             settings.upstreams = [ModelUpstreamSettings(name: "bench", url: upstream.openAIBase, model: model)]
             settings.classify = classify
@@ -89,7 +89,7 @@ public struct ModelBenchmark {
         }
         if FileManager.default.isExecutableFile(atPath: litellm) {
             progress("model: LiteLLM proxy (starting)")
-            let port = try Self.freePort()
+            let port = try EgressBenchmark.freePort()
             let config = directory + "/litellm.yaml"
             try """
             model_list:
@@ -216,30 +216,11 @@ public struct ModelBenchmark {
         return sorted[min(sorted.count - 1, Int((Double(sorted.count - 1) * p).rounded()))]
     }
 
-    static func freePort() throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0
-            }
-        }
-        guard bound else { throw WardenError(code: .systemCall, message: "bench: no free loopback port") }
-        return Int(UInt16(bigEndian: address.sin_port))
-    }
-
     static func waitForPort(_ port: Int, seconds: Double) -> Bool {
         let deadline = Date().addingTimeInterval(seconds)
         while Date() < deadline {
             let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            var address = sockaddr_in()
-            address.sin_family = sa_family_t(AF_INET)
-            address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
-            address.sin_port = UInt16(port).bigEndian
+            var address = EgressBenchmark.loopback(port: port)
             let connected = withUnsafePointer(to: &address) {
                 $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
                     connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0

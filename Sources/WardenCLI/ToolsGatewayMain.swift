@@ -35,15 +35,14 @@ enum ToolsGatewayMain {
                 fail("\(error)")
             }
         }
+        // Started for a run: the supervisor reads these lines (its terminal's prompt), for both doors.
+        let onHeld: @Sendable (Approval) -> Void = { approval in
+            if configuration.listen != nil { tell(["ask": approval.id]) }
+        }
+        let runEntity = Entity(uid: EntityUID(type: "Run", id: configuration.run.rawValue), attributes: [:])
         let gateway: ToolsGateway
         do {
-            let runEntity = Entity(uid: EntityUID(type: "Run", id: configuration.run.rawValue), attributes: [:])
-            let engine =
-                configuration.policies.isEmpty
-                ? try PolicyEngine(policies: "", source: "<no policies>", entities: try Entities([runEntity]))
-                : try PolicyEngine(
-                    policyFiles: configuration.policies, entitiesFile: configuration.entities,
-                    extraEntities: [runEntity])
+            let engine = try engine(configuration, runEntity: runEntity)
             gateway = try ToolsGateway(
                 run: configuration.run, runEntity: runEntity, engine: engine,
                 pins: try ToolPins(path: configuration.stateDirectory + "/mcp-pins.db"), sink: sink,
@@ -52,14 +51,7 @@ enum ToolsGatewayMain {
                 admitNewTools: configuration.admitNewTools,
                 approvalTimeout: .milliseconds(configuration.approvalTimeoutMilliseconds),
                 resolve: configuration.resolve, catalogPath: configuration.catalog,
-                onHeld: { approval in
-                    // Started for a run: the supervisor reads these lines (its terminal's prompt).
-                    guard configuration.listen != nil,
-                        var line = try? JSONSerialization.data(withJSONObject: ["ask": approval.id])
-                    else { return }
-                    line.append(0x0A)
-                    FileHandle.standardOutput.write(line)
-                })
+                onHeld: onHeld)
         } catch {
             fail("\(error)")
         }
@@ -68,7 +60,6 @@ enum ToolsGatewayMain {
         var modelDoor: ModelDoor?
         if let models = configuration.models {
             do {
-                let runEntity = Entity(uid: EntityUID(type: "Run", id: configuration.run.rawValue), attributes: [:])
                 let tools: ToolsGateway? = configuration.servers.isEmpty ? nil : gateway
                 var check: (@Sendable (ProposedCall) -> ToolCallVerdict)?
                 if let tools { check = { tools.verdict(on: $0) } }
@@ -77,13 +68,7 @@ enum ToolsGatewayMain {
                     broker: gateway.broker, settings: models,
                     approvalTimeout: .milliseconds(configuration.approvalTimeoutMilliseconds),
                     toolCheck: check,
-                    onHeld: { approval in
-                        guard configuration.listen != nil,
-                            var line = try? JSONSerialization.data(withJSONObject: ["ask": approval.id])
-                        else { return }
-                        line.append(0x0A)
-                        FileHandle.standardOutput.write(line)
-                    })
+                    onHeld: onHeld)
             } catch {
                 fail("\(error)")
             }
@@ -273,13 +258,7 @@ enum ToolsGatewayMain {
         do {
             let data = try Data(contentsOf: URL(fileURLWithPath: configurationPath))
             let configuration = try JSONDecoder().decode(ToolsGatewayConfiguration.self, from: data)
-            let runEntity = Entity(uid: EntityUID(type: "Run", id: configuration.run.rawValue), attributes: [:])
-            let next =
-                configuration.policies.isEmpty
-                ? try PolicyEngine(policies: "", source: "<no policies>", entities: try Entities([runEntity]))
-                : try PolicyEngine(
-                    policyFiles: configuration.policies, entitiesFile: configuration.entities,
-                    extraEntities: [runEntity])
+            let next = try engine(configuration, runEntity: gateway.runEntity)
             gateway.engine.replace(with: next.snapshot)
             try gateway.record(
                 .policyReloaded, subject: "tools",
@@ -291,6 +270,14 @@ enum ToolsGatewayMain {
         } catch {
             try? gateway.record(.warning, subject: "tools", ["warning": "policy reload refused: \(error)"])
         }
+    }
+
+    /// The doors' policies (none: nothing is permitted), with the run as an entity.
+    static func engine(_ configuration: ToolsGatewayConfiguration, runEntity: Entity) throws -> PolicyEngine {
+        configuration.policies.isEmpty
+            ? try PolicyEngine(policies: "", source: "<no policies>", entities: try Entities([runEntity]))
+            : try PolicyEngine(
+                policyFiles: configuration.policies, entitiesFile: configuration.entities, extraEntities: [runEntity])
     }
 
     /// A descriptor that becomes readable on SIGTERM, SIGINT, SIGHUP or SIGUSR1.

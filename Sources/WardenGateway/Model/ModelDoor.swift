@@ -189,13 +189,6 @@ public final class ModelDoor: Sendable {
         return ended
     }
 
-    public var isCut: Bool { state.withLock { $0.cut != nil } }
-
-    /// The run's token counts so far.
-    public var tokens: (in: Int64, out: Int64, requests: Int64) {
-        state.withLock { ($0.tokensIn, $0.tokensOut, $0.requests) }
-    }
-
     // MARK: - Serving a request
 
     /// Answers one HTTP request from the agent.

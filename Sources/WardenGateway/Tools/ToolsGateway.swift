@@ -19,7 +19,7 @@ import WardenPolicy
 public final class ToolsGateway: @unchecked Sendable {
     // @unchecked: `catalog` and `sessions` are guarded by mutexes; the rest is immutable or thread-safe.
     public let run: RunID
-    let runEntity: Entity
+    public let runEntity: Entity
     public let engine: PolicyEngine
     let pins: ToolPins
     let sink: any EventSink
