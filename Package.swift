@@ -1,4 +1,4 @@
-// swift-tools-version:6.0
+// swift-tools-version:6.1
 import PackageDescription
 
 let package = Package(
@@ -14,6 +14,7 @@ let package = Package(
         .library(name: "WardenGuard", targets: ["WardenGuard"]),
         .library(name: "WardenRedTeam", targets: ["WardenRedTeam"]),
         .library(name: "WardenBench", targets: ["WardenBench"]),
+        .library(name: "WardenServer", targets: ["WardenServer"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -27,6 +28,14 @@ let package = Package(
         // The red team's model client (and the doors' upstream calls): SwiftNIO instead of libcurl, whose
         // thirty-odd shared libraries every start of the binary (supervisor and shim) would load.
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        // `warden serve`: the control-plane API and dashboard (Hummingbird 2 on SwiftNIO, its TLS through
+        // NIOSSL; swift-configuration support left out), its metrics in Prometheus' text format.
+        .package(
+            url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1", traits: ["FullFoundation"]),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // Thin C shims for syscalls that have no glibc wrapper (Landlock, close_range) and for the
@@ -95,6 +104,32 @@ let package = Package(
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ]
         ),
+        // `warden serve`: the API, the live event stream, the dashboard (its files embedded in the binary) and
+        // the metrics, over the registry, the approvals broker and the audit log the CLI uses.
+        .target(
+            name: "WardenServer",
+            dependencies: [
+                "WardenCore", "WardenSandbox", "WardenGateway", "WardenAudit", "CWardenLinux",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ],
+            resources: [
+                .embedInCode("Dashboard/index.html"), .embedInCode("Dashboard/app.js"),
+                .embedInCode("Dashboard/style.css"),
+            ]
+        ),
         .executableTarget(
             name: "WardenCLI",
             dependencies: [
@@ -106,6 +141,7 @@ let package = Package(
                 "WardenCore",
                 "WardenPolicy",
                 "WardenSandbox",
+                "WardenServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -36,14 +36,8 @@ struct StopTargets: ParsableArguments {
                     "stopping \(id) (\(record.name)): SIGTERM and notice file; waiting up to \(DurationSpec.format(effectiveGrace)) before cgroup.kill"
                 )
             }
-            // The model first (best effort; a run without a model door has nothing to cut).
-            if record.state.isActive {
-                _ = ToolsGatewayProcess.requestModelCut(
-                    runDirectory: registry.directory(for: id), reason: "the run is stopping: \(reason ?? defaultReason)"
-                )
-            }
             let outcome = try StopProtocol(ledger: ledger, actor: .operator)
-                .run(grace: effectiveGrace, reason: reason ?? defaultReason)
+                .runCuttingModel(grace: effectiveGrace, reason: reason ?? defaultReason)
             outcomes.append(outcome)
             if !outcome.stopped { failures += 1 }
             for warning in outcome.warnings { Output.error("warning: \(id): \(warning)") }

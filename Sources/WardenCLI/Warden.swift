@@ -28,7 +28,7 @@ struct Warden: AsyncParsableCommand {
         subcommands: [
             Run.self, Stop.self, Kill.self, Renew.self, Ps.self, Inspect.self, Events.self, PolicyCommand.self,
             Approvals.self, Approve.self, Deny.self, MCP.self, Model.self, GuardCommand.self, Audit.self, RedTeam.self,
-            Demo.self,
+            Demo.self, Serve.self,
             Bench.self,
         ]
     )

@@ -241,8 +241,9 @@ public struct AuditError: Error, Sendable, CustomStringConvertible {
     public var wardenError: WardenError { WardenError(code: code, message: message) }
 }
 
-enum AuditHex {
-    static func encode(_ bytes: [UInt8]) -> String {
+/// Lower-case hex, the form of every hash and key in the log (public: the server's token digests too).
+public enum AuditHex {
+    public static func encode(_ bytes: [UInt8]) -> String {
         bytes.withUnsafeBytes { encode($0) }
     }
 
@@ -285,7 +286,7 @@ enum AuditHex {
         }
     }
 
-    static func decode(_ hex: String) -> [UInt8]? {
+    public static func decode(_ hex: String) -> [UInt8]? {
         let chars = Array(hex.utf8)
         guard chars.count % 2 == 0 else { return nil }
         var out = [UInt8]()

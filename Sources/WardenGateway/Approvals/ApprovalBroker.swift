@@ -57,12 +57,21 @@ public struct Approver: Sendable, Equatable, CustomStringConvertible {
     /// `--as NAME`, or the account name of the uid.
     public var name: String?
 
+    /// How a remote caller was authenticated, when the decision came through `warden serve` (its token's
+    /// name and role); recorded instead of the daemon's own uid.
+    public var remote: String?
+
     public init(uid: UInt32, name: String? = nil) {
         self.uid = uid
         self.name = name
     }
 
-    public var description: String { "uid \(uid)" + (name.map { " (\($0))" } ?? "") }
+    public init(remote: String, uid: UInt32) {
+        self.uid = uid
+        self.remote = remote
+    }
+
+    public var description: String { remote ?? ("uid \(uid)" + (name.map { " (\($0))" } ?? "")) }
 }
 
 /// The approvals broker: the one owner of held requests (`<state>/approvals.db`, SQLite in WAL mode,

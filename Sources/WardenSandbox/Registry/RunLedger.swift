@@ -147,12 +147,13 @@ public struct RunLedger: Sendable {
     /// - Returns: the record as the stop found it; a stop of a run already stopping (a second
     ///   `warden stop`) records its request and changes nothing.
     @discardableResult
-    public func beginStop(actor: EventActor, reason: String, grace: Duration) throws -> RunRecord {
+    public func beginStop(actor: EventActor, reason: String, grace: Duration, requestedBy: String? = nil) throws
+        -> RunRecord
+    {
         try update { record in
-            try sink.record(
-                RunEvent(
-                    run: id, kind: .stopRequested, actor: actor,
-                    details: ["reason": reason, "grace_ms": String(grace.nanoseconds / 1_000_000)]))
+            var details = ["reason": reason, "grace_ms": String(grace.nanoseconds / 1_000_000)]
+            if let requestedBy { details["requested_by"] = requestedBy }
+            try sink.record(RunEvent(run: id, kind: .stopRequested, actor: actor, details: details))
             if record.state.canMove(to: .stopping) { record.state = .stopping }
         }
     }

@@ -29,6 +29,16 @@ public struct StopProtocol: Sendable {
         self.interruptFD = interruptFD
     }
 
+    /// A person's stop, from whichever front end (`warden stop`, `warden serve`): the run's model door is
+    /// cut first (best effort: a run without one has nothing to cut), then the protocol runs.
+    public func runCuttingModel(grace: Duration, reason: String, requestedBy: String? = nil) throws -> Outcome {
+        if ledger.reconcile()?.state.isActive == true {
+            _ = ToolsGatewayProcess.requestModelCut(
+                runDirectory: ledger.registry.directory(for: id), reason: "the run is stopping: \(reason)")
+        }
+        return try run(grace: grace, reason: reason, requestedBy: requestedBy)
+    }
+
     /// What the caller keeps observing while the stop waits (the supervisor reads tripwires and kernel
     /// denials during the grace period): descriptors to poll, and what to do when one is readable.
     public struct Observer {
@@ -72,7 +82,10 @@ public struct StopProtocol: Sendable {
     ///   - grace: how long the agent has to exit after the notice; zero kills at once.
     ///   - reason: recorded with the request and in the notice file.
     /// - Returns: the outcome; `stopped` is true only when no process of the run remains.
-    public func run(grace: Duration, reason: String, observer: Observer? = nil) throws -> Outcome {
+    ///   - requestedBy: who asked, when more is known than the actor (the API's caller); recorded.
+    public func run(grace: Duration, reason: String, requestedBy: String? = nil, observer: Observer? = nil) throws
+        -> Outcome
+    {
         guard let record = ledger.reconcile() else { throw WardenError(code: .notFound, message: "no run \(id)") }
         var warnings: [String] = []
         func log(_ kind: EventKind, subject: String = "", _ details: [String: String]) {
@@ -91,7 +104,7 @@ public struct StopProtocol: Sendable {
         }
         let start = monotonicNanoseconds()
         do {
-            try ledger.beginStop(actor: actor, reason: reason, grace: grace)
+            try ledger.beginStop(actor: actor, reason: reason, grace: grace, requestedBy: requestedBy)
         } catch {
             // Stopping is the safe direction: a full disk must not keep an agent alive. Say so loudly.
             warnings.append("could not record stop.requested: \(error)")
