@@ -180,6 +180,19 @@ let package = Package(
             // The loopback servers and the in-sandbox attack client are run from the source tree.
             exclude: ["Peers"]
         ),
+        // `warden serve` through the real binary: its API on the Unix socket and over TLS, the dashboard in a
+        // real headless Chromium (Peers/dashboard.py, Selenium), the daemon killed under live runs.
+        .testTarget(
+            name: "WardenServerTests",
+            dependencies: [
+                "WardenCore", "WardenTesting",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ],
+            exclude: ["Peers"]
+        ),
         // The command line through the real binary: bad input, `warden policy`, `warden redteam` flags.
         .testTarget(
             name: "WardenCLITests",

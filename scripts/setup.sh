@@ -25,6 +25,9 @@ command -v python3 >/dev/null 2>&1 && python3 -m pip --version >/dev/null 2>&1 |
 /usr/bin/python3 -c "import ensurepip" >/dev/null 2>&1 || need_packages+=(python3-venv)
 # The validation layer's classifier: matrix products through OpenBLAS (its CBLAS header and library).
 [ -f /usr/include/cblas.h ] || ls /usr/include/*/cblas.h >/dev/null 2>&1 || need_packages+=(libopenblas-dev)
+# The dashboard's tests: a real headless Chromium and its WebDriver (Debian), driven by Selenium (PyPI, below).
+[ -x /usr/bin/chromium ] || need_packages+=(chromium)
+[ -x /usr/bin/chromedriver ] || need_packages+=(chromium-driver)
 # The model door's real peer: llama.cpp's server, built below with CMake (only when not yet cached).
 [ -x /var/cache/warden-peers/llama-server-0.3.36/bin/llama-server ] || command -v cmake >/dev/null 2>&1 \
     || need_packages+=(cmake)
@@ -140,3 +143,6 @@ if [ ! -f "$smollm/SmolLM2-135M-Instruct.Q4_1.gguf" ]; then
 fi
 # LiteLLM's proxy (MIT), the peer `warden bench model` compares the model door with.
 peer_venv litellm-1.80.0 "import litellm.proxy.proxy_server" "litellm[proxy]==1.80.0"
+# Selenium (Apache-2.0) drives Debian's chromium through chromedriver in the dashboard's browser test (no
+# driver download: the test names /usr/bin/chromedriver).
+peer_venv selenium-4.50.0 "import selenium" selenium==4.50.0

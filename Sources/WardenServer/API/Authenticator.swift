@@ -44,7 +44,7 @@ struct Authenticator: Sendable {
             switch plane.tokens.authenticate(String(header.dropFirst(7)).trimmingCharacters(in: .whitespaces)) {
             case .success(let token):
                 return Caller(credential: .token(id: token.id, name: token.name), role: token.role)
-            case .failure(let refusal): throw await unauthorized(request, context, "a \(refusal.rawValue)")
+            case .failure(let refusal): throw await unauthorized(request, context, refusal.rawValue)
             }
         }
         if let cookie = Self.cookie(request, BrowserSessions.cookieName) {

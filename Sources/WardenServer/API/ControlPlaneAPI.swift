@@ -446,6 +446,8 @@ struct SecurityHeaders<Context: RequestContext>: RouterMiddleware {
             response = try await next(request, context)
         } catch let error as APIError {
             response = try error.response(from: request, context: context)
+        } catch let error as WardenError {
+            response = try APIError.from(error).response(from: request, context: context)
         } catch let error as HTTPError {
             let code =
                 switch error.status {

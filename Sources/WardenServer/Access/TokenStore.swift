@@ -175,9 +175,9 @@ public final class TokenStore: Sendable {
 
     /// Why a presented token is refused.
     public enum Refusal: String, Error, Sendable {
-        case malformed = "malformed token"
-        case unknown = "unknown token"
-        case revoked = "revoked token"
+        case malformed = "a malformed token"
+        case unknown = "an unknown token"
+        case revoked = "a revoked token"
     }
 
     /// Checks a presented token: its record when the secret matches and it is not revoked.
