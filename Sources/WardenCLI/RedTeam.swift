@@ -241,12 +241,29 @@ struct RedTeamOptions: ParsableArguments {
             try Data(HTMLReport.render(report).utf8).write(to: URL(fileURLWithPath: html))
             Output.error("HTML report: \(URL(fileURLWithPath: html).standardizedFileURL.path)")
         }
+        saveForTheDashboard(report)
         if let export {
             let written = try TrainingExport.write(report, to: export)
             Output.error("training data: \(written.joined(separator: ", "))")
         }
         if interrupt.isSet { throw ExitCode(130) }
         if !failed.isEmpty && failed.count == outcomes.count { throw ExitCode(1) }
+    }
+
+    /// Keeps a copy of the report (HTML and JSON) in the state directory's reports, where `warden serve`
+    /// lists them; a copy that cannot be written is a warning, not a lost run.
+    func saveForTheDashboard(_ report: RedTeamReport) {
+        let directory = state.host.stateDirectory + "/reports"
+        let stamp = RunEvent.timestamp(RunEvent.now()).replacingOccurrences(of: ":", with: "").prefix(17)
+        let base = directory + "/redteam-\(stamp)-\(getpid())"
+        do {
+            try FileManager.default.createDirectory(
+                atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            try report.json().write(to: URL(fileURLWithPath: base + ".json"))
+            try Data(HTMLReport.render(report).utf8).write(to: URL(fileURLWithPath: base + ".html"))
+        } catch {
+            Output.error("warning: could not keep a copy of the report in \(directory) for the dashboard: \(error)")
+        }
     }
 
     static func checkWritable(_ path: String) throws {

@@ -260,8 +260,8 @@ async function showRun(id, full = true) {
   try {
     const report = await api('/v1/audit/verify');
     $('chain-status').textContent = report.ok
-      ? `verified: ${report.events_checked} events, ${report.checkpoints_checked} signed checkpoints`
-      : `FAILED at event ${report.first_bad_sequence}: ${report.problem}`;
+      ? `verified: ${report.eventsChecked} events, ${report.checkpointsChecked} signed checkpoints`
+      : `FAILED at event ${report.firstBadSequence}: ${report.problem}`;
     $('chain-status').className = report.ok ? 'ok' : 'error';
   } catch (error) { $('chain-status').textContent = error.message; }
 }
