@@ -97,6 +97,9 @@ let package = Package(
             name: "WardenBench",
             dependencies: [
                 "WardenAudit", "WardenCore", "WardenGuard", "WardenPolicy", "WardenSandbox", "CWardenLinux",
+                // `warden bench serve`: approvals held by the broker as a door holds them, a TLS client.
+                "WardenGateway",
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 // `warden bench model`: a fast stand-in upstream and a streaming client.
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

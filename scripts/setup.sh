@@ -28,6 +28,8 @@ command -v python3 >/dev/null 2>&1 && python3 -m pip --version >/dev/null 2>&1 |
 # The dashboard's tests: a real headless Chromium and its WebDriver (Debian), driven by Selenium (PyPI, below).
 [ -x /usr/bin/chromium ] || need_packages+=(chromium)
 [ -x /usr/bin/chromedriver ] || need_packages+=(chromium-driver)
+# `warden bench serve` loads the daemon's API with wrk.
+command -v wrk >/dev/null 2>&1 || need_packages+=(wrk)
 # The model door's real peer: llama.cpp's server, built below with CMake (only when not yet cached).
 [ -x /var/cache/warden-peers/llama-server-0.3.36/bin/llama-server ] || command -v cmake >/dev/null 2>&1 \
     || need_packages+=(cmake)

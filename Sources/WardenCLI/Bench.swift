@@ -12,7 +12,7 @@ extension Warden {
             abstract: "Benchmarks that print tables (median, p99, and a baseline in the same run).",
             subcommands: [
                 BenchStop.self, BenchPolicy.self, BenchAudit.self, BenchEgress.self, BenchMCP.self, BenchModel.self,
-                BenchModel.self, BenchGuard.self,
+                BenchGuard.self, BenchServe.self,
             ])
     }
 
@@ -198,6 +198,69 @@ extension Warden {
             print(
                 "(\(chunks) chunks an answer; per chunk = time after the first byte / chunks; requests/s with \(inFlight) in flight)"
             )
+            for note in notes { print("note: \(note)") }
+        }
+    }
+
+    struct BenchServe: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "serve",
+            abstract:
+                "warden serve: the runs listing and an approval's round trip next to the CLI; the live stream's delay.",
+            discussion: """
+                Starts --runs real sandboxed runs and the real daemon (TLS on loopback and its Unix socket) in a \
+                scratch state directory, then measures GET /v1/runs with wrk (Debian; --connections over TLS) \
+                and with one client on the Unix socket, next to `warden ps --all --json`; an approval held by \
+                the broker (as a door holds it) approved through the API and through `warden approve`; and the \
+                delay from an event's record to an SSE client of GET /v1/events. Everything it started is \
+                stopped and removed at the end.
+
+                Example: warden bench serve --runs 100 --requests 300
+                """)
+        @Option(help: "Real runs registered while the listing is measured.")
+        var runs = 100
+        @Option(help: "Requests per sequential path (the CLI paths take a tenth, at least 20).")
+        var requests = 300
+        @Option(help: "Seconds of wrk load.")
+        var seconds = 5
+        @Option(help: "wrk's connections.")
+        var connections = 16
+        @Flag(help: "Print the results as JSON.")
+        var json = false
+
+        func validate() throws {
+            if !(1...1000).contains(runs) { throw ValidationError("--runs must be from 1 to 1000") }
+            if requests < 50 { throw ValidationError("--requests must be at least 50") }
+            if !(1...120).contains(seconds) { throw ValidationError("--seconds must be from 1 to 120") }
+            if !(1...1000).contains(connections) { throw ValidationError("--connections must be from 1 to 1000") }
+        }
+
+        func run() async throws {
+            let host = HostConfiguration.fromEnvironment(ProcessInfo.processInfo.environment, stateDirectory: nil)
+            var bench = try ServeBenchmark(wardenExecutable: host.wardenExecutable)
+            defer { bench.cleanUp() }
+            bench.runs = runs
+            bench.requests = requests
+            bench.seconds = seconds
+            bench.connections = connections
+            let (rows, notes) = try await bench.run { line in
+                FileHandle.standardError.write(Data("\r\u{1B}[K\(line)".utf8))
+            }
+            FileHandle.standardError.write(Data("\r\u{1B}[K".utf8))
+            if json { return print(try Output.json(rows)) }
+            let cliList = rows.first { $0.path.hasPrefix("warden ps") }
+            let cliApprove = rows.first { $0.path.hasPrefix("warden approve") }
+            print("path | requests | p50 ms | p99 ms | per second | vs the CLI")
+            print("--- | --- | --- | --- | --- | ---")
+            for row in rows {
+                let baseline = row.path.contains("approv") ? cliApprove : (row.path.contains("runs") ? cliList : nil)
+                let ratio =
+                    row.perSecond.flatMap { rate in baseline?.perSecond.map { String(format: "%.1fx", rate / $0) } }
+                    ?? "-"
+                print(
+                    "\(row.path) | \(row.requests) | \(String(format: "%.3f", row.medianMilliseconds)) | \(String(format: "%.3f", row.p99Milliseconds)) | \(row.perSecond.map { String(format: "%.0f", $0) } ?? "-") | \(ratio)"
+                )
+            }
             for note in notes { print("note: \(note)") }
         }
     }
