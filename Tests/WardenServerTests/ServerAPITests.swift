@@ -22,6 +22,20 @@ struct ServerAPITests {
         #expect(whoami.status == 200 && whoami.object["role"] as? String == "operator", "\(whoami.body)")
         #expect((whoami.object["name"] as? String) == "uid \(getuid())")
 
+        // Another user cannot reach the socket (its mode), and would not pass as the peer it is (its uid).
+        let nobody = ["--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/curl", "-s", "-o", "/dev/null"]
+        let unixArgs = ["-w", "%{http_code}", "--unix-socket", daemon.socket, "http://warden/v1/runs"]
+        let blocked = try harness.runProgram("/usr/bin/setpriv", nobody + unixArgs)
+        #expect(blocked.status == 7 && blocked.standardOutput == "000", "the socket's mode keeps others out")
+        chmod(harness.stateDirectory, 0o711)
+        chmod(daemon.socket, 0o666)
+        let stranger = try harness.runProgram("/usr/bin/setpriv", nobody + unixArgs)
+        #expect(stranger.standardOutput == "401", "a peer that is neither root nor the daemon's user")
+        chmod(daemon.socket, 0o600)
+        chmod(harness.stateDirectory, 0o700)
+        let reasons = try harness.auditEvents().compactMap { ($0["details"] as? [String: Any])?["reason"] as? String }
+        #expect(reasons.contains { $0.contains("peer uid 65534") }, "\(reasons)")
+
         let runs = try await api.get("/v1/runs")
         let listed = try #require(runs.array.first { $0["id"] as? String == id }, "\(runs.body)")
         #expect(listed["state"] as? String == "running")
