@@ -37,6 +37,8 @@ public final class ControlPlane: Sendable {
     private struct ListingCache {
         var generation = 0
         var entries: [Bool: (generation: Int, at: UInt64, body: [UInt8], summaries: [RunSummary])] = [:]
+        /// Listings being rebuilt in the background (an aged one is served meanwhile).
+        var refreshing: Set<Bool> = []
     }
 
     public init(
@@ -65,24 +67,49 @@ public final class ControlPlane: Sendable {
 
     // MARK: - Runs
 
-    /// The runs listing as JSON, active runs unless `all`. Rebuilt when the log shows a run event, and at
-    /// least every 250 ms (resource use and a supervisor that died unrecorded change without one).
+    /// The runs listing as JSON, active runs unless `all`.
+    ///
+    /// After a run event in the log (a run started, stopped, exited) the next request rebuilds it, so what
+    /// the event announced is in the answer. Without one it is refreshed every 250 ms in the background
+    /// (resource use, and a supervisor that died unrecorded, change without an event), the aged listing
+    /// served meanwhile, so no request under load waits for a rebuild it did not need.
     public func runsJSON(all: Bool) -> [UInt8] { runs(all: all).body }
 
     public func runs(all: Bool) -> (body: [UInt8], summaries: [RunSummary]) {
         let now = DispatchTime.now().uptimeNanoseconds
-        if let hit = listing.withLock({ cache -> ([UInt8], [RunSummary])? in
-            guard let entry = cache.entries[all], entry.generation == cache.generation,
-                now - entry.at < 250_000_000
-            else { return nil }
-            return (entry.body, entry.summaries)
-        }) {
-            return hit
+        enum Plan { case serve([UInt8], [RunSummary]), serveAndRefresh([UInt8], [RunSummary]), rebuild }
+        let plan = listing.withLock { cache -> Plan in
+            guard let entry = cache.entries[all], entry.generation == cache.generation else { return .rebuild }
+            if now - entry.at < 250_000_000 || cache.refreshing.contains(all) {
+                return .serve(entry.body, entry.summaries)
+            }
+            cache.refreshing.insert(all)
+            return .serveAndRefresh(entry.body, entry.summaries)
         }
+        switch plan {
+        case .serve(let body, let summaries):
+            return (body, summaries)
+        case .serveAndRefresh(let body, let summaries):
+            DispatchQueue.global().async { [self] in
+                _ = rebuild(all: all)
+                listing.withLock { _ = $0.refreshing.remove(all) }
+            }
+            return (body, summaries)
+        case .rebuild:
+            return rebuild(all: all)
+        }
+    }
+
+    private func rebuild(all: Bool) -> (body: [UInt8], summaries: [RunSummary]) {
         let generation = listing.withLock { $0.generation }
+        let at = DispatchTime.now().uptimeNanoseconds
         let summaries = registry.list().filter { all || $0.state.isActive }.map(RunSummary.init(record:))
         let body = Array((try? JSON.encoder.encode(summaries)) ?? Data("[]".utf8))
-        listing.withLock { $0.entries[all] = (generation, now, body, summaries) }
+        listing.withLock { cache in
+            // A newer rebuild (after a later event) may have landed first; keep the newest.
+            if let current = cache.entries[all], current.generation > generation { return }
+            cache.entries[all] = (generation, at, body, summaries)
+        }
         return (body, summaries)
     }
 

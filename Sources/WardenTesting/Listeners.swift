@@ -90,3 +90,20 @@ private func acceptPending(_ fd: Int32) -> Int {
         count += 1
     }
 }
+
+/// The first line a peer program writes on `pipe` (its ports, as one JSON object), parsed.
+///
+/// The Python peers (loopback servers the tests start) bind port 0 and report what they got this way.
+public func firstJSONLine(of pipe: Pipe) throws -> [String: Any] {
+    var line = Data()
+    while !line.contains(0x0A) {
+        let chunk = pipe.fileHandleForReading.availableData
+        if chunk.isEmpty { break }
+        line.append(chunk)
+    }
+    guard let object = try JSONSerialization.jsonObject(with: line) as? [String: Any] else {
+        throw WardenError(
+            code: .systemCall, message: "the peer did not report its ports: \(String(decoding: line, as: UTF8.self))")
+    }
+    return object
+}

@@ -34,14 +34,7 @@ final class Upstream {
         process.standardOutput = out
         process.standardError = FileHandle(forWritingAtPath: "/dev/null")
         try process.run()
-        var line = Data()
-        while !line.contains(0x0A) {
-            let chunk = out.fileHandleForReading.availableData
-            if chunk.isEmpty { break }
-            line.append(chunk)
-        }
-        let object = try #require(
-            try JSONSerialization.jsonObject(with: line) as? [String: Any], "upstream.py did not report its ports")
+        let object = try firstJSONLine(of: out)
         ports = object.compactMapValues { ($0 as? NSNumber)?.intValue }
         try FileManager.default.copyItem(atPath: peers + "/attacks.py", toPath: harness.workspace + "/attacks.py")
     }

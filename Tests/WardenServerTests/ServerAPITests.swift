@@ -243,16 +243,26 @@ struct ServerAPITests {
         let curl = harness.process(
             "/usr/bin/curl",
             arguments: [
-                "-sN", "--max-time", "4", "--unix-socket", daemon.socket, "-H", "Accept: text/event-stream",
+                "-sN", "--max-time", "120", "--unix-socket", daemon.socket, "-H", "Accept: text/event-stream",
                 "-H", "Last-Event-ID: \(before - 1)", "http://warden/v1/events",
             ])
         _ = FileManager.default.createFile(atPath: stream, contents: nil)
         curl.standardOutput = FileHandle(forWritingAtPath: stream)
         try curl.run()
-        try await Task.sleep(for: .milliseconds(800))
+        var text = ""
+        // The stream is open once the replayed event has arrived; then one is recorded live.
+        harness.waitUntil(timeout: 60) {
+            text = (try? String(contentsOfFile: stream, encoding: .utf8)) ?? ""
+            return text.contains("\"subject\":\"before\"")
+        }
         _ = try harness.run(["audit", "record", "--kind", "note", "--subject", "live-one"])
+        harness.waitUntil(timeout: 60) {
+            text = (try? String(contentsOfFile: stream, encoding: .utf8)) ?? ""
+            return text.contains("\"subject\":\"live-one\"")
+        }
+        // SIGKILL: the test process may hold SIGTERM blocked, and its children inherit the mask.
+        kill(curl.processIdentifier, SIGKILL)
         curl.waitUntilExit()
-        let text = (try? String(contentsOfFile: stream, encoding: .utf8)) ?? ""
         #expect(text.contains("id: \(before)\n") && text.contains("\"subject\":\"before\""), "replayed: \(text)")
         #expect(text.contains("\"subject\":\"live-one\""), "live: \(text)")
     }
@@ -272,5 +282,45 @@ struct ServerAPITests {
         let badRole = try harness.run(["serve", "token", "create", "--name", "x", "--role", "admin"])
         #expect(badRole.status == 2, "\(badRole.standardError)")
         #expect(!FileManager.default.fileExists(atPath: harness.stateDirectory + "/warden.sock"))
+    }
+}
+
+/// `--max-connections`: a listener serves at most that many connections; the next one waits, unserved,
+/// until one closes.
+@Suite(.enabled(if: HostCapabilities.canSandbox, "needs root, bubblewrap, cgroup v2 and Landlock ABI 6+"))
+struct ServerLimitTests {
+    @Test func aListenerServesAtMostMaxConnectionsAtOnce() async throws {
+        let harness = try WardenHarness()
+        let daemon = try Daemon(harness, extra: ["--max-connections", "2"])
+        // Two clients hold a connection each: event streams that stay open.
+        var holders: [Process] = []
+        for _ in 0..<2 {
+            let stream = harness.process(
+                "/usr/bin/curl",
+                arguments: [
+                    "-sN", "--max-time", "20", "--unix-socket", daemon.socket, "-H", "Accept: text/event-stream",
+                    "http://warden/v1/events",
+                ])
+            stream.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
+            try stream.run()
+            holders.append(stream)
+        }
+        try await Task.sleep(for: .milliseconds(800))
+        let third = try harness.runProgram(
+            "/usr/bin/curl",
+            [
+                "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "2", "--unix-socket", daemon.socket,
+                "http://warden/v1/whoami",
+            ])
+        #expect(third.status == 28 && third.standardOutput == "000", "the third waits unserved: \(third.status)")
+        for holder in holders { kill(holder.processIdentifier, SIGKILL) }
+        for holder in holders { holder.waitUntilExit() }
+        let after = try harness.runProgram(
+            "/usr/bin/curl",
+            [
+                "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "10", "--unix-socket", daemon.socket,
+                "http://warden/v1/whoami",
+            ])
+        #expect(after.standardOutput == "200", "served once a connection closed: \(after.standardOutput)")
     }
 }

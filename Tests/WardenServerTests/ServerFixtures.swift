@@ -160,13 +160,7 @@ final class Mirror: @unchecked Sendable {
         process.standardOutput = out
         process.standardError = FileHandle(forWritingAtPath: "/dev/null")
         try process.run()
-        var line = Data()
-        while !line.contains(0x0A) {
-            let chunk = out.fileHandleForReading.availableData
-            if chunk.isEmpty { break }
-            line.append(chunk)
-        }
-        let object = try #require(try JSONSerialization.jsonObject(with: line) as? [String: Any])
+        let object = try firstJSONLine(of: out)
         port = try #require((object["port"] as? NSNumber)?.intValue)
         policy = harness.outside + "/ask.cedar"
         try """
@@ -184,8 +178,9 @@ final class Mirror: @unchecked Sendable {
 
     /// Starts a run whose agent fetches from the mirror through the egress door (held for a person) and
     /// appends the HTTP status to `codes` in the workspace, then sleeps.
-    func startAskingRun(_ harness: WardenHarness, name: String, timeout: String = "60s") throws -> String {
-        let fetch = "curl -s -o /dev/null -w '%{http_code}\\n' -m 90 http://mirror.test:\(port)/hello.txt"
+    /// The approval timeout is long: under the whole suite's load a test can take minutes to answer.
+    func startAskingRun(_ harness: WardenHarness, name: String, timeout: String = "900s") throws -> String {
+        let fetch = "curl -s -o /dev/null -w '%{http_code}\\n' -m 1000 http://mirror.test:\(port)/hello.txt"
         return try harness.start(
             [
                 "--name", name, "--network", "proxy", "--policy", policy, "--resolve", "mirror.test=127.0.0.1",

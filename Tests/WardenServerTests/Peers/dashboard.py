@@ -72,7 +72,7 @@ for argument in ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-d
     options.add_argument(argument)
 options.accept_insecure_certs = True
 driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
-wait = WebDriverWait(driver, 30)
+wait = WebDriverWait(driver, 90)
 try:
     step("sign in by keyboard")
     driver.get(url + "/")
@@ -90,9 +90,9 @@ try:
     assert driver.execute_script("return window.__noReload") == 42, "the page reloaded"
 
     step("a held request shows on the approvals page with its reasons and countdown")
-    fetch = f"curl -s -o /dev/null -w '%{{http_code}}\\n' -m 150 http://mirror.test:{port}/hello.txt >> codes-browser"
+    fetch = f"curl -s -o /dev/null -w '%{{http_code}}\\n' -m 1000 http://mirror.test:{port}/hello.txt >> codes-browser"
     held = start_run(["--name", "browser-asker", "--network", "proxy", "--policy", policy,
-                      "--resolve", "mirror.test=127.0.0.1", "--approval-timeout", "120s"],
+                      "--resolve", "mirror.test=127.0.0.1", "--approval-timeout", "900s"],
                      ["/bin/bash", "-c", f"{fetch}; sleep 300"])
     wait.until(EC.text_to_be_present_in_element((By.ID, "approval-count"), "1"))
     link = driver.find_element(By.ID, "nav-approvals")
@@ -107,7 +107,7 @@ try:
 
     step("approve from the page; the held connection proceeds")
     card.find_element(By.CSS_SELECTOR, "button.approve").click()
-    deadline = time.time() + 30
+    deadline = time.time() + 90
     codes = ""
     while time.time() < deadline:
         try:
