@@ -47,6 +47,15 @@ struct ServerAPITests {
         #expect(detail.status == 200 && (detail.object["record"] as? [String: Any])?["workspace"] != nil)
         let events = try await api.get("/v1/runs/\(id)/events")
         #expect(events.array.contains { $0["kind"] as? String == "started" }, "\(events.body.prefix(300))")
+        // The run's own live stream, replayed from the log's start: its events only.
+        let runStream = try harness.runProgram(
+            "/usr/bin/curl",
+            [
+                "-sN", "--max-time", "2", "--unix-socket", daemon.socket, "-H", "Accept: text/event-stream",
+                "http://warden/v1/runs/\(id)/events?since=0",
+            ])
+        #expect(runStream.standardOutput.contains("\"kind\":\"started\""), "\(runStream.standardOutput.prefix(300))")
+        #expect(!runStream.standardOutput.contains("\"run\":null"), "only the run's events")
         #expect(try await api.get("/v1/approvals").status == 200)
         #expect(try await api.get("/v1/approvals?all=true&run=\(id)").status == 200)
         let verify = try await api.get("/v1/audit/verify")
@@ -94,6 +103,8 @@ struct ServerAPITests {
 
         #expect(try await api.get("/v1/runs", token: viewer).status == 200)
         #expect(try await api.get("/v1/approvals", token: viewer).array.count == 1)
+        let one = try await api.get("/v1/approvals/\(approvalID)", token: viewer)
+        #expect(one.object["state"] as? String == "pending" && (one.object["digest"] as? String)?.count == 64)
         #expect(try await api.post("/v1/runs/\(id)/stop", token: viewer).status == 403)
         #expect(try await api.post("/v1/stop-all", token: viewer).status == 403)
         let viewerApproves = try await api.post("/v1/approvals/\(approvalID)/approve", token: viewer)
@@ -185,7 +196,9 @@ struct ServerAPITests {
         #expect(unknownPath.status == 404 && unknownPath.errorCode == "not_found")
         #expect(try await api.get("/v1/runs?all=maybe").status == 400)
         #expect(try await api.post("/v1/approvals/ap-0000000000/approve").status == 404)
-        _ = try harness.run(["kill", id])
+        let killed = try await api.post("/v1/kill-all", body: #"{"reason": "done"}"#)
+        #expect(killed.status == 200 && (killed.object["remaining_processes"] as? NSNumber)?.intValue == 0)
+        #expect(KernelProbe.processes(inRun: id).isEmpty)
     }
 
     @Test func browserChangesNeedTheSessionCookieItsCSRFTokenAndTheServersOwnOrigin() async throws {
@@ -226,6 +239,19 @@ struct ServerAPITests {
         #expect(own.status == 200, "\(own.body)")
         let forged = try await api.call(.GET, "/v1/runs", headers: [("Cookie", "warden_session=" + csrf)])
         #expect(forged.status == 401, "a made-up session is refused")
+        let current = try await api.call(.GET, "/v1/session", headers: [("Cookie", cookie)])
+        #expect(current.object["signed_in"] as? Bool == true && current.object["csrf"] as? String == csrf)
+        #expect(try await api.get("/v1/session").object["signed_in"] as? Bool == false, "no cookie: not signed in")
+        // Signing out ends that session only.
+        let second = try await api.post("/v1/session", token: token)
+        let secondCookie = String((second.headers.first(name: "set-cookie") ?? "").split(separator: ";")[0])
+        let secondCSRF = (second.object["csrf"] as? String) ?? ""
+        let signOut = try await api.call(
+            .DELETE, "/v1/session",
+            headers: [("Cookie", secondCookie), ("X-CSRF-Token", secondCSRF), ("Origin", origin)])
+        #expect(signOut.status == 200 && signOut.headers.first(name: "set-cookie")?.contains("Max-Age=0") == true)
+        #expect(try await api.call(.GET, "/v1/runs", headers: [("Cookie", secondCookie)]).status == 401)
+        #expect(try await api.call(.GET, "/v1/runs", headers: [("Cookie", cookie)]).status == 200)
         let refusals = try harness.auditEvents().filter { $0["kind"] as? String == "server.refused" }
         #expect(refusals.count == 4, "each CSRF refusal recorded: \(refusals.count)")
 
@@ -294,18 +320,28 @@ struct ServerLimitTests {
         let daemon = try Daemon(harness, extra: ["--max-connections", "2"])
         // Two clients hold a connection each: event streams that stay open.
         var holders: [Process] = []
-        for _ in 0..<2 {
+        var outputs: [String] = []
+        for index in 0..<2 {
             let stream = harness.process(
                 "/usr/bin/curl",
                 arguments: [
-                    "-sN", "--max-time", "20", "--unix-socket", daemon.socket, "-H", "Accept: text/event-stream",
+                    "-sN", "--max-time", "120", "--unix-socket", daemon.socket, "-H", "Accept: text/event-stream",
                     "http://warden/v1/events",
                 ])
-            stream.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
+            let output = harness.outside + "/holder-\(index)"
+            _ = FileManager.default.createFile(atPath: output, contents: nil)
+            stream.standardOutput = FileHandle(forWritingAtPath: output)
             try stream.run()
             holders.append(stream)
+            outputs.append(output)
         }
-        try await Task.sleep(for: .milliseconds(800))
+        // Both are served (their streams began) before the third tries.
+        let served = harness.waitUntil(timeout: 60) {
+            outputs.allSatisfy {
+                (harness.contents($0).map { String(decoding: $0, as: UTF8.self) } ?? "").contains("retry:")
+            }
+        }
+        #expect(served, "the two holders' streams began")
         let third = try harness.runProgram(
             "/usr/bin/curl",
             [
