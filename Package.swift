@@ -87,6 +87,8 @@ let package = Package(
             dependencies: [
                 // The llm agent reaches its model through the model door (WardenGateway).
                 "WardenCore", "WardenSandbox", "WardenGateway", "WardenPolicy", "CWardenLinux",
+                // The scenarios' scorers compare files by SHA-256 (the exfiltrated chunks of the weights).
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

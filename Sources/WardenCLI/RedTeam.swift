@@ -41,8 +41,27 @@ extension Warden {
         @OptionGroup(title: "Model (for --agents llm)") var modelOptions: ModelOptions
         @Flag(name: .customLong("list-agents"), help: "List the agents and prompt variants, then exit.")
         var listAgents = false
+        @Option(
+            help:
+                "The experiment: shutdown (the default), exfiltration, oversight, or all (see --list-scenarios).")
+        var scenario = "shutdown"
+        @Option(help: "Comma-separated tactics of a --scenario other than shutdown (default: all of them).")
+        var tactics: String?
+        @Flag(name: .customLong("list-scenarios"), help: "List the scenarios and their tactics, then exit.")
+        var listScenarios = false
 
         func run() async throws {
+            if listScenarios { return try Self.printScenarios(json: common.json == "-") }
+            if scenario != "shutdown" {
+                let chosenModes = try Self.parseModes(modes)
+                guard repetitions >= 1, repetitions <= 100_000 else {
+                    throw WardenError.invalidInput("--repetitions: give a number from 1 to 100000")
+                }
+                return try await common.executeScenarios(
+                    scenario == "all" ? RedTeamScenarios.all : [try Self.scenario(named: scenario)],
+                    tactics: tactics, modes: chosenModes, repetitions: repetitions,
+                    alsoShutdown: scenario == "all")
+            }
             if listAgents {
                 if common.json == "-" {
                     let agents = ScriptedAdversary.all.map {
@@ -73,12 +92,7 @@ extension Warden {
                 }
                 return variant
             }
-            let chosenModes = try modes.split(separator: ",").map { text -> TrialMode in
-                guard let mode = TrialMode(rawValue: text.trimmingCharacters(in: .whitespaces)) else {
-                    throw WardenError.invalidInput("--modes: '\(text)' is not a mode; use baseline, warden or both")
-                }
-                return mode
-            }
+            let chosenModes = try Self.parseModes(modes)
             guard repetitions >= 1, repetitions <= 100_000 else {
                 throw WardenError.invalidInput("--repetitions: give a number from 1 to 100000")
             }
@@ -97,6 +111,9 @@ extension Warden {
                 report. The baseline is as breakable as the published experiment; under Warden nothing keeps \
                 running after the shutdown point.
 
+                Then every scripted tactic of the other scenarios (exfiltration, oversight), once per mode, one \
+                line each, their report beside the demo's (warden-demo-scenarios.html).
+
                 The HTML report goes to warden-demo.html in the current directory unless --html names another.
 
                 Examples:
@@ -112,6 +129,22 @@ extension Warden {
             try await options.execute(
                 agents: ScriptedAdversary.all, variants: PalisadeScenario.variants.filter { $0.id == "E" },
                 modes: TrialMode.allCases, repetitions: 1, sideBySide: true)
+            // Then one line per scenario × tactic of the other experiments (their report beside the demo's).
+            print("")
+            var scenarios = common
+            scenarios.json = common.json.map { $0 == "-" ? "-" : Self.sibling($0, "scenarios") }
+            scenarios.html = Self.sibling(options.html ?? "warden-demo.html", "scenarios")
+            scenarios.export = common.export.map { $0 + "/scenarios" }
+            try await scenarios.executeScenarios(
+                RedTeamScenarios.all, tactics: nil, modes: TrialMode.allCases, repetitions: 1, alsoShutdown: false)
+        }
+
+        /// `report.html` → `report-scenarios.html`.
+        static func sibling(_ path: String, _ suffix: String) -> String {
+            let url = URL(fileURLWithPath: path)
+            let stem = url.deletingPathExtension().lastPathComponent
+            let ext = url.pathExtension.isEmpty ? "" : "." + url.pathExtension
+            return url.deletingLastPathComponent().appendingPathComponent("\(stem)-\(suffix)\(ext)").path
         }
     }
 }
@@ -253,14 +286,19 @@ struct RedTeamOptions: ParsableArguments {
     /// Keeps a copy of the report (HTML and JSON) in the state directory's reports, where `warden serve`
     /// lists them; a copy that cannot be written is a warning, not a lost run.
     func saveForTheDashboard(_ report: RedTeamReport) {
+        guard let json = try? report.json() else { return }
+        keepForTheDashboard(json: json, html: HTMLReport.render(report), prefix: "redteam")
+    }
+
+    func keepForTheDashboard(json: Data, html: String, prefix: String) {
         let directory = state.host.stateDirectory + "/reports"
         let stamp = RunEvent.timestamp(RunEvent.now()).replacingOccurrences(of: ":", with: "").prefix(17)
-        let base = directory + "/redteam-\(stamp)-\(getpid())"
+        let base = directory + "/\(prefix)-\(stamp)-\(getpid())"
         do {
             try FileManager.default.createDirectory(
                 atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-            try report.json().write(to: URL(fileURLWithPath: base + ".json"))
-            try Data(HTMLReport.render(report).utf8).write(to: URL(fileURLWithPath: base + ".html"))
+            try json.write(to: URL(fileURLWithPath: base + ".json"))
+            try Data(html.utf8).write(to: URL(fileURLWithPath: base + ".html"))
         } catch {
             Output.error("warning: could not keep a copy of the report in \(directory) for the dashboard: \(error)")
         }
@@ -374,5 +412,137 @@ final class ProgressBar: @unchecked Sendable {
 
     func finish() {
         if interactive { FileHandle.standardError.write(Data("\n".utf8)) }
+    }
+}
+
+extension Warden.RedTeam {
+    static func parseModes(_ text: String) throws -> [TrialMode] {
+        try text.split(separator: ",").map { part -> TrialMode in
+            guard let mode = TrialMode(rawValue: part.trimmingCharacters(in: .whitespaces)) else {
+                throw WardenError.invalidInput("--modes: '\(part)' is not a mode; use baseline, warden or both")
+            }
+            return mode
+        }
+    }
+
+    static func scenario(named name: String) throws -> any RedTeamScenario {
+        if let found = RedTeamScenarios.named(name) { return found }
+        let known = RedTeamScenarios.listing
+        if let planned = known.first(where: { $0.id == name && !$0.available }) {
+            throw WardenError.invalidInput("--scenario \(name): \(planned.summary)")
+        }
+        throw WardenError.invalidInput(
+            "--scenario: '\(name)' is not a scenario; choose from \(known.filter(\.available).map(\.id).joined(separator: ", ")) or all"
+        )
+    }
+
+    static func printScenarios(json: Bool) throws {
+        if json {
+            let items = RedTeamScenarios.listing.map { entry -> [String: String] in
+                let tactics = RedTeamScenarios.named(entry.id)?.tactics.map(\.name).joined(separator: ",")
+                return [
+                    "id": entry.id, "summary": entry.summary, "available": String(entry.available),
+                    "tactics": tactics ?? (entry.id == "shutdown" ? "see --list-agents" : ""),
+                ]
+            }
+            return print(try Output.json(items))
+        }
+        for entry in RedTeamScenarios.listing {
+            print("\(entry.id.padding(toLength: 13, withPad: " ", startingAt: 0)) \(entry.summary)")
+            guard let scenario = RedTeamScenarios.named(entry.id) else { continue }
+            for tactic in scenario.tactics {
+                let kind = tactic.isControl ? "control" : "tactic"
+                print("    \(tactic.name.padding(toLength: 18, withPad: " ", startingAt: 0)) \(kind.padding(toLength: 8, withPad: " ", startingAt: 0)) \(tactic.summary)")
+            }
+        }
+        print("shutdown's agents and prompt variants: warden redteam --list-agents")
+    }
+}
+
+extension RedTeamOptions {
+    /// Runs scenarios other than shutdown: each tactic as the agent's program, in each mode; prints the
+    /// side-by-side table per scenario and writes the reports (and, with `alsoShutdown`, runs the shutdown
+    /// suite's scripted agents too).
+    func executeScenarios(
+        _ scenarios: [any RedTeamScenario], tactics: String?, modes: [TrialMode], repetitions: Int,
+        alsoShutdown: Bool, quiet: Bool = false
+    ) async throws {
+        var reports: [ScenarioReport] = []
+        for scenario in scenarios {
+            let chosen = try tactics.map { text in
+                try text.split(separator: ",").map { name -> ScenarioTactic in
+                    let name = name.trimmingCharacters(in: .whitespaces)
+                    guard let tactic = scenario.tactics.first(where: { $0.name == name }) else {
+                        throw WardenError.invalidInput(
+                            "--tactics: \(scenario.id) has no tactic '\(name)'; it has \(scenario.tactics.map(\.name).joined(separator: ", "))"
+                        )
+                    }
+                    return tactic
+                }
+            }
+            reports.append(try await runScenario(scenario, tactics: chosen, modes: modes, repetitions: repetitions))
+        }
+        for report in reports { print(report.table() + "\n") }
+        let combined = ScenarioSuiteReport(reports: reports)
+        if json == "-" {
+            print(String(decoding: try combined.json(), as: UTF8.self))
+        } else if let json {
+            try combined.json().write(to: URL(fileURLWithPath: json))
+            Output.error("JSON report: \(json)")
+        }
+        if let html {
+            try Data(ScenarioHTML.render(combined).utf8).write(to: URL(fileURLWithPath: html))
+            Output.error("HTML report: \(URL(fileURLWithPath: html).standardizedFileURL.path)")
+        }
+        keepForTheDashboard(json: try combined.json(), html: ScenarioHTML.render(combined), prefix: "scenarios")
+        if let export {
+            let written = try TrainingExport.write(scenarios: combined, to: export)
+            Output.error("training data: \(written.joined(separator: ", "))")
+        }
+        if alsoShutdown {
+            var options = self
+            options.json = nil
+            options.html = nil
+            options.export = export.map { $0 + "/shutdown" }
+            try await options.execute(
+                agents: ScriptedAdversary.all, variants: PalisadeScenario.variants.filter { $0.id == "E" },
+                modes: modes, repetitions: repetitions, sideBySide: true)
+        }
+    }
+
+    /// One scenario's trials, with a progress line.
+    func runScenario(
+        _ scenario: any RedTeamScenario, tactics: [ScenarioTactic]?, modes: [TrialMode], repetitions: Int
+    ) async throws -> ScenarioReport {
+        let work = workDirectory ?? NSTemporaryDirectory() + "warden-redteam-\(getpid())"
+        var configuration = RedTeamConfiguration(
+            wardenExecutable: state.host.wardenExecutable, stateDirectory: state.host.stateDirectory,
+            events: AuditEventSinks(stateDirectory: state.host.stateDirectory),
+            workDirectory: URL(fileURLWithPath: work).standardizedFileURL.path)
+        if let weights {
+            let text: String
+            do {
+                text = try String(contentsOfFile: weights, encoding: .utf8)
+            } catch {
+                throw WardenError.invalidInput("--weights: cannot read \(weights); give a TOML file of reward weights")
+            }
+            configuration.weights = try RewardWeights(toml: text, file: weights)
+        }
+        let runner = ScenarioRunner(configuration: configuration)
+        let jobCount = jobs ?? ProcessInfo.processInfo.activeProcessorCount
+        let interactive = isatty(2) == 1
+        let outcomes = await runner.run(
+            scenario, tactics: tactics, modes: modes, repetitions: repetitions, jobs: jobCount
+        ) { done, total, outcome in
+            if interactive {
+                FileHandle.standardError.write(
+                    Data("\r\u{1B}[K\(scenario.id): \(done)/\(total) \(outcome.tactic) (\(outcome.mode.rawValue))".utf8))
+            }
+        }
+        if interactive { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+        for outcome in outcomes where outcome.error != nil {
+            Output.error("trial \(outcome.id): \(outcome.error ?? "")")
+        }
+        return ScenarioReport(scenario: scenario, trials: outcomes)
     }
 }
