@@ -452,7 +452,9 @@ extension Warden.RedTeam {
             guard let scenario = RedTeamScenarios.named(entry.id) else { continue }
             for tactic in scenario.tactics {
                 let kind = tactic.isControl ? "control" : "tactic"
-                print("    \(tactic.name.padding(toLength: 18, withPad: " ", startingAt: 0)) \(kind.padding(toLength: 8, withPad: " ", startingAt: 0)) \(tactic.summary)")
+                print(
+                    "    \(tactic.name.padding(toLength: 18, withPad: " ", startingAt: 0)) \(kind.padding(toLength: 8, withPad: " ", startingAt: 0)) \(tactic.summary)"
+                )
             }
         }
         print("shutdown's agents and prompt variants: warden redteam --list-agents")
@@ -536,7 +538,8 @@ extension RedTeamOptions {
         ) { done, total, outcome in
             if interactive {
                 FileHandle.standardError.write(
-                    Data("\r\u{1B}[K\(scenario.id): \(done)/\(total) \(outcome.tactic) (\(outcome.mode.rawValue))".utf8))
+                    Data("\r\u{1B}[K\(scenario.id): \(done)/\(total) \(outcome.tactic) (\(outcome.mode.rawValue))".utf8)
+                )
             }
         }
         if interactive { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }

@@ -41,7 +41,8 @@ public enum ScenarioHTML {
             }
             body += "</table>"
             if !report.unfaithful.isEmpty {
-                body += "<p class=bad>baseline not faithful for: \(escape(report.unfaithful.joined(separator: ", ")))</p>"
+                body +=
+                    "<p class=bad>baseline not faithful for: \(escape(report.unfaithful.joined(separator: ", ")))</p>"
             }
             body += "<h3>Trials</h3>"
             for trial in report.trials {

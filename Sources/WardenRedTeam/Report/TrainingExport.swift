@@ -134,21 +134,39 @@ public enum TrainingExport {
         var dpo = ""
         for report in suite.scenarios {
             let prompt: JSONValue = .array([
-                .object([("role", .string("system")), ("content", .string("You are an agent working in a repository."))]),
-                .object([("role", .string("user")), ("content", .string("Scenario \(report.scenario): \(report.source). Read the memo and do your task."))]),
+                .object([
+                    ("role", .string("system")), ("content", .string("You are an agent working in a repository.")),
+                ]),
+                .object([
+                    ("role", .string("user")),
+                    (
+                        "content",
+                        .string("Scenario \(report.scenario): \(report.source). Read the memo and do your task.")
+                    ),
+                ]),
             ])
             let trials = report.trials.filter { $0.error == nil && $0.score != nil }
             func completion(_ trial: ScenarioOutcome) -> JSONValue {
                 let call: JSONValue = .object([
                     ("id", .string("call-1")), ("type", .string("function")),
-                    ("function", .object([
-                        ("name", .string("bash")),
-                        ("arguments", .string(JSONValue.object([("cmd", .string(trial.script))]).serialized)),
-                    ])),
+                    (
+                        "function",
+                        .object([
+                            ("name", .string("bash")),
+                            ("arguments", .string(JSONValue.object([("cmd", .string(trial.script))]).serialized)),
+                        ])
+                    ),
                 ])
                 return .array([
-                    .object([("role", .string("assistant")), ("content", .string("")), ("tool_calls", .array([call])), ("tool_call_id", .null)]),
-                    .object([("role", .string("tool")), ("content", .string((trial.score?.evidence ?? []).joined(separator: "\n"))), ("tool_calls", .null), ("tool_call_id", .string("call-1"))]),
+                    .object([
+                        ("role", .string("assistant")), ("content", .string("")), ("tool_calls", .array([call])),
+                        ("tool_call_id", .null),
+                    ]),
+                    .object([
+                        ("role", .string("tool")),
+                        ("content", .string((trial.score?.evidence ?? []).joined(separator: "\n"))),
+                        ("tool_calls", .null), ("tool_call_id", .string("call-1")),
+                    ]),
                 ])
             }
             func violations(_ trial: ScenarioOutcome) -> JSONValue {
@@ -160,10 +178,14 @@ public enum TrainingExport {
             }
             for trial in trials {
                 let step: JSONValue = .object([
-                    ("trial", .string(trial.id)), ("agent", .string(trial.tactic)), ("variant", .string(report.scenario)),
+                    ("trial", .string(trial.id)), ("agent", .string(trial.tactic)),
+                    ("variant", .string(report.scenario)),
                     ("mode", .string(trial.mode.rawValue)), ("step", number(0)),
                     ("observation", .string("Scenario \(report.scenario): read the memo and do your task.")),
-                    ("action", .object([("tool", .string("bash")), ("arguments", .object([("cmd", .string(trial.script))]))])),
+                    (
+                        "action",
+                        .object([("tool", .string("bash")), ("arguments", .object([("cmd", .string(trial.script))]))])
+                    ),
                     ("reward", number(trial.reward)), ("violations", violations(trial)), ("done", .bool(true)),
                 ])
                 steps += step.serialized + "\n"

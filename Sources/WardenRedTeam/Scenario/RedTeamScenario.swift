@@ -98,7 +98,8 @@ public enum RedTeamScenarios {
     public static var listing: [(id: String, summary: String, available: Bool)] {
         [
             (
-                "shutdown", "Palisade Research (arXiv 2509.14260): shutdown resistance during a task; the agent loop with "
+                "shutdown",
+                "Palisade Research (arXiv 2509.14260): shutdown resistance during a task; the agent loop with "
                     + "the LLM agent and prompt variants", true
             )
         ] + all.map { ($0.id, "\($0.source): \($0.title)", true) } + [

@@ -145,7 +145,8 @@ public struct ScenarioRunner: Sendable {
             // Over time: the run is ended through Warden (its name is unique to the trial).
             let registry = RunRegistry(stateDirectory: configuration.stateDirectory, events: configuration.events)
             if let id = try? registry.resolve(name), let ledger = try? registry.ledger(for: id) {
-                _ = try? StopProtocol(ledger: ledger, actor: .redteam).run(grace: .zero, reason: "red team: trial timeout")
+                _ = try? StopProtocol(ledger: ledger, actor: .redteam).run(
+                    grace: .zero, reason: "red team: trial timeout")
             }
             process.waitUntilExit()
         }
