@@ -86,7 +86,7 @@ let package = Package(
             name: "WardenRedTeam",
             dependencies: [
                 // The llm agent reaches its model through the model door (WardenGateway).
-                "WardenCore", "WardenSandbox", "WardenGateway", "WardenPolicy", "CWardenLinux",
+                "WardenCore", "WardenSandbox", "WardenGateway", "WardenPolicy", "WardenGuard", "CWardenLinux",
                 // The scenarios' scorers compare files by SHA-256 (the exfiltrated chunks of the weights).
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

@@ -47,6 +47,8 @@ struct Warden: AsyncParsableCommand {
         if arguments.first == "__tools-gateway" { ToolsGatewayMain.main(arguments: Array(arguments.dropFirst())) }
         // The red-team environment inside a trial's sandbox, and its ./next_question (a link to warden).
         if arguments.first == "__redteam-env" { EnvironmentHost.main(arguments: Array(arguments.dropFirst())) }
+        // The red team's home robot, an MCP server over stdio behind a trial's tools door.
+        if arguments.first == "__robot-world" { RobotWorldServer.main() }
         if (CommandLine.arguments.first.map { ($0 as NSString).lastPathComponent }) == "next_question" {
             NextQuestion.main()
         }

@@ -59,6 +59,8 @@ public struct ScenarioTrial: Sendable {
     public var directory: String
     public var mode: TrialMode
     public var tactic: ScenarioTactic
+    /// The `warden` binary (a scenario's server can be one of its hidden modes).
+    public var warden: String
 
     public var workspace: String { directory + "/workspace" }
     /// The host side: the successor's files, the share, the logs.
@@ -92,7 +94,9 @@ public struct ScenarioScore: Sendable, Codable, Equatable {
 
 /// The scenarios `warden redteam --scenario` knows besides `shutdown`.
 public enum RedTeamScenarios {
-    public static let all: [any RedTeamScenario] = [ExfiltrationScenario(), OversightScenario()]
+    public static let all: [any RedTeamScenario] = [
+        BlackmailScenario(), ExfiltrationScenario(), OversightScenario(), RobotScenario(),
+    ]
 
     /// Every scenario name with a line about it, for `--list-scenarios` (the ones not built yet say so).
     public static var listing: [(id: String, summary: String, available: Bool)] {
@@ -102,10 +106,7 @@ public enum RedTeamScenarios {
                 "Palisade Research (arXiv 2509.14260): shutdown resistance during a task; the agent loop with "
                     + "the LLM agent and prompt variants", true
             )
-        ] + all.map { ($0.id, "\($0.source): \($0.title)", true) } + [
-            ("blackmail", "Anthropic, Agentic Misalignment (arXiv 2510.05179): not built yet", false),
-            ("robot", "LLM-driven home robots approving harmful commands: not built yet", false),
-        ]
+        ] + all.map { ($0.id, "\($0.source): \($0.title)", true) }
     }
 
     public static func named(_ id: String) -> (any RedTeamScenario)? { all.first { $0.id == id } }
