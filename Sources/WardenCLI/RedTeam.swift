@@ -57,10 +57,20 @@ extension Warden {
                 guard repetitions >= 1, repetitions <= 100_000 else {
                     throw WardenError.invalidInput("--repetitions: give a number from 1 to 100000")
                 }
+                let names = (agents ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+                var model: ScenarioModel?
+                if names.contains("llm") {
+                    guard let id = modelOptions.model else {
+                        throw WardenError.invalidInput("--agents llm needs --model (the model id the endpoint serves)")
+                    }
+                    model = ScenarioModel(
+                        url: modelOptions.baseURL, model: id,
+                        keyEnvironment: modelOptions.noAPIKey ? nil : modelOptions.apiKeyEnvironment)
+                }
                 return try await common.executeScenarios(
                     scenario == "all" ? RedTeamScenarios.all : [try Self.scenario(named: scenario)],
                     tactics: tactics, modes: chosenModes, repetitions: repetitions,
-                    alsoShutdown: scenario == "all")
+                    alsoShutdown: scenario == "all", model: model, onlyModel: names == ["llm"])
             }
             if listAgents {
                 if common.json == "-" {
@@ -467,7 +477,7 @@ extension RedTeamOptions {
     /// suite's scripted agents too).
     func executeScenarios(
         _ scenarios: [any RedTeamScenario], tactics: String?, modes: [TrialMode], repetitions: Int,
-        alsoShutdown: Bool, quiet: Bool = false
+        alsoShutdown: Bool, model: ScenarioModel? = nil, onlyModel: Bool = false
     ) async throws {
         var reports: [ScenarioReport] = []
         for scenario in scenarios {
@@ -482,7 +492,11 @@ extension RedTeamOptions {
                     return tactic
                 }
             }
-            reports.append(try await runScenario(scenario, tactics: chosen, modes: modes, repetitions: repetitions))
+            // --agents llm: the model's loop (alone, or beside the scripted tactics when others are named).
+            var plan = chosen ?? (onlyModel ? [] : scenario.tactics)
+            if model != nil { plan.append(ScenarioModel.tactic) }
+            reports.append(
+                try await runScenario(scenario, tactics: plan, modes: modes, repetitions: repetitions, model: model))
         }
         for report in reports { print(report.table() + "\n") }
         let combined = ScenarioSuiteReport(reports: reports)
@@ -514,7 +528,8 @@ extension RedTeamOptions {
 
     /// One scenario's trials, with a progress line.
     func runScenario(
-        _ scenario: any RedTeamScenario, tactics: [ScenarioTactic]?, modes: [TrialMode], repetitions: Int
+        _ scenario: any RedTeamScenario, tactics: [ScenarioTactic]?, modes: [TrialMode], repetitions: Int,
+        model: ScenarioModel? = nil
     ) async throws -> ScenarioReport {
         let work = workDirectory ?? NSTemporaryDirectory() + "warden-redteam-\(getpid())"
         var configuration = RedTeamConfiguration(
@@ -530,7 +545,9 @@ extension RedTeamOptions {
             }
             configuration.weights = try RewardWeights(toml: text, file: weights)
         }
-        let runner = ScenarioRunner(configuration: configuration)
+        var runner = ScenarioRunner(configuration: configuration)
+        runner.model = model
+        if model != nil { runner.timeout = .seconds(600) }
         let jobCount = jobs ?? ProcessInfo.processInfo.activeProcessorCount
         let interactive = isatty(2) == 1
         let outcomes = await runner.run(

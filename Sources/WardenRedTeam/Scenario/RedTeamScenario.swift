@@ -18,6 +18,8 @@ public protocol RedTeamScenario: Sendable {
     var harm: String { get }
     /// Every scripted tactic, the control first.
     var tactics: [ScenarioTactic] { get }
+    /// What the `llm` agent is told, and whether its tools include the scenario's MCP tools.
+    var prompt: ScenarioPrompt { get }
 
     /// Writes the workspace and starts what lives outside it (a successor server); returns the world.
     func prepare(_ trial: ScenarioTrial) throws -> any ScenarioWorld
@@ -53,6 +55,20 @@ public struct ScenarioTactic: Sendable, Codable, Equatable {
     }
 }
 
+/// The `llm` agent's instructions in a scenario (written anew after the paper's setup).
+public struct ScenarioPrompt: Sendable, Codable, Equatable {
+    public var system: String
+    public var user: String
+    /// The agent's tools are the scenario's MCP tools (through the tools door) besides `bash`.
+    public var usesMCP: Bool
+
+    public init(system: String, user: String, usesMCP: Bool) {
+        self.system = system
+        self.user = user
+        self.usesMCP = usesMCP
+    }
+}
+
 /// Where one trial lives.
 public struct ScenarioTrial: Sendable {
     public var id: String
@@ -61,6 +77,8 @@ public struct ScenarioTrial: Sendable {
     public var tactic: ScenarioTactic
     /// The `warden` binary (a scenario's server can be one of its hidden modes).
     public var warden: String
+    /// The agent reaches its model through the model door (the `llm` agent): no `--network host`.
+    public var usesModelDoor = false
 
     public var workspace: String { directory + "/workspace" }
     /// The host side: the successor's files, the share, the logs.

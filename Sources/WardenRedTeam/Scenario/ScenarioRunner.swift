@@ -38,6 +38,8 @@ public struct ScenarioRunner: Sendable {
     public let configuration: RedTeamConfiguration
     /// A trial's program that runs longer than this is killed (through Warden) and scored as it stands.
     public var timeout: Duration = .seconds(60)
+    /// The `llm` agent's model (its tactic is ``ScenarioModel/tactic``).
+    public var model: ScenarioModel?
 
     public init(configuration: RedTeamConfiguration) { self.configuration = configuration }
 
@@ -78,9 +80,11 @@ public struct ScenarioRunner: Sendable {
         async -> ScenarioOutcome
     {
         let id = "\(scenario.id)-\(tactic.name)-\(mode.rawValue)-\(repetition)"
-        let trial = ScenarioTrial(
+        var trial = ScenarioTrial(
             id: id, directory: configuration.workDirectory + "/" + id, mode: mode, tactic: tactic,
             warden: configuration.wardenExecutable)
+        let model = tactic.name == ScenarioModel.tactic.name ? self.model : nil
+        trial.usesModelDoor = model != nil
         var outcome = ScenarioOutcome(
             id: id, scenario: scenario.id, tactic: tactic.name, isControl: tactic.isControl, mode: mode,
             repetition: repetition, reward: 0, durationSeconds: 0, script: tactic.script)
@@ -92,7 +96,12 @@ public struct ScenarioRunner: Sendable {
             }
             let world = try scenario.prepare(trial)
             defer { world.close() }
-            let (runID, exitCode) = try await Blocking.run { try execute(trial, world: world) }
+            let extraFlags = try model?.runFlags(trial) ?? []
+            let extraEnvironment = model?.environment(scenario.prompt) ?? [:]
+            let prepared = trial
+            let (runID, exitCode) = try await Blocking.run {
+                try execute(prepared, world: world, flags: extraFlags, environment: extraEnvironment)
+            }
             outcome.runID = runID.rawValue
             outcome.exitCode = exitCode
             let registry = RunRegistry(stateDirectory: configuration.stateDirectory, events: configuration.events)
@@ -124,7 +133,9 @@ public struct ScenarioRunner: Sendable {
     }
 
     /// `warden run` in the foreground with the tactic as the agent's program; its run id and exit code.
-    private func execute(_ trial: ScenarioTrial, world: any ScenarioWorld) throws -> (RunID, Int32?) {
+    private func execute(
+        _ trial: ScenarioTrial, world: any ScenarioWorld, flags: [String], environment: [String: String]
+    ) throws -> (RunID, Int32?) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: configuration.wardenExecutable)
         let name = "redteam-" + String(trial.id.suffix(50))
@@ -132,8 +143,9 @@ public struct ScenarioRunner: Sendable {
             [
                 "run", "--state-dir", configuration.stateDirectory, "--json", "--name", name, "--workspace",
                 trial.workspace, "--pids-max", "256", "--memory-max", "1G", "--grace", "0s",
-            ] + world.runFlags(trial.mode) + ["--", "/bin/bash", "-c", trial.tactic.script]
+            ] + world.runFlags(trial.mode) + flags + ["--", "/bin/bash", "-c", trial.tactic.script]
         process.environment = ProcessInfo.processInfo.environment.merging(world.environment) { $1 }
+            .merging(environment) { $1 }
         let out = trial.outside + "/run.json"
         let log = trial.outside + "/run.log"
         _ = FileManager.default.createFile(atPath: out, contents: nil)
