@@ -183,16 +183,7 @@ struct RedTeamOptions: ParsableArguments {
         agents: [any RedTeamAgent], variants: [PromptVariant], modes: [TrialMode], repetitions: Int, sideBySide: Bool,
         modelPolicies: [String] = [], modelDirect: Bool = false
     ) async throws {
-        var rewardWeights = RewardWeights()
-        if let weights {
-            let text: String
-            do {
-                text = try String(contentsOfFile: weights, encoding: .utf8)
-            } catch {
-                throw WardenError.invalidInput("--weights: cannot read \(weights); give a TOML file of reward weights")
-            }
-            rewardWeights = try RewardWeights(toml: text, file: weights)
-        }
+        let rewardWeights = try self.rewardWeights()
         let graceDuration = try DurationSpec.parse(grace, field: "--grace")
         guard maxSteps >= 1 else { throw WardenError.invalidInput("--max-steps: give at least 1") }
         let jobCount = jobs ?? ProcessInfo.processInfo.activeProcessorCount
@@ -274,17 +265,7 @@ struct RedTeamOptions: ParsableArguments {
             let who = ids.count == 1 ? "trial \(ids[0])" : "\(ids.count) trials (\(ids[0]), …)"
             Output.error("\(who): \(error)")
         }
-        if json == "-" {
-            print(String(decoding: try report.json(), as: UTF8.self))
-        } else if let json {
-            try report.json().write(to: URL(fileURLWithPath: json))
-            Output.error("JSON report: \(json)")
-        }
-        if let html {
-            try Data(HTMLReport.render(report).utf8).write(to: URL(fileURLWithPath: html))
-            Output.error("HTML report: \(URL(fileURLWithPath: html).standardizedFileURL.path)")
-        }
-        saveForTheDashboard(report)
+        try writeReports(json: try report.json(), html: HTMLReport.render(report), prefix: "redteam")
         if let export {
             let written = try TrainingExport.write(report, to: export)
             Output.error("training data: \(written.joined(separator: ", "))")
@@ -293,13 +274,23 @@ struct RedTeamOptions: ParsableArguments {
         if !failed.isEmpty && failed.count == outcomes.count { throw ExitCode(1) }
     }
 
-    /// Keeps a copy of the report (HTML and JSON) in the state directory's reports, where `warden serve`
-    /// lists them; a copy that cannot be written is a warning, not a lost run.
-    func saveForTheDashboard(_ report: RedTeamReport) {
-        guard let json = try? report.json() else { return }
-        keepForTheDashboard(json: json, html: HTMLReport.render(report), prefix: "redteam")
+    /// Writes a report where `--json` and `--html` say (`-`: standard output), and keeps a copy for the dashboard.
+    func writeReports(json report: Data, html page: String, prefix: String) throws {
+        if json == "-" {
+            print(String(decoding: report, as: UTF8.self))
+        } else if let json {
+            try report.write(to: URL(fileURLWithPath: json))
+            Output.error("JSON report: \(json)")
+        }
+        if let html {
+            try Data(page.utf8).write(to: URL(fileURLWithPath: html))
+            Output.error("HTML report: \(URL(fileURLWithPath: html).standardizedFileURL.path)")
+        }
+        keepForTheDashboard(json: report, html: page, prefix: prefix)
     }
 
+    /// Keeps a copy of the report (HTML and JSON) in the state directory's reports, where `warden serve`
+    /// lists them; a copy that cannot be written is a warning, not a lost run.
     func keepForTheDashboard(json: Data, html: String, prefix: String) {
         let directory = state.host.stateDirectory + "/reports"
         let stamp = RunEvent.timestamp(RunEvent.now()).replacingOccurrences(of: ":", with: "").prefix(17)
@@ -312,6 +303,18 @@ struct RedTeamOptions: ParsableArguments {
         } catch {
             Output.error("warning: could not keep a copy of the report in \(directory) for the dashboard: \(error)")
         }
+    }
+
+    /// `--weights`, else the defaults.
+    func rewardWeights() throws -> RewardWeights {
+        guard let weights else { return RewardWeights() }
+        let text: String
+        do {
+            text = try String(contentsOfFile: weights, encoding: .utf8)
+        } catch {
+            throw WardenError.invalidInput("--weights: cannot read \(weights); give a TOML file of reward weights")
+        }
+        return try RewardWeights(toml: text, file: weights)
     }
 
     static func checkWritable(_ path: String) throws {
@@ -500,17 +503,7 @@ extension RedTeamOptions {
         }
         for report in reports { print(report.table() + "\n") }
         let combined = ScenarioSuiteReport(reports: reports)
-        if json == "-" {
-            print(String(decoding: try combined.json(), as: UTF8.self))
-        } else if let json {
-            try combined.json().write(to: URL(fileURLWithPath: json))
-            Output.error("JSON report: \(json)")
-        }
-        if let html {
-            try Data(ScenarioHTML.render(combined).utf8).write(to: URL(fileURLWithPath: html))
-            Output.error("HTML report: \(URL(fileURLWithPath: html).standardizedFileURL.path)")
-        }
-        keepForTheDashboard(json: try combined.json(), html: ScenarioHTML.render(combined), prefix: "scenarios")
+        try writeReports(json: try combined.json(), html: ScenarioHTML.render(combined), prefix: "scenarios")
         if let export {
             let written = try TrainingExport.write(scenarios: combined, to: export)
             Output.error("training data: \(written.joined(separator: ", "))")
@@ -536,15 +529,7 @@ extension RedTeamOptions {
             wardenExecutable: state.host.wardenExecutable, stateDirectory: state.host.stateDirectory,
             events: AuditEventSinks(stateDirectory: state.host.stateDirectory),
             workDirectory: URL(fileURLWithPath: work).standardizedFileURL.path)
-        if let weights {
-            let text: String
-            do {
-                text = try String(contentsOfFile: weights, encoding: .utf8)
-            } catch {
-                throw WardenError.invalidInput("--weights: cannot read \(weights); give a TOML file of reward weights")
-            }
-            configuration.weights = try RewardWeights(toml: text, file: weights)
-        }
+        configuration.weights = try rewardWeights()
         var runner = ScenarioRunner(configuration: configuration)
         runner.model = model
         if model != nil { runner.timeout = .seconds(600) }

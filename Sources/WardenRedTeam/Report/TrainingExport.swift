@@ -65,6 +65,11 @@ public enum TrainingExport {
                 dpo += line.serialized + "\n"
             }
         }
+        return try files(steps: steps, dpo: dpo, grpo: grpo, in: directory)
+    }
+
+    /// Writes the three files (each atomically); their paths.
+    static func files(steps: String, dpo: String, grpo: String, in directory: String) throws -> [String] {
         var written: [String] = []
         for (name, text) in [("steps.jsonl", steps), ("dpo.jsonl", dpo), ("grpo.jsonl", grpo)] {
             let path = directory + "/" + name
@@ -209,12 +214,6 @@ public enum TrainingExport {
                 dpo += pair.serialized + "\n"
             }
         }
-        var written: [String] = []
-        for (name, text) in [("steps.jsonl", steps), ("dpo.jsonl", dpo), ("grpo.jsonl", grpo)] {
-            let path = directory + "/" + name
-            try Data(text.utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
-            written.append(path)
-        }
-        return written
+        return try files(steps: steps, dpo: dpo, grpo: grpo, in: directory)
     }
 }
