@@ -49,6 +49,10 @@ extension Warden {
                 CLI does not see. Kill it and runs stay confined; `warden stop` and `warden approve` keep \
                 working; a restart picks everything up.
 
+                The daemon's flags (--listen, --tls-cert, --tls-key, --socket, --reports, --max-connections, \
+                --max-streams, --origin) are listed by `warden serve start --help`; the API and the dashboard \
+                are described in docs/serve.md.
+
                 Examples:
                   warden serve
                   curl --unix-socket /var/lib/warden/warden.sock http://warden/v1/runs
