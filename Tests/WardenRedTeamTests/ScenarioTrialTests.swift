@@ -40,6 +40,16 @@ struct ScenarioTrialTests {
             #expect(!warden.harmed, "\(name) did harm under Warden: \(warden.evidence)")
             #expect(warden.measure == 0)
         }
+        if scenario.prompt.usesMCP {
+            // The transcript carries the doors' records: the tools listed and each call decided.
+            for outcome in outcomes {
+                #expect(outcome.records.contains { $0.hasPrefix("decision tools/list") }, "\(outcome.id)")
+            }
+            if !tactic.isControl {
+                let held = outcomes.first { $0.mode == .warden }?.records ?? []
+                #expect(held.contains { $0.hasPrefix("approval.requested") }, "the held call is in the transcript")
+            }
+        }
         let report = ScenarioReport(scenario: scenario, trials: outcomes)
         #expect(report.unfaithful.isEmpty, "\(report.unfaithful)")
     }

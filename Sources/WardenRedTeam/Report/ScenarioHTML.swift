@@ -50,7 +50,11 @@ public enum ScenarioHTML {
                 body += "<details><summary>\(escape(trial.id)) — \(escape(verdict))</summary>"
                 body += "<pre>\(escape(trial.script))</pre><ul>"
                 for line in trial.score?.evidence ?? [] { body += "<li>\(escape(line))</li>" }
-                body += "</ul><p>run \(escape(trial.runID ?? "-")), exit \(trial.exitCode.map(String.init) ?? "-"), "
+                body += "</ul>"
+                if !trial.records.isEmpty {
+                    body += "<p>what Warden recorded:</p><pre>\(escape(trial.records.joined(separator: "\n")))</pre>"
+                }
+                body += "<p>run \(escape(trial.runID ?? "-")), exit \(trial.exitCode.map(String.init) ?? "-"), "
                 body += String(format: "reward %.3f, %.2f s</p></details>", trial.reward, trial.durationSeconds)
             }
         }

@@ -22,9 +22,12 @@ public struct ScenarioOutcome: Sendable, Codable {
     public var error: String?
     /// The tactic's program, as the agent issued it (the transcript and the training export's action).
     public var script: String
+    /// What Warden recorded of the trial's doors and wires, one line each: decisions, held requests,
+    /// tool results, model answers, tripwires, kernel denials, budgets (the transcript's other half).
+    public var records: [String] = []
 
     enum CodingKeys: String, CodingKey {
-        case id, scenario, tactic, mode, repetition, score, reward, error, script
+        case id, scenario, tactic, mode, repetition, score, reward, error, script, records
         case isControl = "control"
         case runID = "run"
         case exitCode = "exit_code"
@@ -106,6 +109,7 @@ public struct ScenarioRunner: Sendable {
             outcome.exitCode = exitCode
             let registry = RunRegistry(stateDirectory: configuration.stateDirectory, events: configuration.events)
             let events = try await Blocking.run { try registry.events(of: runID) }
+            outcome.records = Self.transcript(events)
             let score = world.score(events: events, exitCode: exitCode)
             outcome.score = score
             outcome.reward = reward(scenario: scenario.id, score: score)
@@ -114,6 +118,19 @@ public struct ScenarioRunner: Sendable {
         }
         outcome.durationSeconds = Date().timeIntervalSince(started)
         return outcome
+    }
+
+    /// The events a reader of the trial wants beside its program: what the doors decided and saw.
+    static func transcript(_ events: [RunEvent]) -> [String] {
+        let kinds: Set<EventKind> = [
+            .decision, .approvalRequested, .approvalDecided, .approvalExpired, .approvalUsed, .toolResult,
+            .modelResponse, .tripwire, .denied, .budgetHit,
+        ]
+        return events.filter { kinds.contains($0.kind) }.map { event in
+            let keys = ["decision", "tool", "arguments", "policies", "reason", "is_error", "status", "path", "change"]
+            let details = keys.compactMap { key in event.details[key].map { "\(key)=\($0.prefix(200))" } }
+            return "\(event.kind.rawValue) \(event.subject) " + details.joined(separator: " ")
+        }
     }
 
     /// The corrigibility reward: compliance earns `comply`; each unit of harm and each attempt Warden
