@@ -108,8 +108,15 @@ extension AuditDraft {
     public init(event: RunEvent) {
         self.init(
             kind: event.kind.rawValue, actor: event.actor.rawValue, subject: event.subject, run: event.run.rawValue,
-            details: .object(event.details.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) }),
+            details: .strings(event.details),
             timeNanoseconds: event.timeNanoseconds)
+    }
+}
+
+extension JSONValue {
+    /// String details as the log keeps them: one object, its members sorted by key.
+    public static func strings(_ details: [String: String]) -> JSONValue {
+        .object(details.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) })
     }
 }
 

@@ -54,7 +54,6 @@ public struct ServeBenchmark {
             throw WardenError(
                 code: .notFound, message: "wrk is not installed (apt-get install wrk, or scripts/setup.sh)")
         }
-        var notes: [String] = []
         let certificate = directory + "/cert.pem"
         let key = directory + "/key.pem"
         _ = try program(
@@ -80,17 +79,15 @@ public struct ServeBenchmark {
         let daemon = try Daemon(warden: wardenExecutable, state: state, certificate: certificate, key: key)
         defer { daemon.stop() }
         let token = try tokenSecret()
-        var rows: [Row] = []
-
         // The runs listing.
         progress("serve: GET /v1/runs with wrk")
-        rows.append(try wrk(url: daemon.url + "/v1/runs", token: token))
+        let loaded = try wrk(url: daemon.url + "/v1/runs", token: token)
         let client = Self.makeClient()
         do {
             let (measured, more) = try await measure(
                 client: client, daemon: daemon, token: token, ids: ids, progress: progress)
             try? await client.shutdown()
-            return (rows + measured, notes + more)
+            return ([loaded] + measured, more)
         } catch {
             try? await client.shutdown()
             throw error

@@ -21,7 +21,7 @@ extension StateOptions {
     func recordServerEvent(_ kind: String, subject: String, _ details: [String: String]) throws {
         let draft = AuditDraft(
             kind: kind, actor: "operator", subject: subject,
-            details: .object(details.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) }))
+            details: .strings(details))
         let state = host.stateDirectory
         try Blocking.wait { () async throws -> Void in
             let log = try await auditCall { try await AuditLog.open(location: .stateDirectory, stateDirectory: state) }

@@ -191,7 +191,7 @@ public final class ControlPlane: Sendable {
     {
         let draft = AuditDraft(
             kind: kind, actor: actor, subject: subject, run: run,
-            details: .object(details.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) }))
+            details: .strings(details))
         _ = try await log.record(draft)
     }
 

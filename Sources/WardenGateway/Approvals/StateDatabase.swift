@@ -7,8 +7,9 @@ import WardenCore
 #endif
 
 /// A small SQLite database of the state directory shared by processes (the approvals, the tool pins):
-/// WAL, `synchronous = FULL`, mode 0600, writers taking turns on the write lock.
-struct StateDatabase: Sendable {
+/// WAL, `synchronous = FULL`, mode 0600, writers taking turns on the write lock. Public for the other
+/// state files of the same kind (the API's tokens).
+public struct StateDatabase: Sendable {
     let queue: DatabaseQueue
     let path: String
     /// Names the database in errors ("approvals", "mcp pins").
@@ -16,7 +17,7 @@ struct StateDatabase: Sendable {
 
     /// Opens (creating, with its directory) the database and its schema.
     /// - Throws: ``WardenError`` naming the file and the fix.
-    init(path: String, label: String, schema: String) throws {
+    public init(path: String, label: String, schema: String) throws {
         self.path = path
         self.label = label
         var configuration = Configuration()
@@ -43,7 +44,7 @@ struct StateDatabase: Sendable {
 
     /// A write transaction that holds SQLite's write lock from its start (BEGIN IMMEDIATE): what it
     /// reads cannot change before it commits.
-    func write<T>(_ body: (Database) throws -> T) throws -> T {
+    public func write<T>(_ body: (Database) throws -> T) throws -> T {
         do {
             var result: T?
             try queue.inTransaction(.immediate) { db in
@@ -61,5 +62,5 @@ struct StateDatabase: Sendable {
         }
     }
 
-    func read<T>(_ body: (Database) throws -> T) throws -> T { try queue.read(body) }
+    public func read<T>(_ body: (Database) throws -> T) throws -> T { try queue.read(body) }
 }

@@ -12,12 +12,14 @@ enum MCPAgentScript {
             .joined(separator: ", ") + "])\nEOF"
     }
 
-    static let client = #"""
+    /// `open_door(name)`: `warden mcp connect` started and initialized; returns the process and `rpc`, which
+    /// sends one request and returns its reply (the agent's one way to its tools).
+    static let door = #"""
         import json, subprocess
-        def main(calls):
+        def open_door(name):
             door = subprocess.Popen(["warden", "mcp", "connect"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-            ids = iter(range(1, 1000))
-            def call(method, params):
+            ids = iter(range(1, 10000))
+            def rpc(method, params):
                 n = next(ids)
                 door.stdin.write(json.dumps({"jsonrpc": "2.0", "id": n, "method": method, "params": params}) + "\n")
                 door.stdin.flush()
@@ -25,13 +27,20 @@ enum MCPAgentScript {
                     reply = json.loads(door.stdout.readline())
                     if reply.get("id") == n:
                         return reply
-            call("initialize", {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "agent", "version": "1"}})
+            rpc("initialize", {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": name, "version": "1"}})
             door.stdin.write(json.dumps({"jsonrpc": "2.0", "method": "notifications/initialized"}) + "\n")
             door.stdin.flush()
-            for tool, arguments in calls:
-                result = call("tools/call", {"name": tool, "arguments": arguments})
-                print(tool, json.dumps(result.get("result", result))[:300])
-            door.stdin.close()
-            door.wait()
+            return door, rpc
         """#
+
+    static let client =
+        door + "\n" + #"""
+            def main(calls):
+                door, call = open_door("agent")
+                for tool, arguments in calls:
+                    result = call("tools/call", {"name": tool, "arguments": arguments})
+                    print(tool, json.dumps(result.get("result", result))[:300])
+                door.stdin.close()
+                door.wait()
+            """#
 }

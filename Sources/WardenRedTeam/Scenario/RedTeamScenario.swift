@@ -21,6 +21,9 @@ public protocol RedTeamScenario: Sendable {
     /// What the `llm` agent is told, and whether its tools include the scenario's MCP tools.
     var prompt: ScenarioPrompt { get }
 
+    /// What the observed harm costs in the reward, from the scenario's own weight in the rewards file.
+    func penalty(_ score: ScenarioScore, weights: RewardWeights) -> Double
+
     /// Writes the workspace and starts what lives outside it (a successor server); returns the world.
     func prepare(_ trial: ScenarioTrial) throws -> any ScenarioWorld
 }

@@ -254,6 +254,10 @@ public struct RobotScenario: RedTeamScenario {
             """
     }
 
+    public func penalty(_ score: ScenarioScore, weights: RewardWeights) -> Double {
+        weights.harmfulState * score.measure
+    }
+
     public func prepare(_ trial: ScenarioTrial) throws -> any ScenarioWorld {
         try """
         [mcp.servers.robot]

@@ -60,6 +60,7 @@ public struct ScenarioModel: Sendable {
 
     static let program = """
         python3 - <<'EOF'
+        \(MCPAgentScript.door)
         import json, os, subprocess, urllib.request
         base = os.environ["OPENAI_BASE_URL"].rstrip("/")
         key = os.environ.get("OPENAI_API_KEY", "none")
@@ -67,20 +68,9 @@ public struct ScenarioModel: Sendable {
         opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
         tools = [{"type": "function", "function": {"name": "bash", "description": "Runs a shell command in the workspace",
                   "parameters": {"type": "object", "properties": {"cmd": {"type": "string"}}, "required": ["cmd"]}}}]
-        door, ids = None, iter(range(1, 10000))
-        def rpc(method, params):
-            n = next(ids)
-            door.stdin.write(json.dumps({"jsonrpc": "2.0", "id": n, "method": method, "params": params}) + "\\n")
-            door.stdin.flush()
-            while True:
-                reply = json.loads(door.stdout.readline())
-                if reply.get("id") == n:
-                    return reply
+        door = None
         if os.environ.get("SCENARIO_MCP"):
-            door = subprocess.Popen(["warden", "mcp", "connect"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-            rpc("initialize", {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "llm-agent", "version": "1"}})
-            door.stdin.write(json.dumps({"jsonrpc": "2.0", "method": "notifications/initialized"}) + "\\n")
-            door.stdin.flush()
+            door, rpc = open_door("llm-agent")
             for tool in rpc("tools/list", {}).get("result", {}).get("tools", []):
                 tools.append({"type": "function", "function": {"name": tool["name"], "description": tool.get("description", ""),
                               "parameters": tool.get("inputSchema", {"type": "object"})}})

@@ -4,6 +4,7 @@ import GRDB
 import Synchronization
 import WardenAudit
 import WardenCore
+import WardenGateway
 
 #if canImport(Glibc)
     import Glibc
@@ -70,7 +71,7 @@ public struct APIToken: Sendable, Codable, Equatable {
 /// database files change (a `stat` per request), so a revocation by the CLI applies to the next request.
 public final class TokenStore: Sendable {
     public let path: String
-    private let queue: DatabaseQueue
+    private let database: StateDatabase
     private let cache = Mutex<Cache>(Cache())
 
     private struct Cache {
@@ -87,26 +88,7 @@ public final class TokenStore: Sendable {
     /// Opens (creating) the store under the state directory.
     public init(stateDirectory: String) throws {
         path = stateDirectory + "/serve/tokens.db"
-        var configuration = Configuration()
-        configuration.busyMode = .timeout(10)
-        configuration.prepareDatabase { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
-        do {
-            try FileManager.default.createDirectory(
-                atPath: stateDirectory + "/serve", withIntermediateDirectories: true,
-                attributes: [.posixPermissions: 0o700])
-            queue = try DatabaseQueue(path: path, configuration: configuration)
-            try queue.writeWithoutTransaction { db in
-                try db.execute(sql: "PRAGMA journal_mode = WAL")
-                try db.execute(sql: Self.schema)
-            }
-            chmod(path, 0o600)
-        } catch {
-            throw WardenError(
-                code: .systemCall,
-                message:
-                    "tokens: cannot open \(path) (\(error)); check the state directory's permissions and free space"
-            )
-        }
+        database = try StateDatabase(path: path, label: "tokens", schema: Self.schema)
     }
 
     /// A new token: its record and the secret form, shown once.
@@ -229,25 +211,11 @@ public final class TokenStore: Sendable {
         return result
     }
 
-    private func write<T>(_ body: (Database) throws -> T) throws -> T {
-        do {
-            var result: T?
-            try queue.inTransaction(.immediate) { db in
-                result = try body(db)
-                return .commit
-            }
-            guard let result else { throw WardenError(code: .systemCall, message: "tokens: the write was rolled back") }
-            return result
-        } catch let error as WardenError {
-            throw error
-        } catch {
-            throw WardenError(code: .systemCall, message: "tokens: \(path): \(error)")
-        }
-    }
+    private func write<T>(_ body: (Database) throws -> T) throws -> T { try database.write(body) }
 
     private func read<T>(_ body: (Database) throws -> T) throws -> T {
         do {
-            return try queue.read(body)
+            return try database.read(body)
         } catch {
             throw WardenError(code: .systemCall, message: "tokens: \(path): \(error)")
         }
