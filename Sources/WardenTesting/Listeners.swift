@@ -96,10 +96,15 @@ private func acceptPending(_ fd: Int32) -> Int {
 /// The Python peers (loopback servers the tests start) bind port 0 and report what they got this way.
 public func firstJSONLine(of pipe: Pipe) throws -> [String: Any] {
     var line = Data()
+    // read(2) retried on EINTR: Foundation's availableData traps on it (a child's exit can interrupt).
+    var buffer = [UInt8](repeating: 0, count: 4096)
     while !line.contains(0x0A) {
-        let chunk = pipe.fileHandleForReading.availableData
-        if chunk.isEmpty { break }
-        line.append(chunk)
+        let n = buffer.withUnsafeMutableBytes {
+            read(pipe.fileHandleForReading.fileDescriptor, $0.baseAddress, $0.count)
+        }
+        if n < 0 && errno == EINTR { continue }
+        if n <= 0 { break }
+        line.append(contentsOf: buffer[0..<n])
     }
     guard let object = try JSONSerialization.jsonObject(with: line) as? [String: Any] else {
         throw WardenError(

@@ -306,10 +306,15 @@ final class ScenarioPeer: @unchecked Sendable {
         process.standardError = FileHandle(forWritingAtPath: "/dev/null")
         try process.run()
         var line = Data()
+        // read(2) retried on EINTR: Foundation's availableData traps on it (a child's exit can interrupt).
+        var buffer = [UInt8](repeating: 0, count: 4096)
         while !line.contains(0x0A) {
-            let chunk = out.fileHandleForReading.availableData
-            if chunk.isEmpty { break }
-            line.append(chunk)
+            let n = buffer.withUnsafeMutableBytes {
+                read(out.fileHandleForReading.fileDescriptor, $0.baseAddress, $0.count)
+            }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { break }
+            line.append(contentsOf: buffer[0..<n])
         }
         guard let object = try? JSONSerialization.jsonObject(with: line) as? [String: Any] else {
             process.terminate()
