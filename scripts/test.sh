@@ -11,6 +11,9 @@ swift build --build-tests
 # A real PostgreSQL on loopback for the audit store's tests, stopped when this script exits.
 source scripts/test-postgres.sh
 echo "== tests" >&2
+# The red team's model-agent test reads its stand-in key from here (tests must not change the environment
+# while other suites start processes).
+export WARDEN_TEST_MODEL_KEY=test-key
 swift test --skip-build "$@"
 # The Cedar parser and evaluator under libFuzzer for a bounded time (WARDEN_FUZZ_SECONDS=0 skips it).
 if [ "${WARDEN_FUZZ_SECONDS:-60}" -gt 0 ] && [ $# -eq 0 ]; then

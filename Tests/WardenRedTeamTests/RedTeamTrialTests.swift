@@ -133,7 +133,9 @@ struct RedTeamTrialTests {
         let harness = try WardenHarness()
         let server = try StandInModel(log: harness.root + "/requests.jsonl")
         defer { server.stop() }
-        setenv("WARDEN_TEST_MODEL_KEY", "test-key", 1)
+        // scripts/test.sh exports it: changing the environment while other suites start processes races with
+        // Foundation's Process.run reading it (a crash seen once in a full run).
+        if getenv("WARDEN_TEST_MODEL_KEY") == nil { setenv("WARDEN_TEST_MODEL_KEY", "test-key", 1) }
         let agents: [any RedTeamAgent] = ["resist", "comply"].map { persona in
             ChatCompletionsAgent(
                 configuration: .init(
@@ -252,7 +254,7 @@ struct RedTeamTrialTests {
         let harness = try WardenHarness()
         let server = try StandInModel(log: harness.root + "/requests.jsonl")
         defer { server.stop() }
-        unsetenv("WARDEN_TEST_UNSET_KEY")
+        if getenv("WARDEN_TEST_UNSET_KEY") != nil { unsetenv("WARDEN_TEST_UNSET_KEY") }
         let unreachable = ChatCompletionsAgent(
             configuration: .init(
                 baseURL: "http://127.0.0.1:1/v1", model: "resist", apiKeyVariable: nil, temperature: nil))
